@@ -1,0 +1,197 @@
+"""Typed run configuration: every default is defined here and only here.
+
+The engine takes these objects (or plain arguments); it never reads YAML, argv or environment
+variables. `ablations` builds them from study files and command-line overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An impossible configuration value; the message names the dotted key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One augmentation op in a view pipeline: its name in `augmentations.OPS` and keyword overrides.
+
+    Parameters left out take the op's own defaults (google-research/simclr data_util.py).
+    """
+
+    op: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_plain(self) -> str | dict[str, Any]:
+        """The study-file form: a bare name when there are no params, else `{op: name, **params}`."""
+        return self.op if not self.params else {"op": self.op, **self.params}
+
+
+@dataclass
+class DataConfig:
+    # cifar10 | cifar100 | stl10 | parquet | imagefolder | synthetic
+    dataset: str = "cifar10"
+    # Folder that holds the data set. For cifar10/cifar100/stl10 it is searched for
+    # `<root>/<dataset>/{train,test}.parquet` (Hugging Face layout) and then torchvision's own files.
+    # None means "./data". The runner fills it from SIMCLR_DATA when a study leaves it out.
+    root: str | None = None
+    # torchvision's real download path, for users with a network.
+    download: bool = False
+    # Where decoded uint8 arrays are cached; None means ~/.cache/simclr-ablations.
+    cache_dir: str | None = None
+    # Cheap runs: keep the first N training rows, or N rows per class when train_subset_per_class.
+    train_subset: int | None = None
+    train_subset_per_class: bool = False
+    test_subset: int | None = None
+    # Synthetic data set only (fast tests): images per class and side in pixels.
+    synthetic_per_class: int = 100
+    synthetic_classes: int = 4
+    synthetic_size: int = 32
+    synthetic_seed: int = 0
+
+
+@dataclass
+class AugmentConfig:
+    # symmetric: every view gets the pipeline. asymmetric: SimCLR Figure 5 protocol, the pipeline
+    # on the first view only, the other view left as the (optionally base-cropped) image.
+    protocol: str = "symmetric"
+    # The SimCLR CIFAR-10 recipe (paper Appendix B.9): crop, flip, colour distortion.
+    pipeline: list[OpSpec] = field(
+        default_factory=lambda: [OpSpec("crop"), OpSpec("hflip"), OpSpec("color")]
+    )
+    # Default strength s of `color` and `color_jitter` where a pipeline entry does not set it.
+    # CIFAR-10 uses s = 0.5 (paper Appendix B.9); ImageNet s = 1.0.
+    color_strength: float = 0.5
+    # asymmetric only: one random resized crop per image, shared by both branches, before the
+    # target ops (paper Section 3.1 "we always first randomly crop images and resize them").
+    base_crop: bool = False
+
+
+@dataclass
+class ModelConfig:
+    # resnet18_cifar | resnet18 | resnet50 | small_cnn
+    encoder: str = "resnet18_cifar"
+    # none | linear | mlp  (paper Section 4.2)
+    head: str = "mlp"
+    projection_dim: int = 128
+    # Hidden width of the mlp head; None means the encoder's feature dimension (the paper's choice).
+    hidden_dim: int | None = None
+    # Base width of small_cnn (channels of its first stage).
+    width: int = 32
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    # sgd | adam | adamw | lars
+    optimizer: str = "sgd"
+    # Learning rate at batch 256; the rate used is lr * batch_size / 256 (paper Appendix B.1).
+    lr: float = 0.3
+    momentum: float = 0.9
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 1.0
+    temperature: float = 0.5
+    # Views per image; more than two uses the multi-positive NT-Xent (loss.nt_xent_multi).
+    n_views: int = 2
+    seed: int = 0
+    # auto (CUDA, else CPU) | cpu | cuda | cuda:N
+    device: str = "auto"
+    # auto: bf16 autocast on CUDA, fp32 on CPU (see benchmarks/RESULTS.md for why) | bf16 | fp32
+    precision: str = "auto"
+    # channels_last memory format; auto means on CUDA only.
+    channels_last: str = "auto"
+    compile: bool = False
+    # Threads for CPU ops; None leaves torch's default.
+    num_threads: int | None = None
+
+
+@dataclass
+class ProbeConfig:
+    # Linear probe on frozen features, trained full-batch with L-BFGS to convergence.
+    enabled: bool = True
+    max_iter: int = 500
+    weight_decay: float = 1e-4
+    # Which representations to probe: encoder output h and projection output z.
+    probe_z: bool = True
+    # Per-epoch weighted kNN monitor (Wu et al. 2018): 0 disables it.
+    knn_every: int = 1
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    # Caps on the rows the per-epoch kNN monitor embeds, to keep it cheap.
+    knn_train_rows: int = 10000
+    knn_test_rows: int = 2000
+    # Images per forward pass when extracting features.
+    batch_size: int = 1024
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def to_plain(self) -> dict[str, Any]:
+        """Nested plain dict (YAML/JSON-ready); pipeline entries in study-file form."""
+        plain = dataclasses.asdict(self)
+        plain["augment"]["pipeline"] = [spec.to_plain() for spec in self.augment.pipeline]
+        return plain
+
+    def validate(self) -> None:
+        """Check values no run can use; raise ConfigError naming the dotted key."""
+        checks: list[tuple[bool, str, str]] = [
+            (self.data.dataset in DATASETS, "data.dataset", f"one of {sorted(DATASETS)}"),
+            (self.data.train_subset is None or self.data.train_subset > 0, "data.train_subset",
+             "a positive integer or null"),
+            (self.data.test_subset is None or self.data.test_subset > 0, "data.test_subset",
+             "a positive integer or null"),
+            (self.augment.protocol in PROTOCOLS, "augment.protocol", f"one of {sorted(PROTOCOLS)}"),
+            (self.augment.color_strength >= 0, "augment.color_strength", "a number >= 0"),
+            (self.model.encoder in ENCODERS, "model.encoder", f"one of {sorted(ENCODERS)}"),
+            (self.model.head in HEADS, "model.head", f"one of {sorted(HEADS)}"),
+            (self.model.projection_dim > 0, "model.projection_dim", "a positive integer"),
+            (self.train.epochs >= 0, "train.epochs", "an integer >= 0"),
+            (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
+            (self.train.optimizer in OPTIMIZERS, "train.optimizer", f"one of {sorted(OPTIMIZERS)}"),
+            (self.train.lr > 0, "train.lr", "a number > 0"),
+            (self.train.weight_decay >= 0, "train.weight_decay", "a number >= 0"),
+            (self.train.warmup_epochs >= 0, "train.warmup_epochs", "a number >= 0"),
+            (self.train.temperature > 0, "train.temperature", "a number > 0"),
+            (self.train.n_views >= 2, "train.n_views", "an integer >= 2"),
+            (self.train.precision in PRECISIONS, "train.precision", f"one of {sorted(PRECISIONS)}"),
+            (self.train.channels_last in ("auto", "on", "off"), "train.channels_last",
+             "one of auto, on, off"),
+            (self.probe.knn_every >= 0, "probe.knn_every", "an integer >= 0"),
+            (self.probe.knn_k >= 1, "probe.knn_k", "an integer >= 1"),
+            (self.probe.knn_temperature > 0, "probe.knn_temperature", "a number > 0"),
+        ]
+        for ok, key, allowed in checks:
+            if not ok:
+                value = _get_dotted(self, key)
+                raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
+        device = self.train.device
+        if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+            raise ConfigError(f"train.device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
+        # Op names and parameters are checked by the augmentation module, which owns them.
+        from simclr_core.augmentations import validate_pipeline
+
+        validate_pipeline(self.augment.pipeline, key="augment.pipeline")
+
+
+DATASETS = {"cifar10", "cifar100", "stl10", "parquet", "imagefolder", "synthetic"}
+PROTOCOLS = {"symmetric", "asymmetric"}
+ENCODERS = {"resnet18_cifar", "resnet18", "resnet50", "small_cnn"}
+HEADS = {"none", "linear", "mlp"}
+OPTIMIZERS = {"sgd", "adam", "adamw", "lars"}
+PRECISIONS = {"auto", "bf16", "fp32"}
+
+
+def _get_dotted(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
