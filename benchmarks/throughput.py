@@ -1,0 +1,149 @@
+"""Training throughput: simclr_core's batched pipeline against the conventional one, in one run.
+
+The conventional pipeline is what lightly, sthalles/SimCLR and the UvA tutorial do: a Dataset of
+PIL images, torchvision transforms drawn per image, two views per item, a DataLoader with worker
+processes. Both pipelines feed the same model, batch size, precision and memory format, so the
+ratio isolates the data pipeline. Figures are views per second (two views per image).
+
+    python benchmarks/throughput.py [--batches 6] [--batch-size 256] [--encoder small_cnn]
+
+The last line reads `augment_speedup=<x> train_speedup=<y>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms
+
+from simclr_core.augmentations import make_views
+from simclr_core.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+from simclr_core.data import load_dataset
+from simclr_core.loss import nt_xent_multi
+from simclr_core.model import SimCLRModel
+from simclr_core.trainer import build_optimizer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def conventional_transform(strength: float = 0.5) -> transforms.Compose:
+    """The per-image SimCLR CIFAR-10 recipe with the same parameters as our default pipeline."""
+    jitter = transforms.ColorJitter(0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength)
+    return transforms.Compose([
+        transforms.RandomResizedCrop(32, scale=(0.08, 1.0)),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomApply([jitter], p=0.8),
+        transforms.RandomGrayscale(p=0.2),
+        transforms.ToTensor(),
+    ])
+
+
+class TwoViewDataset(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor):
+        self.images = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in images]
+        self.transform = conventional_transform()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = self.images[index]
+        return self.transform(image), self.transform(image)
+
+
+def load_images(n: int) -> tuple[torch.Tensor, str]:
+    if (SHARED / "cifar10").exists():
+        data = load_dataset(DataConfig(dataset="cifar10", root=str(SHARED), train_subset=n, test_subset=16))
+    else:
+        data = load_dataset(DataConfig(dataset="synthetic", synthetic_per_class=n // 4, synthetic_classes=4))
+    return data.train_images[:n], data.source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--encoder", default="small_cnn")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="DataLoader workers of the conventional pipeline (default: one per core)")
+    args = parser.parse_args()
+
+    n_images = args.batch_size * (args.batches + 2)
+    images, source = load_images(n_images)
+    config = RunConfig(model=ModelConfig(encoder=args.encoder), train=TrainConfig(batch_size=args.batch_size))
+    augment = AugmentConfig()
+    # Same model settings for both pipelines: channels_last is what our trainer uses on this CPU.
+    memory_format = torch.channels_last
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder}, batch {args.batch_size}, "
+          f"{args.batches} timed batches, {args.workers} DataLoader workers")
+
+    loader = torch.utils.data.DataLoader(
+        TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
+        num_workers=args.workers, persistent_workers=args.workers > 0,
+    )
+    generator = torch.Generator().manual_seed(0)
+
+    def batched_views(batch_index: int) -> torch.Tensor:
+        start = (batch_index % (args.batches + 2)) * args.batch_size
+        batch = images[start : start + args.batch_size].float().div_(255)
+        return torch.cat(make_views(batch, augment, generator))
+
+    def loader_views():
+        while True:
+            for view1, view2 in loader:
+                yield torch.cat([view1, view2])
+
+    # Augmentation alone.
+    batched_views(0)
+    start = time.perf_counter()
+    for index in range(args.batches):
+        batched_views(index)
+    ours_augment = args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+
+    stream = loader_views()
+    next(stream)  # start the workers
+    start = time.perf_counter()
+    for _ in range(args.batches):
+        next(stream)
+    theirs_augment = args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+
+    # Full training step: views, forward, NT-Xent, backward, optimiser step.
+    def train_rate(next_batch) -> float:
+        torch.manual_seed(0)
+        model = SimCLRModel(config.model).to(memory_format=memory_format)
+        optimizer = build_optimizer(model, config)
+
+        def step():
+            batch = next_batch().contiguous(memory_format=memory_format)
+            _, z = model(batch)
+            loss = nt_xent_multi(z.view(2, args.batch_size, -1), 0.5)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()  # warm-up
+        start = time.perf_counter()
+        for _ in range(args.batches):
+            step()
+        return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+
+    counter = iter(range(10**9))
+    ours_train = train_rate(lambda: batched_views(next(counter)))
+    theirs_train = train_rate(lambda: next(stream))
+
+    print(f"{'':24}{'simclr_core':>14}{'conventional':>14}{'ratio':>8}")
+    print(f"{'augment views/s':24}{ours_augment:14.0f}{theirs_augment:14.0f}{ours_augment / theirs_augment:8.2f}")
+    print(f"{'train step views/s':24}{ours_train:14.0f}{theirs_train:14.0f}{ours_train / theirs_train:8.2f}")
+    print(f"augment_speedup={ours_augment / theirs_augment:.2f} train_speedup={ours_train / theirs_train:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""SimCLR pre-training: one flat loop (paper Algorithm 1), then the linear probe.
+
+sample batch -> views -> f and g -> NT-Xent -> backward -> step -> schedule -> report.
+The loss optimised is NT-Xent alone. Progress goes out through a callback once per epoch, so a
+caller can log or prune (by raising) without the engine knowing who listens.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy
+import torch
+import torchvision
+
+from simclr_core.augmentations import make_views
+from simclr_core.config import ConfigError, RunConfig
+from simclr_core.data import Dataset, load_dataset
+from simclr_core.loss import contrastive_accuracy, nt_xent_multi
+from simclr_core.model import SimCLRModel
+from simclr_core.probe import extract_features, knn_accuracy, linear_probe
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stops rather than optimising garbage."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        self.epoch, self.step, self.value = epoch, step, value
+        super().__init__(
+            f"non-finite loss {value} at epoch {epoch}, step {step} (global); "
+            "lower train.lr, raise train.temperature, or use train.precision: fp32"
+        )
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # epochs completed, 1-based
+    step: int  # optimiser steps completed in the whole run
+    loss: float  # mean NT-Xent over the epoch's steps
+    contrastive_acc: float  # mean top-1 of the positive among the 2N-1 other views
+    lr: float  # learning rate of the epoch's last step
+    images_per_s: float  # source images per second of training (each gives n_views views)
+    seconds: float  # wall time of the epoch's training steps (the kNN monitor excluded)
+    knn_acc: float | None = None  # weighted kNN test top-1, when the monitor ran this epoch
+
+
+@dataclass
+class RunResult:
+    config: dict
+    history: list[EpochMetrics]
+    probe_h: float | None  # linear-probe test top-1 on h
+    probe_z: float | None  # linear-probe test top-1 on z
+    knn_acc: float | None  # last kNN monitor value
+    wall_time_s: float
+    images_per_s: float  # over all training steps of this process
+    device: str
+    versions: dict[str, str]
+    train_images: int
+    test_images: int
+    steps: int
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Final scalar metrics, flat, for trackers and reports."""
+        last = self.history[-1] if self.history else None
+        values = {
+            "probe_h": self.probe_h,
+            "probe_z": self.probe_z,
+            "knn_acc": self.knn_acc,
+            "loss": last.loss if last else None,
+            "contrastive_acc": last.contrastive_acc if last else None,
+            "wall_time_s": self.wall_time_s,
+            "images_per_s": self.images_per_s,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def learning_rate(step: int, *, peak_lr: float, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to peak_lr, then cosine decay to zero (paper Appendix B.1), by global step."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LARS(torch.optim.Optimizer):
+    """LARS (You et al. 2017) as SimCLR uses it: SGD with momentum whose step for each weight
+    tensor is scaled by trust_coefficient * ||w|| / ||g + wd * w||. Groups with `exclude=True`
+    (biases and BatchNorm, paper Appendix B.1) get plain momentum SGD without weight decay."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coefficient: float = 0.001):
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                        trust_coefficient=trust_coefficient, exclude=False)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                update = param.grad
+                if not group["exclude"]:
+                    update = update.add(param, alpha=group["weight_decay"])
+                    param_norm, update_norm = param.norm(), update.norm()
+                    trust = torch.where(
+                        (param_norm > 0) & (update_norm > 0),
+                        group["trust_coefficient"] * param_norm / update_norm,
+                        torch.ones_like(param_norm),
+                    )
+                    update = update.mul(trust)
+                state = self.state[param]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = update.clone()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(update)
+                param.add_(state["momentum_buffer"], alpha=-group["lr"])
+
+
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    """Weight decay (and LARS adaptation) on conv/linear weights only, not biases or BatchNorm."""
+    train = config.train
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    lr = train.lr * train.batch_size / 256
+    if train.optimizer == "lars":
+        groups = [{"params": decay}, {"params": no_decay, "exclude": True, "weight_decay": 0.0}]
+        return LARS(groups, lr=lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    groups = [{"params": decay, "weight_decay": train.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
+    if train.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} asked for, but torch sees no CUDA device; use auto or cpu")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+def train(
+    config: RunConfig,
+    *,
+    callback: Callable[[EpochMetrics], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    dataset: Dataset | None = None,
+) -> RunResult:
+    """Pre-train SimCLR as `config` says, probe it, and return the result.
+
+    callback: called after every epoch with its metrics; raising from it stops training (the
+        exception propagates, after the epoch's checkpoint is written).
+    checkpoint_dir: when set, a checkpoint is written at every epoch end and, if one is already
+        there, training resumes from it to the same result as an uninterrupted run.
+    dataset: an already loaded data set, else `load_dataset(config.data)`.
+    """
+    config.validate()
+    started = time.perf_counter()
+    tc = config.train
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    device = select_device(tc.device)
+    on_cuda = device.type == "cuda"
+    autocast_dtype = torch.bfloat16 if tc.precision == "bf16" or (tc.precision == "auto" and on_cuda) else None
+    channels_last = tc.channels_last == "on" or (tc.channels_last == "auto" and on_cuda)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    data = dataset or load_dataset(config.data)
+    # The whole data set lives on the training device as uint8 (airbench): no loader, no workers.
+    train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
+    test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
+    n_train = len(train_images)
+    steps_per_epoch = n_train // tc.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"train.batch_size: {tc.batch_size} is larger than the {n_train} training images; "
+            "lower it or raise data.train_subset"
+        )
+    total_steps = tc.epochs * steps_per_epoch
+    warmup_steps = round(tc.warmup_epochs * steps_per_epoch)
+
+    torch.manual_seed(tc.seed)  # model initialisation
+    model = SimCLRModel(config.model).to(device, memory_format=memory_format)
+    forward = torch.compile(model) if tc.compile else model
+    optimizer = build_optimizer(model, config)
+    peak_lr = optimizer.param_groups[0]["lr"]
+    # One generator drives shuffling and every augmentation draw, so its state is the whole
+    # randomness of training and a checkpoint that saves it resumes bit-identically on CPU.
+    generator = torch.Generator(device=device).manual_seed(tc.seed)
+
+    history: list[EpochMetrics] = []
+    start_epoch = 0
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+    if checkpoint_path and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state["config"] != config.to_plain():
+            raise ConfigError(
+                f"checkpoint {checkpoint_path} was written by a different configuration; "
+                "use a new checkpoint folder or delete it"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].to("cpu"))
+        history = [EpochMetrics(**m) for m in state["history"]]
+        start_epoch = state["epoch"]
+
+    knn_train = slice(0, config.probe.knn_train_rows)
+    knn_test = slice(0, config.probe.knn_test_rows)
+    feature_kwargs = dict(batch_size=config.probe.batch_size, autocast_dtype=autocast_dtype,
+                          channels_last=channels_last)
+    train_seconds, trained_images = 0.0, 0
+    step = start_epoch * steps_per_epoch
+    model.train()
+    for epoch in range(start_epoch, tc.epochs):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(n_train, generator=generator, device=device)
+        loss_sum = torch.zeros((), device=device)
+        accuracy_sum = torch.zeros((), device=device)
+        for batch_index in range(steps_per_epoch):
+            lr = learning_rate(step, peak_lr=peak_lr, warmup_steps=warmup_steps, total_steps=total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
+            images = train_images[indices].float().div_(255)  # (B,3,H,W) in [0,1]
+            views = make_views(images, config.augment, generator, n_views=tc.n_views)
+            batch = torch.cat(views).contiguous(memory_format=memory_format)  # (V*B,3,H,W)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                _, z = forward(batch)
+            z = z.float().view(tc.n_views, tc.batch_size, -1)  # (V, B, P)
+            loss = nt_xent_multi(z, tc.temperature)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(epoch + 1, step, loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            accuracy_sum += contrastive_accuracy(z.detach())
+            step += 1
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - epoch_start
+        train_seconds += seconds
+        trained_images += steps_per_epoch * tc.batch_size
+        metrics = EpochMetrics(
+            epoch=epoch + 1,
+            step=step,
+            loss=loss_sum.item() / steps_per_epoch,
+            contrastive_acc=accuracy_sum.item() / steps_per_epoch,
+            lr=lr,
+            images_per_s=steps_per_epoch * tc.batch_size / seconds,
+            seconds=seconds,
+        )
+        knn_due = config.probe.knn_every and ((epoch + 1) % config.probe.knn_every == 0 or epoch + 1 == tc.epochs)
+        if knn_due:
+            bank, _ = extract_features(model, train_images[knn_train], **feature_kwargs)
+            queries, _ = extract_features(model, test_images[knn_test], **feature_kwargs)
+            metrics.knn_acc = knn_accuracy(
+                bank, train_labels[knn_train], queries, test_labels[knn_test],
+                k=config.probe.knn_k, temperature=config.probe.knn_temperature,
+            )
+        history.append(metrics)
+        if checkpoint_path:
+            save_checkpoint(checkpoint_path, model, optimizer, generator, config, epoch + 1, history)
+        if callback:
+            callback(metrics)
+
+    probe = None
+    if config.probe.enabled:
+        probe = linear_probe(
+            model, train_images, train_labels, test_images, test_labels,
+            weight_decay=config.probe.weight_decay, max_iter=config.probe.max_iter,
+            probe_z=config.probe.probe_z, **feature_kwargs,
+        )
+    knn_values = [m.knn_acc for m in history if m.knn_acc is not None]
+    return RunResult(
+        config=config.to_plain(),
+        history=history,
+        probe_h=probe.h_top1 if probe else None,
+        probe_z=probe.z_top1 if probe else None,
+        knn_acc=knn_values[-1] if knn_values else None,
+        wall_time_s=time.perf_counter() - started,
+        images_per_s=trained_images / train_seconds if train_seconds else 0.0,
+        device=describe_device(device),
+        versions=library_versions(),
+        train_images=n_train,
+        test_images=len(test_images),
+        steps=step,
+    )
+
+
+def save_checkpoint(path: Path, model, optimizer, generator, config: RunConfig, epoch: int,
+                    history: list[EpochMetrics]) -> None:
+    """Model, optimiser, generator state and the config that made them; written atomically so a
+    crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "config": config.to_plain(),
+        "epoch": epoch,
+        "history": [asdict(m) for m in history],
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
