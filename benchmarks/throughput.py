@@ -28,7 +28,7 @@ from simclr_core.config import AugmentConfig, DataConfig, ModelConfig, RunConfig
 from simclr_core.data import load_dataset
 from simclr_core.loss import nt_xent_multi
 from simclr_core.model import SimCLRModel
-from simclr_core.trainer import build_optimizer
+from simclr_core.trainer import bf16_is_fast, build_optimizer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -71,19 +71,26 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--encoder", default="small_cnn")
+    parser.add_argument("--width", type=int, default=16, help="small_cnn width (16: the CPU studies' model)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="DataLoader workers of the conventional pipeline (default: one per core)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads of the main process (default: one per core)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     n_images = args.batch_size * (args.batches + 2)
     images, source = load_images(n_images)
-    config = RunConfig(model=ModelConfig(encoder=args.encoder), train=TrainConfig(batch_size=args.batch_size))
+    config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width), train=TrainConfig(batch_size=args.batch_size))
     augment = AugmentConfig()
-    # Same model settings for both pipelines: channels_last is what our trainer uses on this CPU.
+    # Same model settings for both pipelines, those our trainer picks on this machine:
+    # channels_last, and bf16 autocast where the CPU has native bf16.
     memory_format = torch.channels_last
+    bf16 = bf16_is_fast(torch.device("cpu"))
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder}, batch {args.batch_size}, "
-          f"{args.batches} timed batches, {args.workers} DataLoader workers")
+          f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} (width {args.width}), batch {args.batch_size}, "
+          f"{args.batches} timed batches, {args.workers} DataLoader workers, bf16 autocast {bf16}, "
+          f"{torch.get_num_threads()} torch threads")
 
     loader = torch.utils.data.DataLoader(
         TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
@@ -123,8 +130,9 @@ def main() -> None:
 
         def step():
             batch = next_batch().contiguous(memory_format=memory_format)
-            _, z = model(batch)
-            loss = nt_xent_multi(z.view(2, args.batch_size, -1), 0.5)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                _, z = model(batch)
+            loss = nt_xent_multi(z.float().view(2, args.batch_size, -1), 0.5)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

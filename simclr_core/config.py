@@ -100,9 +100,9 @@ class TrainConfig:
     seed: int = 0
     # auto (CUDA, else CPU) | cpu | cuda | cuda:N
     device: str = "auto"
-    # auto: bf16 autocast on CUDA, fp32 on CPU (see benchmarks/RESULTS.md for why) | bf16 | fp32
+    # auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32 | bf16 | fp32
     precision: str = "auto"
-    # channels_last memory format; auto means on CUDA only.
+    # channels_last memory format: auto (= on, faster on CUDA and on oneDNN CPUs) | on | off
     channels_last: str = "auto"
     compile: bool = False
     # Threads for CPU ops; None leaves torch's default.
