@@ -1,0 +1,279 @@
+"""The report's figures: seaborn on matplotlib's Agg backend, drawn from prepared tables, never from MLflow.
+
+Every function takes plain pandas frames of per-configuration statistics (accuracies as fractions in
+[0, 1], spread = sample standard deviation over seeds) and returns `(figure, data)`: the matplotlib
+Figure and the DataFrame it plots, in the units it shows (percent for accuracies, the paper's unit).
+`save` writes both, PNG and CSV side by side, so every number in a picture can be scripted against.
+Statistics (rank correlation, pooled spread, verdicts) are computed by `ablations.report` and passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only; no display, no GUI toolkit on servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ablations import reference  # noqa: E402
+
+DPI = 200  # print quality
+ROW_MEAN = "row mean"
+CMAP = "viridis"
+# Above this many configurations a legend of the training curves would hide them.
+MAX_LEGEND_ENTRIES = 12
+
+
+def save(figure: plt.Figure, data: pd.DataFrame, path_stem: Path, index: bool = False) -> list[Path]:
+    """`<stem>.png` at DPI and `<stem>.csv` with the plotted data; the figure is closed."""
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    png, csv = path_stem.with_suffix(".png"), path_stem.with_suffix(".csv")
+    figure.savefig(png, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    data.to_csv(csv, index=index, float_format="%.6g")
+    return [png, csv]
+
+
+def percent(values) -> np.ndarray:
+    return np.asarray(values, dtype=float) * 100.0
+
+
+def grid_matrices(cells: pd.DataFrame, ops: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Figure 5 layout from per-pair statistics (columns first, second, mean, std, n; fractions).
+
+    Returns (mean %, sd %, n), rows the first op and columns the second in `ops` order; the mean frame
+    has an extra `row mean` column: the mean of the row's cells, diagonal included, as in the paper.
+    Cells without a finished run are NaN.
+    """
+    def matrix(column: str) -> pd.DataFrame:
+        frame = cells.pivot(index="first", columns="second", values=column)
+        frame = frame.reindex(index=ops, columns=ops).astype(float)
+        frame.index.name, frame.columns.name = "first", "second"
+        return frame
+
+    mean, sd, n = matrix("mean") * 100.0, matrix("std") * 100.0, matrix("n")
+    mean[ROW_MEAN] = mean[ops].mean(axis=1, skipna=True)
+    return mean, sd, n
+
+
+def _grid_annotations(mean: pd.DataFrame, sd: pd.DataFrame, n: pd.DataFrame) -> np.ndarray:
+    """'56.3\\n±1.2' per cell (SD over seeds), '56.3\\nn=1' where a single seed finished, the row mean alone."""
+    text = np.full(mean.shape, "", dtype=object)
+    for i, first in enumerate(mean.index):
+        for j, second in enumerate(mean.columns):
+            value = mean.iat[i, j]
+            if not np.isfinite(value):
+                continue
+            if second == ROW_MEAN:
+                text[i, j] = f"{value:.1f}"
+            elif n.at[first, second] >= 2:
+                text[i, j] = f"{value:.1f}\n±{sd.at[first, second]:.1f}"
+            else:
+                text[i, j] = f"{value:.1f}\nn={int(n.at[first, second])}"
+    return text
+
+
+def _draw_grid(ax: plt.Axes, mean: pd.DataFrame, annotations: np.ndarray, vmin: float, vmax: float,
+               title: str) -> None:
+    sns.heatmap(mean, annot=annotations, fmt="", cmap=CMAP, vmin=vmin, vmax=vmax, square=False,
+                linewidths=0.5, linecolor="white", annot_kws={"fontsize": 7}, ax=ax,
+                cbar_kws={"label": "linear-probe top-1 (%)", "shrink": 0.8})
+    # The row mean is a summary, not a cell: set it apart as the paper does.
+    ax.axvline(len(mean.columns) - 1, color="white", linewidth=4)
+    ax.set_xlabel("2nd transformation")
+    ax.set_ylabel("1st transformation")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.tick_params(axis="y", labelrotation=0)
+
+
+def pair_grid(cells: pd.DataFrame, ops: list[str], title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """SimCLR Figure 5 layout: rows the 1st transformation, columns the 2nd, the diagonal the single op,
+    an extra column with the row mean; each cell annotated with the mean and the SD over seeds.
+
+    data: the mean matrix in percent (index `first`, columns the ops then `row mean`)."""
+    mean, sd, n = grid_matrices(cells, ops)
+    annotations = _grid_annotations(mean, sd, n)
+    width = 1.0 + 0.85 * len(mean.columns) + 1.5
+    figure, ax = plt.subplots(figsize=(width, 1.2 + 0.7 * len(ops)))
+    _draw_grid(ax, mean, annotations, *_limits(mean), title)
+    figure.tight_layout()
+    return figure, mean.round(4)
+
+
+def _limits(frame: pd.DataFrame) -> tuple[float, float]:
+    """The colour scale: the range of the finite values (0 to 100 when there are none)."""
+    values = frame.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 100.0)
+
+
+def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: int, title: str,
+                     study_label: str = "this study") -> tuple[plt.Figure, pd.DataFrame]:
+    """This study's pair grid beside the paper's Figure 5 restricted to the same ops, each with its own
+    colour scale (the absolute levels differ: ImageNet ResNet-50 against a small CIFAR-10 budget), and the
+    Spearman rank correlation over the cells present in both.
+
+    data: one row per cell in both: first, second, this study's mean %, the paper's %, and both ranks
+    (1 = best)."""
+    mean, sd, n = grid_matrices(cells, ops)
+    paper_ops = [op for op in ops if op in reference.FIGURE5]
+    paper = pd.DataFrame({second: {first: reference.FIGURE5[first][second] for first in paper_ops}
+                          for second in paper_ops}).reindex(index=ops, columns=ops).astype(float)
+    paper.index.name, paper.columns.name = "first", "second"
+    # Row means over the shown cells only, so that both panels average the same things; with all seven
+    # ops shown, the paper's own printed column.
+    paper[ROW_MEAN] = paper[ops].mean(axis=1, skipna=True)
+    if set(ops) == set(reference.FIGURE5_OPS):
+        paper[ROW_MEAN] = [reference.FIGURE5_ROW_MEAN[first] for first in ops]
+
+    figure, axes = plt.subplots(1, 2, figsize=(2 * (1.0 + 0.85 * len(mean.columns) + 1.5), 1.6 + 0.7 * len(ops)))
+    _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n), *_limits(mean), study_label)
+    paper_text = np.where(np.isfinite(paper.to_numpy()), paper.map(lambda v: f"{v:.1f}").to_numpy(), "")
+    _draw_grid(axes[1], paper, paper_text, *_limits(paper),
+               "SimCLR Figure 5 (ImageNet, ResNet-50, 100 epochs"
+               + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown") + ")")
+    rho_text = f"{rho:.2f}" if np.isfinite(rho) else "undefined"
+    figure.suptitle(f"{title}\nSpearman rank correlation over the {n_common} cells in both: {rho_text}",
+                    fontsize=10)
+    figure.tight_layout()
+
+    long = pd.DataFrame({
+        "first": [f for f in ops for _ in ops], "second": [s for _ in ops for s in ops],
+        "study_percent": mean[ops].to_numpy().ravel(), "paper_percent": paper[ops].to_numpy().ravel(),
+    }).dropna()
+    long["study_rank"] = long["study_percent"].rank(ascending=False)
+    long["paper_rank"] = long["paper_percent"].rank(ascending=False)
+    return figure, long.reset_index(drop=True).round(4)
+
+
+def temperature_batch(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """Heatmap of mean probe accuracy: rows the NT-Xent temperature, columns the batch size.
+
+    cells: columns train.temperature, train.batch_size, mean, std, n (fractions).
+    data: long form with mean and SD in percent and n."""
+    data = cells.rename(columns={"mean": "mean_percent", "std": "std_percent"}).copy()
+    data["mean_percent"] = percent(data["mean_percent"])
+    data["std_percent"] = percent(data["std_percent"])
+    mean = data.pivot(index="train.temperature", columns="train.batch_size", values="mean_percent").sort_index()
+    sd = data.pivot(index="train.temperature", columns="train.batch_size", values="std_percent").reindex_like(mean)
+    n = data.pivot(index="train.temperature", columns="train.batch_size", values="n").reindex_like(mean)
+    text = np.full(mean.shape, "", dtype=object)
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            if np.isfinite(mean.iat[i, j]):
+                spread = f"±{sd.iat[i, j]:.1f}" if n.iat[i, j] >= 2 else f"n={int(n.iat[i, j])}"
+                text[i, j] = f"{mean.iat[i, j]:.1f}\n{spread}"
+    figure, ax = plt.subplots(figsize=(1.8 + 1.1 * mean.shape[1], 1.4 + 0.8 * mean.shape[0]))
+    sns.heatmap(mean, annot=text, fmt="", cmap=CMAP, linewidths=0.5, linecolor="white", ax=ax,
+                cbar_kws={"label": "linear-probe top-1 (%)"})
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("temperature τ")
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure, data.sort_values(["train.temperature", "train.batch_size"]).reset_index(drop=True).round(4)
+
+
+def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this study") -> tuple[plt.Figure, pd.DataFrame]:
+    """Mean probe accuracy against colour-distortion strength, error bars the SD over seeds, with the
+    paper's Table 1 (ImageNet) on a second axis: compare the trend, not the level.
+
+    cells: columns augment.color_strength, mean, std, n (fractions)."""
+    data = cells.sort_values("augment.color_strength").rename(
+        columns={"mean": "mean_percent", "std": "std_percent"}).reset_index(drop=True)
+    data["mean_percent"] = percent(data["mean_percent"])
+    data["std_percent"] = percent(data["std_percent"])
+    data["paper_imagenet_percent"] = [reference.TABLE1_SIMCLR.get(float(s), np.nan)
+                                      for s in data["augment.color_strength"]]
+    figure, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.errorbar(data["augment.color_strength"], data["mean_percent"], yerr=data["std_percent"].fillna(0),
+                marker="o", capsize=3, color="C0", label=f"{study_label}, mean ± SD")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(data["augment.color_strength"].astype(float)) | set(reference.TABLE1_SIMCLR))
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_strength_label))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("colour distortion strength s")
+    ax.set_ylabel("linear-probe top-1 (%)", color="C0")
+    paper_axis = ax.twinx()
+    strengths = sorted(reference.TABLE1_SIMCLR)
+    paper_axis.plot(strengths, [reference.TABLE1_SIMCLR[s] for s in strengths], linestyle="--", marker="s",
+                    color="C1", label="SimCLR Table 1, ImageNet (right axis)")
+    paper_axis.set_ylabel("ImageNet top-1 (%), paper", color="C1")
+    handles = ax.get_legend_handles_labels()[0] + paper_axis.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + paper_axis.get_legend_handles_labels()[1]
+    ax.legend(handles, labels, fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure, data.round(4)
+
+
+def _strength_label(value: float, _position=None) -> str:
+    """1/8, 1/4, 1/2, 1: the paper's notation for colour strengths."""
+    if 0 < value < 1 and float(1 / value).is_integer():
+        return f"1/{int(1 / value)}"
+    return f"{value:g}"
+
+
+def projection_head(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """Bars of mean probe accuracy per projection head, on h (before the head) and on z (after it);
+    error bars the SD over seeds.
+
+    cells: columns model.head, representation (h | z), mean, std, n (fractions)."""
+    data = cells.rename(columns={"mean": "mean_percent", "std": "std_percent"}).reset_index(drop=True)
+    data["mean_percent"] = percent(data["mean_percent"])
+    data["std_percent"] = percent(data["std_percent"])
+    heads = list(dict.fromkeys(data["model.head"]))
+    representations = ["h", "z"]
+    figure, ax = plt.subplots(figsize=(1.5 + 1.3 * len(heads), 3.6))
+    width = 0.38
+    palette = sns.color_palette(n_colors=2)
+    for k, representation in enumerate(representations):
+        part = data[data["representation"] == representation].set_index("model.head").reindex(heads)
+        x = np.arange(len(heads)) + (k - 0.5) * width
+        ax.bar(x, part["mean_percent"], width, yerr=part["std_percent"].fillna(0), capsize=3,
+               color=palette[k], label=f"probe on {representation}")
+        for xi, value, spread in zip(x, part["mean_percent"], part["std_percent"].fillna(0)):
+            if np.isfinite(value):  # above the error bar, where it cannot hide it
+                ax.annotate(f"{value:.1f}", (xi, value + spread), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(np.arange(len(heads)), heads)
+    ax.set_xlabel("projection head (model.head)")
+    ax.set_ylabel("linear-probe top-1 (%)")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure, data.round(4)
+
+
+def training_curves(history: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """Per-epoch loss and kNN accuracy, one line per run, colour by configuration.
+
+    history: columns run_id, run_name, configuration, epoch and the per-epoch metrics."""
+    configurations = list(dict.fromkeys(history["configuration"]))
+    palette = dict(zip(configurations, sns.color_palette("husl", n_colors=max(1, len(configurations)))))
+    panels = [m for m in ("loss", "knn_acc") if m in history and history[m].notna().any()]
+    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.0 * max(1, len(panels)) + 2.0, 3.6),
+                                squeeze=False)
+    for ax, metric in zip(axes[0], panels):
+        part = history.dropna(subset=[metric])
+        plotted = part.assign(**{metric: percent(part[metric])}) if metric == "knn_acc" else part
+        sns.lineplot(data=plotted, x="epoch", y=metric, hue="configuration", units="run_id", estimator=None,
+                     palette=palette, hue_order=configurations, marker="o", markersize=3, linewidth=1,
+                     legend=metric == panels[-1] and len(configurations) <= MAX_LEGEND_ENTRIES, ax=ax)
+        ax.set_ylabel({"loss": "NT-Xent loss", "knn_acc": "kNN top-1 (%)"}[metric])
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="configuration")
+    note = "" if len(configurations) <= MAX_LEGEND_ENTRIES else f" ({len(configurations)} configurations, no legend)"
+    figure.suptitle(title + note, fontsize=9)
+    figure.tight_layout()
+    return figure, history.reset_index(drop=True)

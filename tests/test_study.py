@@ -1,0 +1,200 @@
+"""Study files: strict parsing (every bad input names the file and the dotted key) and expansion."""
+
+from pathlib import Path
+
+import pytest
+
+from ablations.study import (
+    StudyError, config_from_plain, expand_cells, flat_config, load_study, SearchSpec,
+)
+from simclr_core.config import OpSpec, RunConfig
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+FIGURE5_OPS = ["crop", "cutout", "color", "sobel", "noise", "blur", "rotate"]
+
+
+def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path, overrides=()) -> str:
+    with pytest.raises(StudyError) as caught:
+        load_study(path, list(overrides))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("body, key, allowed", [
+    ("name: s\nbogus: 1\n", "bogus", "allowed: name"),
+    ("name: s\nbase: {train: {tempertaure: 0.5}}\n", "base.train.tempertaure", "temperature"),
+    ("name: s\nbase: {trian: {epochs: 1}}\n", "base.trian", "allowed: data, augment"),
+    ("name: s\nbase: {train: {epochs: ten}}\n", "base.train.epochs", "expected an integer"),
+    ("name: s\nbase: {train: {epochs: 2.0}}\n", "base.train.epochs", "expected an integer"),
+    ("name: s\nbase: {probe: {enabled: 1}}\n", "base.probe.enabled", "true or false"),
+    ("name: s\nbase: {train: {temperature: 0}}\n", "train.temperature", "> 0"),
+    ("name: s\nbase: {train: {batch_size: 1}}\n", "train.batch_size", ">= 2"),
+    ("name: s\nbase: {augment: {pipeline: [crop, colour]}}\n", "base.augment.pipeline[1]", "valid names"),
+    ("name: s\nbase: {augment: {pipeline: [{op: crop, scael: [0.2, 1.0]}]}}\n", "base.augment.pipeline[0]", "scale"),
+    ("name: s\nsearch: {pairs: [crop, colour]}\n", "search.pairs[1]", "valid names"),
+    ("name: s\nsearch: {grid: {augment.pipeline: [[crop], [bogus]]}}\n", "search.grid.augment.pipeline[1][0]",
+     "valid names"),
+    ("name: s\nsearch: {grid: {train.temperature: [0.5, 0]}}\n", "train.temperature", "> 0"),
+    ("name: s\nsearch: {grid: {train.tempertaure: [0.5]}}\n", "search.grid.train.tempertaure", "train takes"),
+    ("name: s\nsearch: {sampler: grid, n_trials: 3}\n", "search.n_trials", "tpe/random"),
+    ("name: s\nsearch: {sampler: bayes}\n", "search.sampler", "grid, tpe, random"),
+    ("name: s\nsearch: {sampler: tpe, params: {train.lr: {type: float, low: 0.1, high: 1}}}\n",
+     "search.n_trials", "positive integer"),
+    ("name: s\nsearch: {sampler: tpe, n_trials: 3, params: {train.epochs: {type: float, low: 1, high: 3}}}\n",
+     "search.params.train.epochs.type", "categorical"),
+    ("name: s\nsearch: {sampler: tpe, n_trials: 3, params: {train.lr: {type: float, low: 1, high: 0.1}}}\n",
+     "search.params.train.lr", "below high"),
+    ("name: s\nsearch: {sampler: tpe, n_trials: 3, params: {train.temperature: {type: float, low: 0, high: 1}}}\n",
+     "train.temperature", "> 0"),
+    ("name: s\nsearch: {grid: {train.seed: [0, 1]}}\n", "search.grid.train.seed", "seeds"),
+    ("name: s\nseeds: [0, 0]\n", "seeds", "twice"),
+    ("name: s\ntracking: {log_modle: true}\n", "tracking.log_modle", "log_model"),
+    ("name: bad/name\n", "name", "letters"),
+    ("description: no name\n", "name", "required"),
+    ("name: s\nbase: {train: {epochs: 1}, train: {epochs: 2}}\n", "", "given twice"),
+    ("name: s\nbase: [train]\n", "base", "mapping"),
+])
+def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, body, key, allowed):
+    message = error_of(write(tmp_path, body, name="my_study.yaml"))
+    assert "my_study.yaml" in message
+    assert key in message
+    assert allowed in message
+
+
+@pytest.mark.parametrize("override, key, allowed", [
+    ("train.epochs=ten", "train.epochs", "expected an integer"),
+    ("train.tempertaure=0.5", "train.tempertaure", "train takes"),
+    ("train.temperature=0", "train.temperature", "> 0"),
+    ("train.epochs", "train.epochs", "dotted.key=value"),
+    ("model.head=huge", "model.head", "one of"),
+    ("augment.pipeline=[crop]", "augment.pipeline", "varies it"),
+    ("tracking.log_model=yes please", "tracking.log_model", "true or false"),
+])
+def test_bad_set_values_name_the_file_the_override_and_the_key(tmp_path, override, key, allowed):
+    path = write(tmp_path, "name: s\nsearch: {pairs: [crop, color]}\n", name="pairs.yaml")
+    message = error_of(path, [override])
+    assert "pairs.yaml" in message and "--set" in message
+    assert key in message
+    assert allowed in message
+
+
+def test_set_checks_a_pipeline_like_the_file(tmp_path):
+    message = error_of(write(tmp_path, "name: s\n", name="plain.yaml"), ["augment.pipeline=[crop, bogus]"])
+    assert "plain.yaml" in message and "augment.pipeline[1]" in message and "valid names" in message
+
+
+def test_set_overrides_base_values_with_typed_yaml_values(tmp_path):
+    path = write(tmp_path, "name: s\nbase: {train: {epochs: 5}}\n")
+    spec = load_study(path, ["train.epochs=1", "data.dataset=synthetic", "train.lr=1", "data.train_subset=null",
+                             "augment.pipeline=[crop, {op: color, strength: 0.25}]", "tracking.log_model=true"])
+    assert spec.base.train.epochs == 1 and spec.base.data.dataset == "synthetic"
+    assert spec.base.train.lr == 1.0 and isinstance(spec.base.train.lr, float)
+    assert spec.base.augment.pipeline == [OpSpec("crop"), OpSpec("color", {"strength": 0.25})]
+    assert spec.tracking.log_model is True
+
+
+def test_every_default_comes_from_the_typed_configs(tmp_path):
+    spec = load_study(write(tmp_path, "name: s\n"))
+    assert spec.base == RunConfig()
+    assert spec.seeds == [0] and spec.search.sampler == "grid"
+    assert [t.unit for t in spec.trials()] == ["base seed=0"]
+
+
+def test_data_root_comes_from_simclr_data_only_when_the_study_leaves_it_unset(tmp_path):
+    unset = write(tmp_path, "name: s\n", name="a.yaml")
+    assert load_study(unset, data_root="/datasets").base.data.root == "/datasets"
+    assert load_study(unset).base.data.root is None
+    given = write(tmp_path, "name: s\nbase: {data: {root: /mine}}\n", name="b.yaml")
+    assert load_study(given, data_root="/datasets").base.data.root == "/mine"
+    assert load_study(unset, ["data.root=/set"], data_root="/datasets").base.data.root == "/set"
+
+
+def test_pair_grid_of_seven_ops_has_49_cells_with_single_ops_on_the_diagonal():
+    cells = expand_cells(SearchSpec(pairs=FIGURE5_OPS))
+    assert len(cells) == 49
+    assert len({cell.id for cell in cells}) == 49
+    for cell in cells:
+        first, second = cell.pair
+        expected = [OpSpec(first)] if first == second else [OpSpec(first), OpSpec(second)]
+        assert cell.values["augment.pipeline"] == expected
+    assert cells[1].pair == ("crop", "cutout")  # rows are the first op, as in the paper's figure
+
+
+def test_seeds_multiply_cells_and_name_the_runs(tmp_path):
+    path = write(tmp_path, f"name: s\nsearch: {{pairs: {FIGURE5_OPS}}}\nseeds: [0, 1]\n")
+    trials = load_study(path).trials()
+    assert len(trials) == 98
+    assert len({t.unit for t in trials}) == 98
+    crop_color = [t for t in trials if t.cell.pair == ("crop", "color")]
+    assert [t.run_name for t in crop_color] == ["crop+color seed=0", "crop+color seed=1"]
+    assert crop_color[1].varied == {"augment.pipeline": ["crop", "color"], "train.seed": 1}
+    assert crop_color[1].config.train.seed == 1
+    assert crop_color[1].config.augment.pipeline == [OpSpec("crop"), OpSpec("color")]
+
+
+def test_grids_multiply(tmp_path):
+    path = write(tmp_path, "name: s\nsearch:\n  pairs: [crop, color]\n  grid:\n"
+                           "    train.temperature: [0.1, 0.5, 1.0]\n    train.batch_size: [64, 128]\n"
+                           "seeds: [3, 4]\n")
+    spec = load_study(path)
+    trials = spec.trials()
+    assert len(trials) == 4 * 3 * 2 * 2
+    assert len({(t.cell.id, t.seed) for t in trials}) == len(trials)
+    first = trials[0]
+    assert first.run_name == "crop temperature=0.1 batch_size=64 seed=3"
+    assert first.cell.id == "augment.pipeline=crop train.temperature=0.1 train.batch_size=64"
+    assert first.config.train.temperature == 0.1 and first.config.train.batch_size == 64
+    assert spec.base.train.temperature == RunConfig().train.temperature  # the base is not mutated
+
+
+def test_pipeline_grid_values_take_op_parameters(tmp_path):
+    path = write(tmp_path, "name: s\nsearch:\n  grid:\n    augment.pipeline:\n      - [crop]\n"
+                           "      - [crop, {op: color, strength: 0.25}]\n")
+    cells = expand_cells(load_study(path).search)
+    assert cells[1].values["augment.pipeline"] == [OpSpec("crop"), OpSpec("color", {"strength": 0.25})]
+    assert cells[1].id == "augment.pipeline=crop+color(strength=0.25)"
+
+
+def test_sampled_search_parses_typed_distributions(tmp_path):
+    path = write(tmp_path, "name: s\nsearch:\n  sampler: tpe\n  n_trials: 12\n  pruner: median\n  params:\n"
+                           "    train.lr: {type: float, low: 0.01, high: 2.0, log: true}\n"
+                           "    train.batch_size: {type: int, low: 16, high: 64, step: 16}\n"
+                           "    model.head: {type: categorical, choices: [none, linear, mlp]}\n"
+                           "    augment.pipeline: {type: categorical, choices: [[crop], [crop, color]]}\n")
+    search = load_study(path).search
+    assert search.n_trials == 12 and search.pruner == "median"
+    assert search.params["train.lr"].log and search.params["train.lr"].low == 0.01
+    assert search.params["train.batch_size"].step == 16
+    assert search.params["augment.pipeline"].choices[1] == [OpSpec("crop"), OpSpec("color")]
+
+
+def test_flat_config_round_trips_through_plain():
+    config = RunConfig()
+    config.augment.pipeline = [OpSpec("crop", {"scale": [0.2, 1.0]}), OpSpec("color")]
+    flat = flat_config(config)
+    assert flat["train.temperature"] == 0.5
+    assert flat["augment.pipeline"] == [{"op": "crop", "scale": [0.2, 1.0]}, "color"]
+    assert config_from_plain(config.to_plain()) == config
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_studies_parse_and_say_what_they_reproduce(path):
+    spec = load_study(path)
+    text = path.read_text()
+    assert text.startswith("#") and "reproduces" in text.lower() and "cost" in text.lower()
+    assert spec.name == path.stem
+    if spec.search.sampler == "grid":
+        assert spec.trials()
+
+
+def test_the_pair_study_is_the_figure5_grid_with_seeds():
+    spec = load_study(STUDIES / "aug_pairs.yaml")
+    assert spec.search.pairs == FIGURE5_OPS
+    assert len(spec.seeds) >= 2
+    assert len(spec.trials()) == 49 * len(spec.seeds)
+    assert spec.base.data.dataset == "cifar10"
