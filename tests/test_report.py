@@ -32,16 +32,6 @@ LOSING = {**WINNING, ("noise", "crop"): 0.65}
 # A study's records, written with MlflowClient exactly as ablations.run and ablations.tracking write them
 
 
-@pytest.fixture(scope="module")
-def mlflow_template(tmp_path_factory):
-    """An initialised MLflow database, copied per test: creating its tables takes seconds."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
 def store(tmp_path, monkeypatch, mlflow_template):
     (tmp_path / "mlflow.db").write_bytes(mlflow_template.read_bytes())

@@ -40,16 +40,6 @@ def study_file(workdir: Path, name: str, search_text: str, seeds=(0,), epochs=EP
     return path
 
 
-@pytest.fixture(scope="module")
-def mlflow_template(tmp_path_factory):
-    """An initialised MLflow database, copied per test: creating its tables takes seconds."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, mlflow_template):
     (tmp_path / "mlflow.db").write_bytes(mlflow_template.read_bytes())
