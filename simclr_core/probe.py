@@ -40,12 +40,13 @@ def extract_features(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """h and z for uint8 images (N,3,H,W), in float32 on the images' device: ((N, F), (N, P))."""
+    """h and z for uint8 images (N,3,H,W), in float32 on the model's device: ((N, F), (N, P)).
+    The images may live elsewhere (a data set too large for the GPU stays on the CPU)."""
     h_parts, z_parts = [], []
-    device = images.device
+    device = next(model.parameters()).device
     with frozen(model):
         for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].float().div_(255)
+            batch = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,

@@ -207,8 +207,17 @@ def train(
 
     data = dataset or load_dataset(config.data)
     # The whole data set lives on the training device as uint8 (airbench): no loader, no workers.
-    train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
-    test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
+    # A set that would take over half the free GPU memory stays on the CPU, pinned, and each batch
+    # is copied over.
+    data_device = device
+    if on_cuda:
+        nbytes = data.train_images.nbytes + data.test_images.nbytes
+        if nbytes > 0.5 * torch.cuda.mem_get_info(device)[0]:
+            data_device = torch.device("cpu")
+    train_images, test_images = data.train_images.to(data_device), data.test_images.to(data_device)
+    if data_device != device:
+        train_images, test_images = train_images.pin_memory(), test_images.pin_memory()
+    train_labels, test_labels = data.train_labels.to(device), data.test_labels.to(device)
     n_train = len(train_images)
     steps_per_epoch = n_train // tc.batch_size
     if steps_per_epoch == 0:
@@ -261,7 +270,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
-            images = train_images[indices].float().div_(255)  # (B,3,H,W) in [0,1]
+            images = train_images[indices.to(data_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
             views = make_views(images, config.augment, generator, n_views=tc.n_views)
             batch = torch.cat(views).contiguous(memory_format=memory_format)  # (V*B,3,H,W)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
