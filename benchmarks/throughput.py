@@ -28,7 +28,7 @@ from simclr_core.config import AugmentConfig, DataConfig, ModelConfig, RunConfig
 from simclr_core.data import load_dataset
 from simclr_core.loss import nt_xent_multi
 from simclr_core.model import SimCLRModel
-from simclr_core.trainer import bf16_is_fast, build_optimizer
+from simclr_core.trainer import bf16_is_fast, build_optimizer, keep_freed_memory
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -78,6 +78,9 @@ def main() -> None:
                         help="torch threads of the main process (default: one per core)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # The trainer's allocator setting, before the DataLoader forks its workers, so both pipelines
+    # run under it.
+    keep_freed_memory()
 
     n_images = args.batch_size * (args.batches + 2)
     images, source = load_images(n_images)

@@ -7,6 +7,7 @@ caller can log or prune (by raising) without the engine knowing who listens.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import platform
 import sys
@@ -162,6 +163,22 @@ def bf16_is_fast(device: torch.device) -> bool:
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def keep_freed_memory() -> None:
+    """Tell glibc's malloc to keep freed blocks up to 256 MiB for reuse instead of handing them
+    back to the OS. Batched augmentation allocates and frees multi-megabyte tensors many times
+    per step; with glibc's defaults each one is a fresh mmap that page-faults anew, which made the
+    augmentation pipeline 1.5-2.4x slower on this project's CPU (benchmarks/RESULTS.md). The cost:
+    the process keeps up to 1 GiB of freed memory. A no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    mallopt(m_mmap_threshold, 256 * 1024 * 1024)
+    mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -195,6 +212,7 @@ def train(
     """
     config.validate()
     started = time.perf_counter()
+    keep_freed_memory()
     tc = config.train
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
