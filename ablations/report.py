@@ -45,8 +45,11 @@ CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
 MARGIN_SD = 2.0
 # Budget keys worth stating in the header when constant over a study's runs.
 BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",
-               "model.head", "train.epochs", "train.batch_size", "train.temperature", "augment.protocol",
-               "augment.base_crop")
+               "model.head", "train.epochs", "train.batch_size", "train.optimizer", "train.lr",
+               "train.weight_decay", "train.temperature", "augment.protocol", "augment.base_crop",
+               "augment.color_strength")
+# A hand-written reading of a study's results, kept beside its README and included in it on every rebuild.
+ANALYSIS_NAME = "ANALYSIS.md"
 # Figure names, in the order the README lists them.
 FIGURES = ("pair_grid", "pair_grid_vs_paper", "temperature_batch", "color_strength", "projection_head",
            "training_curves")
@@ -645,7 +648,12 @@ def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bo
     histories = read_histories(client, [r for r in records.trials if r.info.status == "FINISHED"])
     written = write_figures(records, tables, histories, study_dir / "figures")
     readme = study_dir / "README.md"
-    readme.write_text(render_readme(records, tables, written))
+    text = render_readme(records, tables, written)
+    analysis = study_dir / ANALYSIS_NAME
+    if analysis.exists():
+        text += (f"\n## Analysis\n\nFrom [`{ANALYSIS_NAME}`]({ANALYSIS_NAME}), written by hand after reading the "
+                 "figures above; the report includes it again whenever it is rebuilt.\n\n" + analysis.read_text())
+    readme.write_text(text)
     written.paths = [runs_path, summary_path, readme] + written.paths
     if log_artifacts:
         parent_id = records.parent.info.run_id

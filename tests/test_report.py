@@ -247,6 +247,18 @@ def test_readme_says_when_the_finding_does_not_hold(store, tmp_path):
     assert "the best cell is noise→crop (65.0 %), not crop with colour" in readme
 
 
+def test_hand_written_analysis_is_kept_across_rebuilds(store, tmp_path):
+    pair_study(store, tmp_path, LOSING)
+    study_dir = tmp_path / "reports" / "pairs"
+    study_dir.mkdir(parents=True)
+    (study_dir / "ANALYSIS.md").write_text("Noise wins here because the probe saw only 10 images.\n")
+    for _ in range(2):
+        assert main(["--study", "pairs", "--tracking-uri", store, "--out", str(tmp_path / "reports"), "--no-log"]) == 0
+    readme = (study_dir / "README.md").read_text()
+    assert readme.count("Noise wins here because the probe saw only 10 images.") == 1
+    assert readme.index("## Analysis") > readme.index("does not hold at this budget")
+
+
 def cells_frame(values: dict, n: int = 2, sd: float = 0.01) -> pd.DataFrame:
     return pd.DataFrame([{"first": f, "second": s, "mean": m, "std": sd if n > 1 else math.nan, "n": n}
                          for (f, s), m in values.items()])
