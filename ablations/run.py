@@ -5,7 +5,8 @@ resumable, safe for several workers and machines on one storage) and records eve
 Run the same command again to continue a study; `mlflow ui --backend-store-uri sqlite:///mlflow.db`
 shows the runs. `--dry-run` prints the trials and an estimate of their cost without training.
 
-Bad input (study file, --set, data set, storage) exits with status 2 and one line `error: ...`;
+Bad input (study file, --set, data set, storage or tracking URL) exits with status 2 and one line
+`error: ...`; a store lost for longer than --retry-for exits with 75 (its trial runs again elsewhere);
 Ctrl-C exits with 130 after marking the running trial failed (Optuna) and KILLED (MLflow).
 """
 
@@ -26,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablations.stores import DEFAULT_RETRY_FOR_S, StoreUnavailable, mask_url, redact
 from ablations.study import StudyError, StudySpec, config_from_plain, flat_config, load_study
 from simclr_core.config import ConfigError, RunConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_STORE_LOST = 75  # EX_TEMPFAIL: try again later
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
 PREVIEW_IMAGES = 8
@@ -55,12 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "sqlite:///optuna.db, or postgresql://user:password@host/db to share a study "
                              "between machines (start the same command on each)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+                        help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
+                             "http://host:5000 for an `mlflow server` shared between machines")
+    parser.add_argument("--retry-for", type=float, default=DEFAULT_RETRY_FOR_S, metavar="S",
+                        help="seconds to keep retrying a storage or tracking server that stopped answering "
+                             f"(a restart) before this worker stops with status 75 (default {DEFAULT_RETRY_FOR_S:g}); "
+                             "keep it above the longest restart you expect")
     parser.add_argument("--runs-dir", default="runs",
                         help="folder for the default journal, per-trial checkpoints and worker logs (default runs)")
     parser.add_argument("--heartbeat-interval", type=int, default=30,
                         help="seconds between a running trial's heartbeats; a trial silent for twice this "
-                             "is declared dead and its cell runs again (default 30)")
+                             "is declared dead and its cell runs again (default 30). On a shared database keep "
+                             "twice this above its longest restart, or live trials are taken for dead")
     parser.add_argument("--retry-failed", action="store_true",
                         help="also rerun trials that failed with an error (out of memory, non-finite loss)")
     parser.add_argument("--dry-run", action="store_true",
@@ -87,15 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.workers < 1:
             raise StudyError("--workers", "", f"{args.workers} is not allowed; expected an integer >= 1")
+        if not args.retry_for >= 0:
+            raise StudyError("--retry-for", "", f"{args.retry_for} is not allowed; expected seconds >= 0")
         return _main(args)
     except (StudyError, ConfigError, DatasetError, SearchError, TrackingError) as error:
-        # One line, whatever the message: "Looked at:\n  - path" lists become "Looked at: - path".
-        print("error: " + " ".join(line.strip() for line in str(error).splitlines() if line.strip()),
-              file=sys.stderr)
+        _print_error(error)
         return EXIT_BAD_INPUT
+    except StoreUnavailable as error:
+        _print_error(error)
+        return EXIT_STORE_LOST
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume the study", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _print_error(error: BaseException) -> None:
+    """One line, whatever the message ("Looked at:\n  - path" lists become "Looked at: - path"),
+    without passwords."""
+    print("error: " + redact(" ".join(line.strip() for line in str(error).splitlines() if line.strip())),
+          file=sys.stderr)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -168,10 +187,13 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs_dir = Path(args.runs_dir) / spec.name
     default_journal = runs_dir / "optuna.journal"
-    storage = search.open_storage(args.storage, default_journal, args.heartbeat_interval)
+    # Both stores are reached before the study is created: a wrong tracking URL must not leave a
+    # study that its next run would wait on (an unready study: its creator died).
+    storage = search.open_storage(args.storage, default_journal, args.heartbeat_interval, retry_for=args.retry_for)
+    tracker = Tracker(_tracking_uri(args), spec.name, retry_for=args.retry_for)
+    tracker.experiment_id  # created here, so that workers starting at once race for it before any work
     study, created = search.open_study(spec, storage)
-    tracker = Tracker(_tracking_uri(args), spec.name)
-    storage_label = _redact(args.storage) if args.storage else str(default_journal)
+    storage_label = mask_url(args.storage) if args.storage else str(default_journal)
 
     commit, dirty = git_state(Path(__file__).resolve().parent)
     env_tags = {"git_commit": commit, "git_dirty": str(dirty).lower()}
@@ -228,16 +250,6 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     from ablations.tracking import resolve_tracking_uri
 
     return resolve_tracking_uri(args.tracking_uri)
-
-
-def _redact(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (it goes into MLflow tags)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-    return url
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -303,7 +315,7 @@ class Runner:
             if search.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
                 self.session.tracker.sweep(self.session.study_uid, study.get_trials(deepcopy=False))
             waiting, running = search.work_left(study, self.spec)
-            if waiting:
+            if waiting or (not running and search.requeue_orphans(study)):
                 continue
             if not running:
                 return outcomes
@@ -375,6 +387,13 @@ class Runner:
                     run.end("FINISHED")
                 _remove_checkpoint(trial_dir)
                 return Outcome(number, name, "PRUNED", f"trial {number:>3} {name}: {pruned}")
+            except StoreUnavailable as lost:
+                # Left RUNNING in Optuna: its heartbeat stops with this process, so a surviving worker
+                # declares it dead and runs the cell again, as for a worker that died.
+                if run is not None and lost.store != session.tracker.label:
+                    _quietly(run.set_tags, {"ablations.killed": f"its worker stopped: {lost}"})
+                    _quietly(run.end, "KILLED")
+                raise
             except KeyboardInterrupt:
                 # Marked so the rerun's resume enqueues the cell again; its checkpoint is kept, so the
                 # rerun continues from the last finished epoch. A second Ctrl-C must not cut this short.
@@ -520,7 +539,8 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
 
     session.runs_dir.mkdir(parents=True, exist_ok=True)
     argv = [args.study, "--runs-dir", args.runs_dir, "--heartbeat-interval", str(args.heartbeat_interval),
-            "--tracking-uri", _tracking_uri(args), "--worker-count", str(args.workers)]
+            "--tracking-uri", _tracking_uri(args), "--retry-for", str(args.retry_for),
+            "--worker-count", str(args.workers)]
     if args.storage:
         argv += ["--storage", args.storage]
     for override in args.overrides:
@@ -649,7 +669,7 @@ def print_locations(session: Session, report: Path | None) -> None:
     """Where the results are, and the command that opens them; the last lines the user sees."""
     from ablations.tracking import ui_command
 
-    name, uri = session.spec.name, session.tracker.uri
+    name, uri = session.spec.name, mask_url(session.tracker.uri)
     print(f"\nOptuna study '{name}': {session.storage_label}")
     print(f"MLflow experiment '{name}' (parent run {session.parent_run_id}): {uri}")
     if report is not None:
@@ -665,7 +685,7 @@ def write_report(session: Session) -> Path | None:
     except ImportError:  # a checkout without the report module
         return None
     command = ["--study", session.spec.name, "--tracking-uri", session.tracker.uri]
-    print(f"\nReport (python -m ablations.report {' '.join(command)}):")
+    print(f"\nReport (python -m ablations.report {redact(' '.join(command))}):")
     try:
         status = report.main(command)
     except Exception as error:
@@ -910,7 +930,7 @@ def _quietly(call, *args) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    text = redact(" ".join(str(error).split()))
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text[:500] + ("..." if len(text) > 500 else "")
 

@@ -28,17 +28,27 @@ process as the one that failed it, so only one copy is made. RDBStorage has hear
 Optuna 5's JournalStorage has none, so `HeartbeatJournalStorage` adds them (the heartbeat is a trial
 system attr holding the wall-clock time, so processes sharing a journal must share a clock: one machine,
 or NFS between NTP-synchronised hosts). On start every process also re-enqueues units with no trial
-waiting, running or done (interrupted trials, seeds added to the file).
+waiting, running or done (interrupted trials, seeds added to the file), and a worker that finds nothing
+left re-enqueues such units too (`requeue_orphans`), so a unit whose worker died between its FAIL and
+its copy is not lost.
+
+Many machines: `--storage postgresql://...` is an `RDBStorage` whose every call is retried through a
+lost connection (`RetryingRDBStorage`, `stores.retry`): a database restart pauses the workers and they
+carry on. A retried call repeats a transaction that was rolled back, so nothing is recorded twice; the
+one ambiguous case, a commit whose answer was lost, is handled where it matters (`finish`). Workers
+started at the same instant on a new database create Optuna's tables under an advisory lock.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +63,7 @@ from optuna.trial import FrozenTrial, TrialState
 # BaseHeartbeat is the interface fail_stale_trials checks for; Optuna keeps it in a private module.
 from optuna.storages._heartbeat import BaseHeartbeat
 
+from ablations.stores import CONNECT_TIMEOUT_S, describe, mask_url, remember_secrets, retry
 from ablations.study import (
     SEED_KEY, PlannedTrial, StudySpec, coerce_value, flat_config, format_value, plain_value, run_name,
     varied_plain,
@@ -110,9 +121,10 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
 
 def open_storage(url: str | None, default_path: Path, heartbeat_interval: int,
-                 grace_period: int | None = None) -> BaseStorage:
+                 grace_period: int | None = None, retry_for: float | None = None) -> BaseStorage:
     """`--storage`: None -> a journal file at default_path; `*.journal` -> that journal file;
-    anything else -> an SQLAlchemy URL (sqlite:///optuna.db, postgresql://user@host/db)."""
+    anything else -> an SQLAlchemy URL (sqlite:///optuna.db, postgresql://user:password@host/db),
+    connected to once here so that a wrong URL, host or password is one clear error before any training."""
     if heartbeat_interval < 1:
         raise SearchError(f"--heartbeat-interval: {heartbeat_interval} is not allowed; expected seconds >= 1")
     if url is None or url.endswith(".journal"):
@@ -123,21 +135,108 @@ def open_storage(url: str | None, default_path: Path, heartbeat_interval: int,
         repair_journal(path)
         return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period,
                                        stale_trial_callback=retry_stale_trial)
+    remember_secrets(url)
+    shown = mask_url(url)
     if "://" not in url:
-        raise SearchError(f"--storage: {url!r} is neither a path ending in .journal nor a database URL "
+        raise SearchError(f"--storage: {shown!r} is neither a path ending in .journal nor a database URL "
                           "(sqlite:///optuna.db, postgresql://user:password@host/db)")
-    sqlite = url.startswith("sqlite")
-    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
+    from sqlalchemy.engine import make_url
+
     try:
-        with warnings.catch_warnings():
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()  # the driver: postgresql:// needs psycopg
+    except ImportError as error:
+        raise SearchError(f"--storage {shown}: the database driver is not installed ({describe(error)}); "
+                          "pip install 'simclr-ablations[postgres]' installs the PostgreSQL one") from None
+    except Exception as error:  # sqlalchemy.exc.ArgumentError, NoSuchModuleError
+        hint = "; write postgresql://, SQLAlchemy's name for it" if url.startswith("postgres://") else ""
+        raise SearchError(f"--storage {shown}: not a database URL ({describe(error)}{hint}); expected "
+                          "sqlite:///optuna.db or postgresql://user:password@host:port/database") from None
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        # pool_pre_ping: a pooled connection that died with a server restart is replaced, not used.
+        engine_kwargs = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "postgresql":
+            engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        with warnings.catch_warnings(), _schema_lock(parsed, engine_kwargs):
             warnings.simplefilter("ignore", ExperimentalWarning)
-            storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                 grace_period=grace_period, heartbeat_stale_trial_callback=retry_stale_trial)
-    except Exception as error:  # SQLAlchemy URL errors, missing drivers, refused connections
-        raise SearchError(f"--storage: cannot open {url!r}: {_one_line(error)}") from None
+            storage = RetryingRDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                         grace_period=grace_period, heartbeat_stale_trial_callback=retry_stale_trial,
+                                         retry_for=retry_for, label=f"Optuna storage {shown}")
+    except Exception as error:  # refused connections, unknown hosts, wrong passwords, missing databases
+        raise SearchError(f"--storage {shown}: cannot connect: {describe(error)}") from None
     if sqlite:
         _serialize_sqlite_transactions(storage.engine)
     return storage
+
+
+class RetryingRDBStorage(RDBStorage):
+    """Optuna's RDBStorage whose calls are retried through a lost connection (`stores.retry`, transient
+    errors only: a finished trial or a duplicated study is raised at once), for at most `retry_for`
+    seconds. Each wrapped method is one transaction of its own, rolled back when the connection
+    drops, so repeating it records nothing twice."""
+
+    def __init__(self, url: str, *, retry_for: float | None, label: str, **kwargs: Any):
+        self.retry_for = retry_for
+        self.label = label
+        super().__init__(url, **kwargs)
+
+
+# The RDBStorage methods that open their own session, and the private ones that Optuna's
+# _CachedStorage (the wrapper every Study puts around an RDBStorage) calls directly. Helpers that
+# work inside a caller's session (`*_without_commit`) must not be retried on their own.
+RETRIED_CALLS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+    "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+    "get_study_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial",
+    "set_trial_param", "_set_trial_param", "get_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr", "get_trial_user_attrs",
+    "get_trial_system_attrs", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+    "_get_trials", "get_best_trial", "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids",
+)
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return retry(method, self, *args, attempts=1, retry_for=self.retry_for, store=self.label, **kwargs)
+    return call
+
+
+for _name in RETRIED_CALLS:
+    setattr(RetryingRDBStorage, _name, _retried(getattr(RDBStorage, _name)))
+
+
+class _schema_lock:
+    """Hold a PostgreSQL advisory lock while Optuna creates or checks its tables: two workers that
+    start at the same instant on a new database would otherwise both CREATE TABLE and one would
+    fail (seen in tests/test_distributed.py). Other databases are left as they are."""
+
+    KEY = zlib.crc32(b"simclr-ablations optuna schema")
+
+    def __init__(self, url, engine_kwargs: dict[str, Any]):
+        self._url, self._engine_kwargs = url, engine_kwargs
+        self._engine = self._connection = None
+
+    def __enter__(self):
+        if self._url.get_backend_name() != "postgresql":
+            return self
+        import sqlalchemy
+
+        self._engine = sqlalchemy.create_engine(self._url, poolclass=sqlalchemy.pool.NullPool,
+                                                connect_args=self._engine_kwargs.get("connect_args", {}))
+        self._connection = self._engine.connect()
+        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.KEY})
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._connection is not None:
+            self._connection.close()  # ends the session, which releases its advisory locks
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _serialize_sqlite_transactions(engine) -> None:
@@ -288,14 +387,7 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False)
             covered.add(unit.unit)
             enqueued += 1
     # Units known only from trials (sampled ones, or cells since removed from the file) come back too.
-    latest: dict[str, FrozenTrial] = {}
-    for trial in trials:
-        latest[unit_of(trial)] = trial
-    for unit, trial in latest.items():
-        if unit not in covered and trial.state == TrialState.FAIL:
-            retry_stale_trial(study, trial)
-            covered.add(unit)
-            enqueued += 1
+    enqueued += requeue_orphans(study, retry_failed)
     units = len({unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")})
     if spec.search.n_trials:
         units = max(units, spec.search.n_trials)
@@ -338,6 +430,23 @@ def _flat_plain(plain: dict[str, Any]) -> dict[str, Any]:
     return {f"{section}.{name}": value for section, fields in plain.items() for name, value in fields.items()}
 
 
+def requeue_orphans(study: optuna.Study, retry_failed: bool = False) -> int:
+    """Enqueue a WAITING copy of every unit whose last trial ended FAIL without an error and that has no
+    trial waiting, running or done: a worker died between failing a dead trial and enqueueing its copy,
+    or a worker was interrupted. Returns how many were enqueued."""
+    trials = study.get_trials(deepcopy=False)
+    covered = {unit_of(t) for t in trials
+               if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
+    latest: dict[str, FrozenTrial] = {}
+    for trial in trials:
+        if not trial.user_attrs.get("duplicate_of"):
+            latest[unit_of(trial)] = trial
+    orphans = [t for unit, t in latest.items() if unit not in covered and t.state == TrialState.FAIL]
+    for trial in orphans:
+        retry_stale_trial(study, trial)
+    return len(orphans)
+
+
 def fail_stale(study: optuna.Study) -> list[int]:
     """Optuna's fail_stale_trials; returns the numbers of the trials it failed (dead workers)."""
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -376,8 +485,15 @@ def claim_next(study: optuna.Study, spec: StudySpec) -> Claim | None:
     """A trial this process now owns, or None when nothing is waiting (and, for tpe/random, the
     budget of n_trials units is spent)."""
     storage = study._storage  # Optuna's own pop (Study._pop_waiting_trial_id) works on the storage
+    beats = hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval()
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
+            # A heartbeat before the claim: RDBStorage never declares dead a RUNNING trial that has
+            # none, so a worker killed between its claim and its first beat (or a claim committed
+            # whose answer was lost) would otherwise hold the cell forever. A losing claimer's beat
+            # on a trial that someone else runs is harmless: that one beats too.
+            if beats:
+                storage.record_heartbeat(frozen._trial_id)
             if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 continue  # another process popped it first
         except UpdateFinishedTrialError:
@@ -466,7 +582,11 @@ def finish(study: optuna.Study, claim: Claim, *, value: float | None = None, sta
         study.tell(claim.trial, value if state == TrialState.COMPLETE else None, state=state)
         return True
     except UpdateFinishedTrialError:
-        return False
+        # Finished already: by another process that declared it dead, or by this very call, when the
+        # database committed it but its answer was lost and the retry found the trial finished.
+        recorded = study._storage.get_trial(claim.trial._trial_id)
+        return recorded.state == state and "duplicate_of" not in recorded.user_attrs and \
+            (state != TrialState.COMPLETE or recorded.value == value)
 
 
 class Heartbeat:
@@ -498,7 +618,9 @@ class Heartbeat:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            # Short: a beat waiting out a lost storage (stores.retry) need not hold up this worker;
+            # the thread is a daemon and records nothing once the trial has ended.
+            self._thread.join(timeout=5)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -15,28 +15,34 @@ What a study leaves in MLflow (the report module reads exactly this):
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
 
-Every call is retried a few times: an SQLite store shared by several worker processes answers
-"database is locked" now and then.
+Every call goes through `stores.retry`: an SQLite store shared by several worker processes answers
+"database is locked" now and then, and a tracking server shared by many machines may restart. Over
+HTTP, MLflow's own retries are turned off (unless MLFLOW_HTTP_REQUEST_MAX_RETRIES is set) so that
+one policy, with one bound (--retry-for), decides how long a worker waits for a lost server.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
+
+# `retry` is the one retry policy of both stores; report.py imports it from here.
+from ablations.stores import (
+    StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry,
+)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # MLflow's limits per log_batch call.
 MAX_PARAMS_PER_BATCH = 100
-# Errors that retrying cannot fix.
-PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
-                    "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED"}
+# A tag that makes a retried create_run idempotent (see Tracker._create_run).
+REQUEST_TAG = "ablations.request"
 T = TypeVar("T")
 
 
@@ -56,19 +62,6 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def retry(call: Callable[..., T], *args: Any, attempts: int = 6, **kwargs: Any) -> T:
-    """call(*args, **kwargs), retried with jittered backoff on transient store errors."""
-    for attempt in range(attempts):
-        try:
-            return call(*args, **kwargs)
-        except Exception as error:
-            code = getattr(error, "error_code", None)
-            if code in PERMANENT_ERRORS or attempt == attempts - 1:
-                raise
-            time.sleep(min(8.0, 0.2 * 2 ** attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
-
-
 def git_state(path: Path) -> tuple[str, bool | None]:
     """(commit SHA or 'none', dirty?) of the git checkout holding `path`."""
     def git(*args: str) -> str | None:
@@ -86,20 +79,38 @@ def git_state(path: Path) -> tuple[str, bool | None]:
 class Tracker:
     """One study's experiment in one tracking store."""
 
-    def __init__(self, uri: str, study_name: str):
+    def __init__(self, uri: str, study_name: str, retry_for: float | None = None):
+        remember_secrets(uri)
+        self.uri = uri
+        self.label = f"MLflow tracking store {mask_url(uri)}"
+        self.study_name = study_name
+        self.retry_for = retry_for
+        if uri.startswith(("http://", "https://")):
+            # Before any training: a wrong URL or a server that is down is one clear error.
+            try:
+                check_tracking_server(uri)
+            except ValueError as error:
+                raise TrackingError(f"--tracking-uri {mask_url(uri)}: {error}") from None
+            # One retry policy with one bound (stores.retry), not MLflow's own on top of it (up to
+            # 7 retries with backoff doubling from 2 s: minutes before a lost server is reported).
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            # Each trial prints its one line; MLflow would add two lines of URLs per ended run.
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
         from mlflow import MlflowClient
 
         # After the import, which sets MLflow's own level: table creation and migrations log at INFO.
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-
-        self.uri = uri
-        self.study_name = study_name
         try:
             self.client = MlflowClient(uri)
         except Exception as error:
-            raise TrackingError(f"tracking store {uri!r}: {_one_line(error)}") from None
+            raise TrackingError(f"tracking store {mask_url(uri)}: {describe(error)}") from None
         self._experiment_id: str | None = None
+
+    def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A client call through the retry policy of the stores (stores.retry)."""
+        return retry(method, *args, retry_for=self.retry_for, store=self.label, **kwargs)
 
     @property
     def experiment_id(self) -> str:
@@ -109,45 +120,68 @@ class Tracker:
 
     def _ensure_experiment(self) -> str:
         try:
-            experiment = retry(self.client.get_experiment_by_name, self.study_name)
+            experiment = self.call(self.client.get_experiment_by_name, self.study_name)
+        except StoreUnavailable:
+            raise
         except Exception as error:
-            raise TrackingError(f"tracking store {self.uri!r}: {_one_line(error)}") from None
+            raise TrackingError(f"tracking store {mask_url(self.uri)}: {describe(error)}") from None
         if experiment is None:
             try:
-                return retry(self.client.create_experiment, self.study_name,
-                             artifact_location=self._artifact_location(),
-                             tags={"ablations.study": self.study_name})
+                return self.call(self.client.create_experiment, self.study_name,
+                                 artifact_location=self._artifact_location(),
+                                 tags={"ablations.study": self.study_name})
             except Exception as error:
+                # Two workers starting a new study at once both find no experiment; one creates it.
                 if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
-                    raise TrackingError(f"tracking store {self.uri!r}: {_one_line(error)}") from None
-                experiment = retry(self.client.get_experiment_by_name, self.study_name)  # another worker won
+                    raise TrackingError(f"tracking store {mask_url(self.uri)}: {describe(error)}") from None
+                experiment = self.call(self.client.get_experiment_by_name, self.study_name)
         if experiment.lifecycle_stage == "deleted":
-            raise TrackingError(f"MLflow experiment {self.study_name!r} is deleted in {self.uri}; restore it "
-                                "(mlflow experiments restore) or rename the study")
+            raise TrackingError(f"MLflow experiment {self.study_name!r} is deleted in {mask_url(self.uri)}; "
+                                "restore it (mlflow experiments restore) or rename the study")
         return experiment.experiment_id
 
     def _artifact_location(self) -> str | None:
         """Next to an SQLite store: <db folder>/mlartifacts/<study>, where `mlflow server` would put
-        them; other stores choose for themselves."""
+        them; other stores choose for themselves (a tracking server started with --serve-artifacts,
+        its default, takes uploads through its artifact proxy, so workers need no shared folder)."""
         prefix = "sqlite:///"
         if not self.uri.startswith(prefix):
             return None
         database = Path(self.uri[len(prefix):]).expanduser().absolute()
         return str(database.parent / "mlartifacts" / self.study_name)
 
+    def _create_run(self, run_name: str, tags: dict[str, str]):
+        """create_run, idempotent under retries: when a server dies after creating the run but before
+        answering, the retry finds that run by its request tag instead of making a second one."""
+        request = uuid.uuid4().hex
+        tried = False
+
+        def create():
+            nonlocal tried
+            if tried:
+                found = self.client.search_runs([self.experiment_id], max_results=1,
+                                                filter_string=f"tags.`{REQUEST_TAG}` = '{request}'")
+                if found:
+                    return found[0]
+            tried = True
+            return self.client.create_run(self.experiment_id, run_name=run_name,
+                                          tags={**tags, REQUEST_TAG: request})
+
+        return self.call(create)
+
     # -- the parent run ------------------------------------------------------------------------------
 
     def find_parent(self, study_uid: str) -> str | None:
-        runs = retry(self.client.search_runs, [self.experiment_id],
-                     filter_string=(f"tags.`ablations.role` = 'parent' and tags.`ablations.study_uid` = '{study_uid}'"),
-                     order_by=["attributes.start_time ASC"], max_results=1)
+        runs = self.call(self.client.search_runs, [self.experiment_id],
+                         filter_string=(f"tags.`ablations.role` = 'parent' and tags.`ablations.study_uid` = '{study_uid}'"),
+                         order_by=["attributes.start_time ASC"], max_results=1)
         return runs[0].info.run_id if runs else None
 
     def parent_run(self, study_uid: str, tags: dict[str, str]) -> str:
         """The study's parent run, created on first use; it survives resumes and serves all workers."""
         run_id = self.find_parent(study_uid)
         if run_id is None:
-            run = retry(self.client.create_run, self.experiment_id, run_name=self.study_name, tags={
+            run = self._create_run(self.study_name, {
                 "ablations.role": "parent", "ablations.study": self.study_name,
                 "ablations.study_uid": study_uid, **tags,
             })
@@ -157,15 +191,15 @@ class Tracker:
     def set_status(self, run_id: str, status: str) -> None:
         """RUNNING reopens a run; FINISHED, FAILED and KILLED end it."""
         if status == "RUNNING":
-            retry(self.client.update_run, run_id, status="RUNNING")
+            self.call(self.client.update_run, run_id, status="RUNNING")
         else:
-            retry(self.client.set_terminated, run_id, status=status)
+            self.call(self.client.set_terminated, run_id, status=status)
 
     def run_status(self, run_id: str) -> str:
-        return retry(self.client.get_run, run_id).info.status
+        return self.call(self.client.get_run, run_id).info.status
 
     def log_artifact(self, run_id: str, path: Path | str, artifact_path: str | None = None) -> None:
-        retry(self.client.log_artifact, run_id, str(path), artifact_path)
+        self.call(self.client.log_artifact, run_id, str(path), artifact_path)
 
     # -- trial runs ----------------------------------------------------------------------------------
 
@@ -173,12 +207,11 @@ class Tracker:
                     params: dict[str, str]) -> TrialRun:
         from mlflow.entities import Param
 
-        run = retry(self.client.create_run, self.experiment_id, run_name=run_name,
-                    tags={"mlflow.parentRunId": parent_run_id, **tags})
+        run = self._create_run(run_name, {"mlflow.parentRunId": parent_run_id, **tags})
         run_id = run.info.run_id
         items = [Param(key, value) for key, value in params.items()]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            retry(self.client.log_batch, run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
+            self.call(self.client.log_batch, run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
         return TrialRun(self, run_id)
 
     def sweep(self, study_uid: str, trials: Iterable[Any]) -> int:
@@ -187,7 +220,7 @@ class Tracker:
         from optuna.trial import TrialState
 
         by_number = {t.number: t for t in trials}
-        runs = retry(self.client.search_runs, [self.experiment_id], filter_string=(
+        runs = self.call(self.client.search_runs, [self.experiment_id], filter_string=(
             "attributes.status = 'RUNNING' and tags.`ablations.role` = 'trial' "
             f"and tags.`ablations.study_uid` = '{study_uid}'"), max_results=5000)
         ended = 0
@@ -200,12 +233,12 @@ class Tracker:
                 status = "FINISHED"
             elif trial is not None and trial.state == TrialState.FAIL and "error" in trial.user_attrs:
                 status = "FAILED"
-                retry(self.client.set_tag, run.info.run_id, "ablations.error", trial.user_attrs["error"])
+                self.call(self.client.set_tag, run.info.run_id, "ablations.error", trial.user_attrs["error"])
             else:
                 status = "KILLED"
-                retry(self.client.set_tag, run.info.run_id, "ablations.killed",
-                      "its worker died or was interrupted; the cell is run again in another trial")
-            retry(self.client.set_terminated, run.info.run_id, status=status)
+                self.call(self.client.set_tag, run.info.run_id, "ablations.killed",
+                          "its worker died or was interrupted; the cell is run again in another trial")
+            self.call(self.client.set_terminated, run.info.run_id, status=status)
             ended += 1
         return ended
 
@@ -227,7 +260,7 @@ class TrialRun:
         now = int(time.time() * 1000)
         metrics = [Metric(key, float(value), now, step) for key, value in values.items() if value is not None]
         if metrics:
-            retry(self.client.log_batch, self.run_id, metrics=metrics)
+            self.tracker.call(self.client.log_batch, self.run_id, metrics=metrics)
         self.seconds += time.perf_counter() - started
 
     def log_epoch(self, metrics: Any) -> None:
@@ -237,19 +270,15 @@ class TrialRun:
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        retry(self.client.log_batch, self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.tracker.call(self.client.log_batch, self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_artifact(self, path: Path | str) -> None:
         started = time.perf_counter()
-        retry(self.client.log_artifact, self.run_id, str(path))
+        self.tracker.call(self.client.log_artifact, self.run_id, str(path))
         self.seconds += time.perf_counter() - started
 
     def end(self, status: str, error: str | None = None) -> None:
         if error:
             self.set_tags({"ablations.error": error})
-        retry(self.client.set_terminated, self.run_id, status=status)
+        self.tracker.call(self.client.set_terminated, self.run_id, status=status)
 
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300] + ("..." if len(text) > 300 else "")

@@ -1,0 +1,197 @@
+"""The two stores a study writes to, the Optuna storage and the MLflow tracking store, as seen by a
+worker that may share them with many others over a network (PostgreSQL, `mlflow server`).
+
+- Before any training, `check_tracking_server` and `search.open_storage` try the URLs once, with a
+  short timeout, and fail with one message that names the URL with its password masked.
+- Every call to either store goes through `retry`: a transient failure (connection refused or
+  dropped, a server restarting, SQLite's "database is locked", an HTTP 5xx) is retried with
+  jittered exponential backoff for at most `retry_for` seconds; past that the worker stops with
+  `StoreUnavailable` (exit status 75). Errors that retrying cannot fix are raised at once.
+- Passwords found in store URLs are remembered (`remember_secrets`) so that `redact` can take them
+  out of anything printed or recorded (error messages end up in MLflow tags).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+# How long a worker retries a store that stopped answering before it gives up (--retry-for).
+DEFAULT_RETRY_FOR_S = 120.0
+# The startup check of a URL: long enough for a database across a continent, short enough that a
+# wrong host is reported before anyone wonders.
+CONNECT_TIMEOUT_S = 10
+FIRST_BACKOFF_S = 0.2
+MAX_BACKOFF_S = 4.0
+# MLflow error codes that retrying cannot fix.
+PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+                    "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED"}
+# MLflow error codes of a store that is there but cannot answer now (its database is down or locked).
+TRANSIENT_ERRORS = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+# PEP 249 names these for lost or refused connections, server shutdowns, deadlocks and locks, in
+# every driver (psycopg, sqlite3, pymysql) and in SQLAlchemy's wrappers of them.
+TRANSIENT_DB_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
+T = TypeVar("T")
+
+_secrets: set[str] = set()
+
+
+class StoreUnavailable(RuntimeError):
+    """A store stopped answering for longer than the retry window; what it recorded is safe."""
+
+    def __init__(self, store: str, seconds: float, error: BaseException):
+        self.store = store
+        super().__init__(
+            f"{store} did not answer for {seconds:.0f} s ({describe(error)}); stopping this worker. "
+            "Nothing it recorded is lost: rerun the same command once the server is back "
+            "(--retry-for sets how long to wait)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# URLs and passwords
+
+
+def mask_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db; other URLs unchanged."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return redact(url)
+    if not password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def remember_secrets(*urls: str | None) -> None:
+    """Remember the passwords in these URLs, for `redact` to take out of any text."""
+    for url in urls:
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            password = None
+        if password:
+            _secrets.update({password, unquote(password)})
+
+
+def redact(text: str) -> str:
+    """The text with every remembered password replaced by ***."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def describe(error: BaseException) -> str:
+    """The root cause of an error that says something (SQLAlchemy's pool adds an empty one), on one
+    line, without passwords or SQLAlchemy's help links."""
+    root = error
+    for link in _chain(error):
+        if str(link).strip("() \n"):
+            root = link
+    text = " ".join(str(root).split()).split(" (Background on this error at:")[0]
+    text = f"{type(root).__name__}: {text}" if text else type(root).__name__
+    text = redact(text)
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Retrying
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure that the same call may not meet again in a few seconds: the store or the network
+    to it is down, restarting, overloaded or locked."""
+    import requests
+
+    for link in _chain(error):
+        if isinstance(link, StoreUnavailable):
+            return False
+        if getattr(link, "error_code", None) in TRANSIENT_ERRORS:
+            return True
+        if isinstance(link, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                             requests.exceptions.RetryError, ConnectionError, TimeoutError)):
+            return True
+        if any(cls.__name__ in TRANSIENT_DB_ERRORS for cls in type(link).__mro__):
+            return True
+        if getattr(link, "connection_invalidated", False):  # SQLAlchemy: the pool dropped a dead connection
+            return True
+    return False
+
+
+def retry(call: Callable[..., T], *args: Any, attempts: int = 6, retry_for: float | None = None,
+          store: str = "the store", **kwargs: Any) -> T:
+    """call(*args, **kwargs), retried with jittered exponential backoff (0.2 s doubling to 4 s).
+
+    Transient failures (`is_transient`) are retried until `retry_for` seconds (default
+    DEFAULT_RETRY_FOR_S) have passed since the first attempt, then StoreUnavailable names `store`.
+    MLflow errors that retrying cannot fix (PERMANENT_ERRORS) are raised at once; any other error is
+    tried `attempts` times in all (1: raised at once)."""
+    retry_for = DEFAULT_RETRY_FOR_S if retry_for is None else retry_for
+    started = time.monotonic()
+    other_failures = 0
+    backoff = FIRST_BACKOFF_S
+    lost_since: float | None = None
+    while True:
+        try:
+            result = call(*args, **kwargs)
+        except Exception as error:
+            if getattr(error, "error_code", None) in PERMANENT_ERRORS or isinstance(error, StoreUnavailable):
+                raise
+            waited = time.monotonic() - started
+            if is_transient(error):
+                if waited >= retry_for:
+                    raise StoreUnavailable(store, waited, error) from error
+                if lost_since is None:
+                    lost_since = time.monotonic()
+                    _warn(f"{store} did not answer ({describe(error)}); retrying for up to {retry_for:g} s")
+            else:
+                other_failures += 1
+                if other_failures >= attempts:
+                    raise
+            pause = min(MAX_BACKOFF_S, backoff) * (0.5 + random.random())
+            time.sleep(max(0.0, min(pause, retry_for - waited)))
+            backoff *= 2
+            continue
+        if lost_since is not None:
+            _warn(f"{store} answers again after {time.monotonic() - lost_since:.0f} s")
+        return result
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it (explicitly or while it was being handled), outermost first."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The startup check of a tracking server
+
+
+def check_tracking_server(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """GET <uri>/health of an MLflow tracking server; ValueError with the reason if it does not answer OK."""
+    import requests
+
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        raise ValueError("it names no host (expected http://host:port)")
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.exceptions.RequestException as error:
+        raise ValueError(f"no answer: {describe(error)}") from None
+    if response.status_code != 200:
+        raise ValueError(f"GET /health answered {response.status_code} {response.reason}: is this an MLflow "
+                         "tracking server (mlflow server)?")
