@@ -76,11 +76,12 @@ def main() -> None:
                         help="DataLoader workers of the conventional pipeline (default: one per core)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads of the main process (default: one per core)")
+    parser.add_argument("--allocator", choices=["shipped", "same"], default="shipped",
+                        help="shipped: each pipeline as it ships, ours under the trainer's malloc setting "
+                             "(trainer.keep_freed_memory), the conventional one with glibc's defaults; "
+                             "same: both under the trainer's setting")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    # The trainer's allocator setting, before the DataLoader forks its workers, so both pipelines
-    # run under it.
-    keep_freed_memory()
 
     n_images = args.batch_size * (args.batches + 2)
     images, source = load_images(n_images)
@@ -93,37 +94,20 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} (width {args.width}), batch {args.batch_size}, "
           f"{args.batches} timed batches, {args.workers} DataLoader workers, bf16 autocast {bf16}, "
-          f"{torch.get_num_threads()} torch threads")
+          f"{torch.get_num_threads()} torch threads, allocator {args.allocator}")
 
-    loader = torch.utils.data.DataLoader(
-        TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
-        num_workers=args.workers, persistent_workers=args.workers > 0,
-    )
+    # Each pipeline as it ships: ours under the trainer's allocator setting (train() applies it);
+    # the conventional DataLoader's workers are started by spawn, so they run with glibc's defaults,
+    # or (--allocator same) with the same setting passed through glibc's environment variables.
+    keep_freed_memory()
+    if args.allocator == "same":
+        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
     generator = torch.Generator().manual_seed(0)
 
     def batched_views(batch_index: int) -> torch.Tensor:
         start = (batch_index % (args.batches + 2)) * args.batch_size
         batch = images[start : start + args.batch_size].float().div_(255)
         return torch.cat(make_views(batch, augment, generator))
-
-    def loader_views():
-        while True:
-            for view1, view2 in loader:
-                yield torch.cat([view1, view2])
-
-    # Augmentation alone.
-    batched_views(0)
-    start = time.perf_counter()
-    for index in range(args.batches):
-        batched_views(index)
-    ours_augment = args.batches * 2 * args.batch_size / (time.perf_counter() - start)
-
-    stream = loader_views()
-    next(stream)  # start the workers
-    start = time.perf_counter()
-    for _ in range(args.batches):
-        next(stream)
-    theirs_augment = args.batches * 2 * args.batch_size / (time.perf_counter() - start)
 
     # Full training step: views, forward, NT-Xent, backward, optimiser step.
     def train_rate(next_batch) -> float:
@@ -146,8 +130,35 @@ def main() -> None:
             step()
         return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
 
+    def rate(next_batch, warmup: int = 1) -> float:
+        for _ in range(warmup):
+            next_batch()
+        start = time.perf_counter()
+        for _ in range(args.batches):
+            next_batch()
+        return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+
+    # Ours first, before the DataLoader's workers exist: once started they prefetch in the
+    # background and would take cores from whatever is measured beside them.
     counter = iter(range(10**9))
+    ours_augment = rate(lambda: batched_views(next(counter)))
     ours_train = train_rate(lambda: batched_views(next(counter)))
+
+    loader = torch.utils.data.DataLoader(
+        TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
+        num_workers=args.workers, persistent_workers=args.workers > 0,
+        multiprocessing_context="spawn" if args.workers > 0 else None,
+    )
+
+    def loader_views():
+        while True:
+            for view1, view2 in loader:
+                yield torch.cat([view1, view2])
+
+    stream = loader_views()
+    # Drain what the workers prefetched while starting (prefetch_factor 2 per worker), so the
+    # timed batches are produced at the workers' steady rate.
+    theirs_augment = rate(lambda: next(stream), warmup=2 * args.workers + 2)
     theirs_train = train_rate(lambda: next(stream))
 
     print(f"{'':24}{'simclr_core':>14}{'conventional':>14}{'ratio':>8}")
