@@ -342,7 +342,7 @@ class Runner:
 
         from ablations import search
 
-        session, spec = self.session, self.spec
+        session = self.session
         number, name = claim.number, claim.run_name
         trial_dir = session.runs_dir / claim.attrs["checkpoint"]
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -807,12 +807,9 @@ def _time_model_step(model, images, config: RunConfig, device) -> float:
 
     from simclr_core.loss import nt_xent_multi
 
-    from simclr_core.trainer import bf16_is_fast
+    from simclr_core.trainer import numeric_settings
 
-    # Precision and memory format as train() chooses them.
-    tc = config.train
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and bf16_is_fast(device))
-    memory_format = torch.contiguous_format if tc.channels_last == "off" else torch.channels_last
+    autocast_dtype, memory_format = numeric_settings(config.train, device)  # as train() chooses them
     model.to(memory_format=memory_format)
     images = images.float() / 255
     batch = torch.cat([images] * config.train.n_views).contiguous(memory_format=memory_format)
@@ -820,7 +817,7 @@ def _time_model_step(model, images, config: RunConfig, device) -> float:
     steps = []
     for _ in range(4):
         started = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
             _, z = model(batch)
         loss = nt_xent_multi(z.float().view(config.train.n_views, len(images), -1), config.train.temperature)
         optimizer.zero_grad()

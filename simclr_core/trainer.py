@@ -12,7 +12,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ import torch
 import torchvision
 
 from simclr_core.augmentations import make_views
-from simclr_core.config import ConfigError, RunConfig
+from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
 from simclr_core.model import SimCLRModel
@@ -163,6 +163,14 @@ def bf16_is_fast(device: torch.device) -> bool:
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def numeric_settings(train_config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:
+    """The autocast dtype (None: fp32) and memory format a run uses on `device`."""
+    bf16 = train_config.precision == "bf16" or (train_config.precision == "auto" and bf16_is_fast(device))
+    # channels_last suits cuDNN and oneDNN alike: 1.5x on this project's CPU (benchmarks/RESULTS.md).
+    memory_format = torch.contiguous_format if train_config.channels_last == "off" else torch.channels_last
+    return (torch.bfloat16 if bf16 else None), memory_format
+
+
 def keep_freed_memory() -> None:
     """Tell glibc's malloc to keep freed blocks up to 256 MiB for reuse instead of handing them
     back to the OS. Batched augmentation allocates and frees multi-megabyte tensors many times
@@ -218,10 +226,8 @@ def train(
         torch.set_num_threads(tc.num_threads)
     device = select_device(tc.device)
     on_cuda = device.type == "cuda"
-    autocast_dtype = torch.bfloat16 if tc.precision == "bf16" or (tc.precision == "auto" and bf16_is_fast(device)) else None
-    # channels_last suits cuDNN and oneDNN alike: 1.5x on this project's CPU (benchmarks/RESULTS.md).
-    channels_last = tc.channels_last != "off"
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    autocast_dtype, memory_format = numeric_settings(tc, device)
+    channels_last = memory_format == torch.channels_last
 
     data = dataset or load_dataset(config.data)
     # The whole data set lives on the training device as uint8 (airbench): no loader, no workers.
