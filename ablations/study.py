@@ -37,7 +37,6 @@ from typing import Any, Union
 
 import yaml
 
-from simclr_core.augmentations import OPS
 from simclr_core.config import ConfigError, OpSpec, RunConfig
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -270,9 +269,9 @@ def _parse_search(raw: Any, source: str) -> SearchSpec:
         if not isinstance(pairs, list):
             raise StudyError(source, "search.pairs", f"expected a list of op names, got {_type_name(pairs)}")
         for index, op in enumerate(pairs):
-            if not isinstance(op, str) or op not in OPS:
-                raise StudyError(source, f"search.pairs[{index}]",
-                                 f"unknown augmentation {op!r}; valid names: {', '.join(sorted(OPS))}")
+            if not isinstance(op, str):
+                raise StudyError(source, f"search.pairs[{index}]", f"{op!r} is not allowed; expected an op name")
+        parse_pipeline(pairs, source, "search.pairs")  # the engine checks the names, as for augment.pipeline
         if len(set(pairs)) != len(pairs):
             raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
         search.pairs = list(pairs)
