@@ -20,8 +20,10 @@ MALLOC_TRIM_THRESHOLD_=1073741824 in the environment took one thread from 19-22k
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from simclr_core.config import AugmentConfig, ConfigError, OpSpec
+from simclr_core.config import COMPILE_MODES, AugmentConfig, ConfigError, OpSpec
 
 # ITU-R 601-2 luma weights as torchvision's rgb_to_grayscale and TF's rgb_to_grayscale use them
 # (0.2989, not 0.299), so contrast and saturation match torchvision to float rounding.
@@ -119,7 +121,7 @@ def adjust_saturation(images: Tensor, factors: Tensor) -> Tensor:
 # Per channel R, G, B: the channel's place between min and max as a function of the hue h in sixths
 # of a turn: clamp(|h - 3| - 1, 0, 1) for red, clamp(2 - |h - centre|, 0, 1) for green (centre 2) and
 # blue (centre 4); e.g. red is 1 for h in [0, 1] and [5, 6).
-_HUE_CENTRES = (3.0, 2.0, 4.0)
+HUE_CENTRES = (3.0, 2.0, 4.0)
 
 
 def adjust_hue(images: Tensor, shifts: Tensor) -> Tensor:
@@ -160,7 +162,7 @@ def adjust_hue(images: Tensor, shifts: Tensor) -> Tensor:
     # One contiguous (B, H, W) pass per channel, written into the output: broadcasting per-channel
     # constants over (B, 3, H, W) measured 1.5x slower on CPU.
     adjusted = torch.empty_like(images)
-    for channel, centre in enumerate(_HUE_CENTRES):
+    for channel, centre in enumerate(HUE_CENTRES):
         place = (hue_sixths - centre).abs_()
         place = place.sub_(1.0) if channel == 0 else place.neg_().add_(2.0)
         torch.addcmul(min_channel, chroma, place.clamp_(0.0, 1.0), out=adjusted[:, channel])
@@ -298,7 +300,24 @@ def color_jitter(images: Tensor, generator: torch.Generator, *, strength: float 
     Factors per sample as torchvision ColorJitter: brightness, contrast and saturation factors
     U(max(0, 1 - x), 1 + x), hue shift U(-hue, hue). With random_order each sample gets its own order
     of the four adjustments (data_util shuffles the order per image); results are clamped after each.
+    (`make_views` with augment.compile runs the same draws through `fused_color` instead.)
     """
+    draws = _draw_jitter(images, generator, strength=strength, p=p, brightness=brightness,
+                         contrast=contrast, saturation=saturation, hue=hue, random_order=random_order)
+    return _jitter_eager(images, draws)
+
+
+@dataclass
+class _JitterDraws:
+    apply: Tensor  # (B,) bool: the jitter applies to this sample (probability p)
+    factors: list[Tensor]  # brightness, contrast, saturation factors and hue shift, each (B,)
+    order: Tensor  # (B, 4) int64: each sample's order of the four kinds
+    active: list[bool]  # per kind: its range is not zero (a zero range is the identity)
+
+
+def _draw_jitter(images: Tensor, generator: torch.Generator, *, strength: float, p: float,
+                 brightness: float | None, contrast: float | None, saturation: float | None,
+                 hue: float | None, random_order: bool) -> _JitterDraws:
     _check_probability(p)
     batch, device = images.shape[0], images.device
     ranges = [
@@ -308,36 +327,66 @@ def color_jitter(images: Tensor, generator: torch.Generator, *, strength: float 
     ]
     hue_range = 0.2 * strength if hue is None else hue
     apply = _bernoulli(batch, p, generator, device)
-    # (4, B): one factor per kind per sample; drawn for every sample to keep the stream fixed.
+    # One factor per kind per sample; drawn for every sample to keep the stream fixed.
     factors = [_uniform(batch, max(0.0, 1.0 - x), 1.0 + x, generator, device) for x in ranges]
     factors.append(_uniform(batch, -hue_range, hue_range, generator, device))
     if random_order:
         order = torch.argsort(torch.rand(batch, _JITTER_KINDS, generator=generator, device=device), dim=1)
     else:
         order = torch.arange(_JITTER_KINDS, device=device).expand(batch, _JITTER_KINDS)
-    # A kind whose range is zero is the identity; skipping it saves the (costly) hue pass.
-    active = [x > 0 for x in ranges] + [hue_range > 0]
+    return _JitterDraws(apply, factors, order, [x > 0 for x in ranges] + [hue_range > 0])
+
+
+def _jitter_eager(images: Tensor, draws: _JitterDraws) -> Tensor:
     adjusts = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
     jittered = images.clone()
     # Loop over the 4 positions and 4 kinds, not over samples: each pass adjusts the subset of
     # samples whose order puts that kind at that position. (Concatenating the groups at each
-    # position and scattering once at the end measured no faster.)
+    # position and scattering once at the end measured no faster.) An inactive kind is skipped:
+    # it is the identity, and skipping saves the costly hue pass.
     for position in range(_JITTER_KINDS):
         for kind in range(_JITTER_KINDS):
-            if not active[kind]:
+            if not draws.active[kind]:
                 continue
-            index = torch.nonzero(apply & (order[:, position] == kind)).squeeze(1)
+            index = torch.nonzero(draws.apply & (draws.order[:, position] == kind)).squeeze(1)
             if index.numel():
-                adjusted = adjusts[kind](jittered.index_select(0, index), factors[kind].index_select(0, index))
+                adjusted = adjusts[kind](jittered.index_select(0, index), draws.factors[kind].index_select(0, index))
                 jittered.index_copy_(0, index, adjusted)
     return jittered
+
+
+def _jitter_slots(draws: _JitterDraws) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The draws as fused_color.color_kernel's parameters: (6, B) factor, contrast and saturation
+    per blend slot (kinds before the sample's hue position, then after it; unused slots factor 1),
+    hue_on (B,) and shift (B,)."""
+    from simclr_core.fused_color import SLOTS
+
+    order = draws.order
+    hue_kind = _JITTER_KINDS - 1
+    hue_position = (order == hue_kind).to(torch.uint8).argmax(dim=1)  # (B,)
+    identity = torch.full_like(hue_position, -1)
+    kinds = [torch.where(hue_position > slot, order[:, slot], identity) for slot in range(SLOTS)]
+    for slot in range(SLOTS):
+        position = hue_position + 1 + slot
+        kind = order.gather(1, position.clamp(max=_JITTER_KINDS - 1).unsqueeze(1)).squeeze(1)
+        kinds.append(torch.where(position < _JITTER_KINDS, kind, identity))
+    # (6, B): 0 brightness, 1 contrast, 2 saturation, -1 identity (also every slot of an unjittered
+    # sample). Inactive kinds keep their place: their factor is exactly 1, the identity.
+    slot_kinds = torch.where(draws.apply, torch.stack(kinds), -1)
+    blend_factors = torch.stack(draws.factors[:3])  # (3, B)
+    factor = torch.where(slot_kinds >= 0, blend_factors.gather(0, slot_kinds.clamp(min=0)), 1.0)
+    hue_on = draws.apply & draws.active[hue_kind]
+    return factor, slot_kinds == 1, slot_kinds == 2, hue_on, draws.factors[hue_kind]
 
 
 def color_drop(images: Tensor, generator: torch.Generator, *, p: float = 0.2) -> Tensor:
     """Convert to grayscale (replicated to 3 channels) with probability p per sample
     (paper Appendix A, data_util to_grayscale with p = 0.2)."""
     _check_probability(p)
-    drop = _bernoulli(images.shape[0], p, generator, images.device)
+    return _drop_eager(images, _bernoulli(images.shape[0], p, generator, images.device))
+
+
+def _drop_eager(images: Tensor, drop: Tensor) -> Tensor:
     # The luma weights sum to 0.9999, so gray stays in [0, 1] with no clamp.
     return _transform_chosen(images, drop, lambda chosen: rgb_to_gray(chosen).expand_as(chosen))
 
@@ -349,6 +398,40 @@ def color(images: Tensor, generator: torch.Generator, *, strength: float = 1.0, 
     ImageNet uses s = 1.0, CIFAR-10 s = 0.5 (Appendix B.9); Table 1 ablates s."""
     jittered = color_jitter(images, generator, strength=strength, p=jitter_prob)
     return color_drop(jittered, generator, p=drop_prob)
+
+
+# --------------------------------------------------------------------------------------------------
+# The colour ops through fused_color's compiled kernel (augment.compile): the same draws from the
+# generator as the eager ops above, so the views agree with theirs to float rounding.
+# --------------------------------------------------------------------------------------------------
+
+
+def _color_jitter_fused(images: Tensor, generator: torch.Generator, *, required: bool, **params: Any) -> Tensor:
+    return _fused_colour(images, _draw_jitter(images, generator, **params), None, required)
+
+
+def _color_fused(images: Tensor, generator: torch.Generator, *, required: bool, strength: float,
+                 jitter_prob: float, drop_prob: float) -> Tensor:
+    # As color(): color_jitter's defaults but strength and p, then the drop draw.
+    draws = _draw_jitter(images, generator, **{**_defaults("color_jitter"), "strength": strength, "p": jitter_prob})
+    _check_probability(drop_prob)
+    drop = _bernoulli(images.shape[0], drop_prob, generator, images.device)
+    return _fused_colour(images, draws, drop, required)
+
+
+def _fused_colour(images: Tensor, draws: _JitterDraws, drop: Tensor | None, required: bool) -> Tensor:
+    from simclr_core.fused_color import compiled_color
+
+    kernel_drop = drop if drop is not None else torch.zeros_like(draws.apply)
+    result = compiled_color(images, *_jitter_slots(draws), kernel_drop, required=required)
+    if result is None:  # this process cannot compile: the eager ops on the same draws
+        result = _jitter_eager(images, draws)
+        if drop is not None:
+            result = _drop_eager(result, drop)
+    return result
+
+
+_FUSED: dict[str, Callable[..., Tensor]] = {"color_jitter": _color_jitter_fused, "color": _color_fused}
 
 
 def cutout(images: Tensor, generator: torch.Generator, *, side_fraction: float = 0.5, fill: float = 0.0,
@@ -503,8 +586,14 @@ _PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def op_params(name: str) -> list[str]:
     """The keyword parameters an op accepts, from its signature."""
-    return [param for param in inspect.signature(OPS[name]).parameters
-            if param not in ("images", "generator")]
+    return list(_defaults(name))
+
+
+@functools.cache
+def _defaults(name: str) -> dict[str, Any]:
+    """An op's keyword parameters and their defaults, from its signature (defined there only)."""
+    return {param.name: param.default for param in inspect.signature(OPS[name]).parameters.values()
+            if param.name not in ("images", "generator")}
 
 
 def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> None:
@@ -548,17 +637,49 @@ def _check_images(images: Tensor) -> None:
 
 
 def apply_pipeline(images: Tensor, pipeline: list[OpSpec], generator: torch.Generator, *,
-                   color_strength: float | None = None) -> Tensor:
+                   color_strength: float | None = None, compile: str = "off") -> Tensor:
     """Apply the ops in order; `color_strength` is the strength for color/color_jitter entries that
-    do not set one (None: the op's own default, 1.0)."""
+    do not set one (None: the op's own default, 1.0).
+
+    compile (AugmentConfig.compile): "off" runs every op eagerly; "auto" runs color and color_jitter
+    through fused_color's compiled kernel on CPU (falling back to the eager ops, with one warning,
+    where torch.compile cannot work), "on" on any device, and raises where it cannot compile.
+    """
     _check_images(images)
     validate_pipeline(pipeline)
+    if compile not in COMPILE_MODES:
+        raise ConfigError(f"augment.compile: {compile!r} is not allowed; expected one of "
+                          f"{', '.join(COMPILE_MODES)}")
+    fused = _uses_kernel(compile, images.device)
     for spec in pipeline:
         params = dict(spec.params)
         if spec.op in _STRENGTH_OPS and color_strength is not None:
             params.setdefault("strength", color_strength)
-        images = OPS[spec.op](images, generator, **params)
+        if fused and spec.op in _FUSED:
+            images = _FUSED[spec.op](images, generator, required=compile == "on",
+                                     **{**_defaults(spec.op), **params})
+        else:
+            images = OPS[spec.op](images, generator, **params)
     return images
+
+
+def _uses_kernel(compile: str, device: torch.device) -> bool:
+    # auto leaves CUDA eager: there the eager ops are already fast, and the compiled kernel has only
+    # been measured on CPU.
+    return compile == "on" or (compile == "auto" and device.type == "cpu")
+
+
+def colour_path(config: AugmentConfig, device: torch.device) -> str:
+    """How make_views has been running `config`'s colour ops on `device`, for the run's record:
+    "compiled", "eager", "eager (compiling failed: ...)" or "none" (no colour op in the pipeline)."""
+    from simclr_core.fused_color import compile_failure
+
+    if not any(spec.op in _FUSED for spec in config.pipeline):
+        return "none"
+    if not _uses_kernel(config.compile, device):
+        return "eager"
+    failure = compile_failure()
+    return f"eager (compiling failed: {failure})" if failure else "compiled"
 
 
 def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator,
@@ -574,11 +695,12 @@ def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator
     if n_views < 1:
         raise ValueError(f"n_views must be >= 1, got {n_views}")
     if config.protocol == "symmetric":
-        return [apply_pipeline(images, config.pipeline, generator, color_strength=config.color_strength)
-                for _ in range(n_views)]
+        return [apply_pipeline(images, config.pipeline, generator, color_strength=config.color_strength,
+                               compile=config.compile) for _ in range(n_views)]
     if config.protocol == "asymmetric":
         base = crop(images, generator) if config.base_crop else images
-        first = apply_pipeline(base, config.pipeline, generator, color_strength=config.color_strength)
+        first = apply_pipeline(base, config.pipeline, generator, color_strength=config.color_strength,
+                               compile=config.compile)
         # Clones, so a caller that edits one view in place cannot change the others or the input.
         return [first] + [base.clone() for _ in range(n_views - 1)]
     raise ConfigError(f"augment.protocol: {config.protocol!r} is not allowed; expected one of "

@@ -68,6 +68,11 @@ class AugmentConfig:
     # asymmetric only: one random resized crop per image, shared by both branches, before the
     # target ops (paper Section 3.1 "we always first randomly crop images and resize them").
     base_crop: bool = False
+    # auto: color and color_jitter run as one compiled kernel (simclr_core.fused_color) on CPU,
+    # about 3x faster than the eager ops there; eager on CUDA, and eager with a warning where
+    # torch.compile cannot work (no C++ compiler). on: compiled on any device, an error if it
+    # cannot compile. off: eager ops. Views agree across the settings to float rounding.
+    compile: str = "auto"
 
 
 @dataclass
@@ -152,6 +157,7 @@ class RunConfig:
              "a positive integer or null"),
             (self.augment.protocol in PROTOCOLS, "augment.protocol", f"one of {sorted(PROTOCOLS)}"),
             (self.augment.color_strength >= 0, "augment.color_strength", "a number >= 0"),
+            (self.augment.compile in COMPILE_MODES, "augment.compile", f"one of {', '.join(COMPILE_MODES)}"),
             (self.model.encoder in ENCODERS, "model.encoder", f"one of {sorted(ENCODERS)}"),
             (self.model.head in HEADS, "model.head", f"one of {sorted(HEADS)}"),
             (self.model.projection_dim > 0, "model.projection_dim", "a positive integer"),
@@ -189,6 +195,7 @@ ENCODERS = {"resnet18_cifar", "resnet18", "resnet50", "small_cnn"}
 HEADS = {"none", "linear", "mlp"}
 OPTIMIZERS = {"sgd", "adam", "adamw", "lars"}
 PRECISIONS = {"auto", "bf16", "fp32"}
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def _get_dotted(obj: Any, dotted: str) -> Any:

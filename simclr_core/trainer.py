@@ -20,7 +20,7 @@ import numpy
 import torch
 import torchvision
 
-from simclr_core.augmentations import make_views
+from simclr_core.augmentations import colour_path, make_views
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
@@ -67,6 +67,8 @@ class RunResult:
     train_images: int
     test_images: int
     steps: int
+    # How the colour ops ran (augmentations.colour_path): compiled, eager, or why not compiled.
+    colour_ops: str = "none"
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -359,6 +361,7 @@ def train(
         train_images=n_train,
         test_images=len(test_images),
         steps=step,
+        colour_ops=colour_path(config.augment, device),
     )
 
 

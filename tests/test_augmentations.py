@@ -462,6 +462,100 @@ def test_unknown_protocol_is_a_config_error():
 
 
 # ---------------------------------------------------------------------------------------------
+# augment.compile: the colour ops as fused_color's compiled kernel, against the eager ops.
+# ---------------------------------------------------------------------------------------------
+
+COLOR_PIPELINES = [
+    [OpSpec("crop"), OpSpec("hflip"), OpSpec("color")],
+    [OpSpec("color", {"strength": 1.0, "jitter_prob": 1.0, "drop_prob": 0.5})],
+    [OpSpec("color_jitter", {"p": 1.0})],
+    [OpSpec("color_jitter", {"random_order": False})],
+    [OpSpec("color_jitter", {"hue": 0.0, "contrast": 0.0})],
+    [OpSpec("color_jitter", {"brightness": 0.9, "saturation": 2.0, "hue": 0.5, "p": 1.0})],
+]
+
+
+@pytest.mark.parametrize("pipeline", COLOR_PIPELINES, ids=lambda p: "+".join(f"{s.op}{s.params}" for s in p))
+def test_compiled_colour_matches_the_eager_ops(pipeline):
+    # Same generator draws on both paths, so the views agree to float rounding (the compiled kernel
+    # may contract multiply-adds), over a batch big enough that every order of the four kinds occurs.
+    images = random_images(batch=96)
+    eager = make_views(images, AugmentConfig(pipeline=pipeline, compile="off"), seeded(), n_views=2)
+    compiled = make_views(images, AugmentConfig(pipeline=pipeline, compile="on"), seeded(), n_views=2)
+    for e, c in zip(eager, compiled):
+        assert torch.allclose(c, e, atol=1e-5, rtol=0), (c - e).abs().max()
+        assert c.min() >= 0 and c.max() <= 1
+
+
+def test_colour_kernel_uncompiled_matches_the_eager_ops():
+    # The kernel's formulation (blend slots around the hue position) on its own, without Inductor.
+    from simclr_core.fused_color import color_kernel
+
+    images = random_images(batch=64)
+    draws = aug._draw_jitter(images, seeded(), **{**aug._defaults("color_jitter"), "p": 0.7})
+    drop = torch.rand(64, generator=seeded(5)) < 0.3
+    expected = aug._drop_eager(aug._jitter_eager(images, draws), drop)
+    got = color_kernel(images, *aug._jitter_slots(draws), drop)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_compiled_colour_leaves_unjittered_samples_exactly_unchanged():
+    images = random_images(batch=32)
+    config = AugmentConfig(pipeline=[OpSpec("color", {"jitter_prob": 0.0, "drop_prob": 0.0})], compile="on")
+    assert torch.equal(make_views(images, config, seeded(), n_views=1)[0], images)
+
+
+def test_compiled_colour_is_bit_identical_under_a_seed_and_varies_with_it():
+    images = random_images(batch=48)
+    config = AugmentConfig(compile="on")
+    first = make_views(images, config, seeded(7))
+    again = make_views(images, config, seeded(7))
+    other = make_views(images, config, seeded(8))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], other[0])
+
+
+def test_compiled_colour_handles_a_new_batch_size_and_float64():
+    # A last partial batch or a preview has another shape; float64 is accepted by every op.
+    for batch, dtype in ((5, torch.float32), (17, torch.float32), (9, torch.float64)):
+        images = random_images(batch=batch, dtype=dtype)
+        pipeline = [OpSpec("color", {"jitter_prob": 1.0})]
+        eager = make_views(images, AugmentConfig(pipeline=pipeline, compile="off"), seeded(), n_views=1)[0]
+        compiled = make_views(images, AugmentConfig(pipeline=pipeline, compile="on"), seeded(), n_views=1)[0]
+        assert compiled.dtype == dtype and compiled.shape == images.shape
+        assert torch.allclose(compiled, eager, atol=1e-5, rtol=0)
+
+
+def test_auto_falls_back_to_the_eager_ops_with_one_warning_where_compiling_fails(monkeypatch):
+    from simclr_core import fused_color
+
+    def cannot_compile(*args):
+        raise RuntimeError("InductorError: no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(fused_color, "_compiled", cannot_compile)
+    monkeypatch.setattr(fused_color, "_failure", None)
+    images = random_images(batch=24)
+    eager = make_views(images, AugmentConfig(compile="off"), seeded())
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found.*augment.compile: off"):
+        fallback = make_views(images, AugmentConfig(compile="auto"), seeded())
+    assert all(torch.equal(a, b) for a, b in zip(fallback, eager))
+    assert "no C++ compiler" in fused_color.compile_failure()
+    # Warned once: later batches go straight to the eager ops.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_views(images, AugmentConfig(compile="auto"), seeded())
+    with pytest.raises(RuntimeError, match="augment.compile: on, but torch.compile failed.*auto or off"):
+        make_views(images, AugmentConfig(compile="on"), seeded())
+
+
+def test_compile_mode_is_checked():
+    with pytest.raises(ConfigError, match="augment.compile: 'fast' is not allowed; expected one of auto, on, off"):
+        make_views(random_images(), AugmentConfig(compile="fast"), seeded())
+
+
+# ---------------------------------------------------------------------------------------------
 # validate_pipeline
 # ---------------------------------------------------------------------------------------------
 
@@ -553,3 +647,13 @@ def test_op_runs_on_cuda(name):
     assert out.min() >= 0 and out.max() <= 1
     again = OPS[name](images, torch.Generator(device="cuda").manual_seed(0))
     assert torch.equal(out, again)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_colour_on_cuda_matches_the_eager_ops():
+    images = random_images(batch=96).cuda()
+    config = AugmentConfig(pipeline=[OpSpec("color", {"jitter_prob": 1.0, "drop_prob": 0.3})])
+    eager = make_views(images, config, torch.Generator(device="cuda").manual_seed(0), n_views=1)[0]
+    config.compile = "on"
+    compiled = make_views(images, config, torch.Generator(device="cuda").manual_seed(0), n_views=1)[0]
+    assert torch.allclose(compiled, eager, atol=1e-5, rtol=0)

@@ -72,6 +72,7 @@ def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, bod
     ("train.temperature=0", "train.temperature", "> 0"),
     ("train.epochs", "train.epochs", "dotted.key=value"),
     ("model.head=huge", "model.head", "one of"),
+    ("augment.compile=fast", "augment.compile", "one of auto, on, off"),
     ("augment.pipeline=[crop]", "augment.pipeline", "varies it"),
     ("tracking.log_model=yes please", "tracking.log_model", "true or false"),
 ])

@@ -76,6 +76,14 @@ def test_training_reports_every_epoch_and_returns_a_full_result():
     assert result.versions["torch"] == torch.__version__
     assert result.metrics["probe_h"] == result.probe_h
     assert result.train_images == 160 and result.steps == 10
+    # The default pipeline's colour ops ran as the compiled kernel (augment.compile: auto on CPU).
+    assert result.colour_ops == "compiled"
+
+
+def test_result_records_eager_colour_ops_when_compile_is_off():
+    config = tiny_config(epochs=1)
+    config.augment.compile = "off"
+    assert train(config).colour_ops == "eager"
 
 
 def test_more_than_two_views():
