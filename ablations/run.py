@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -397,6 +398,7 @@ class Runner:
             except KeyboardInterrupt:
                 # Marked so the rerun's resume enqueues the cell again; its checkpoint is kept, so the
                 # rerun continues from the last finished epoch. A second Ctrl-C must not cut this short.
+                _interrupts.handled()
                 with _ignoring_sigint():
                     search.finish(session.study, claim, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
                     if run is not None:
@@ -481,7 +483,7 @@ class Runner:
         results = {"probe_h": result.probe_h, "probe_z": result.probe_z, "knn_acc": result.knn_acc,
                    "wall_time_s": result.wall_time_s, "device": result.device}
         if search.finish(self.session.study, claim, value=value, state=TrialState.COMPLETE, attrs=results):
-            run.set_tags({"device": result.device})
+            run.set_tags({"device": result.device, "colour_ops": result.colour_ops})
             run.end("FINISHED")
         else:
             run.set_tags({"ablations.killed": "declared dead by another worker while running; its cell ran again"})
@@ -511,7 +513,7 @@ def run_here(session: Session, data: DataCache, args: argparse.Namespace) -> int
         runner.outer = tqdm(total=session.prepared.units, initial=session.prepared.done, desc=session.spec.name,
                             unit="trial", dynamic_ncols=True, disable=None)
     try:
-        with _sigterm_as_interrupt():
+        with _interrupts():
             runner.loop(poll_s=min(5.0, args.heartbeat_interval))
         return 0
     except KeyboardInterrupt:
@@ -526,7 +528,7 @@ def worker_main(spec: StudySpec, args: argparse.Namespace) -> int:
     session = open_session(spec, args, setup=False)
     runner = Runner(session, DataCache(), show_progress=False)
     try:
-        with _sigterm_as_interrupt():
+        with _interrupts():
             runner.loop(poll_s=min(5.0, args.heartbeat_interval))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -559,7 +561,7 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
     write = tqdm.write if bar is not None else print
     interrupted = False
     try:
-        with _sigterm_as_interrupt():
+        with _interrupts():
             _poll_workers(session, processes, seen, bar, write)
     except KeyboardInterrupt:
         interrupted = True
@@ -882,24 +884,48 @@ def _save_encoder(trial_dir: Path, config: RunConfig) -> Path:
     return path
 
 
-class _sigterm_as_interrupt:
-    """SIGTERM (a scheduler stopping the job) ends the running trial like Ctrl-C does."""
+class _interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM (a scheduler stopping the job) raise KeyboardInterrupt, which ends
+    the running trial; until the trial's handler calls `handled()`, the signal is raised again every
+    two seconds (time enough for the trial's own clean-up to reach its handler).
+
+    Why again: Python prints a KeyboardInterrupt raised inside a weakref callback or a __del__ as
+    "Exception ignored" and carries on, so one Ctrl-C can be lost. torch.compile's caches (the compiled
+    colour kernel) run such callbacks; a Ctrl-C during a compile was lost in about 1 of 20 tries.
+    """
+
+    pending = False
 
     def __enter__(self):
-        self._previous = None
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            pass
+        self._previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._raise)
+            except ValueError:  # not the main thread
+                pass
         return self
 
-    @staticmethod
-    def _raise(signum, frame):
+    @classmethod
+    def _raise(cls, signum, frame):
+        cls.pending = True
+        timer = threading.Timer(2.0, cls._again, args=(signum,))
+        timer.daemon = True
+        timer.start()
         raise KeyboardInterrupt
 
+    @classmethod
+    def _again(cls, signum) -> None:
+        if cls.pending:
+            os.kill(os.getpid(), signum)
+
+    @classmethod
+    def handled(cls) -> None:
+        cls.pending = False
+
     def __exit__(self, *exc_info):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        _interrupts.handled()
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class _ignoring_sigint:

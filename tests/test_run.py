@@ -243,6 +243,26 @@ def test_ctrl_c_marks_the_trial_and_a_rerun_resumes(workdir):
     assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED", "KILLED"]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one, on purpose
+def test_a_ctrl_c_lost_in_a_finaliser_is_raised_again():
+    # Python prints a KeyboardInterrupt raised inside __del__ or a weakref callback and carries on;
+    # torch.compile's caches run such callbacks. The runner's handler raises it again until handled.
+    from ablations.run import _interrupts
+
+    class InterruptedWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, inside __del__: this KeyboardInterrupt is lost
+
+    with pytest.raises(KeyboardInterrupt), _interrupts():
+        InterruptedWhileCollected()  # collected at once
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert time.monotonic() < deadline
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_two_workers_never_run_the_same_cell(workdir):
     study = study_file(workdir, "shared", "search: {pairs: [crop, color]}\n", seeds=(0, 1), epochs=10, knn_every=5)
     assert main(cli(workdir, study, "--workers", "2")) == 0
