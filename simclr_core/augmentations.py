@@ -678,7 +678,7 @@ def colour_path(config: AugmentConfig, device: torch.device) -> str:
         return "none"
     if not _uses_kernel(config.compile, device):
         return "eager"
-    failure = compile_failure()
+    failure = compile_failure(device)
     return f"eager (compiling failed: {failure})" if failure else "compiled"
 
 

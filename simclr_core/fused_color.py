@@ -88,34 +88,38 @@ def color_kernel(images: Tensor, factor: Tensor, contrast: Tensor, saturation: T
 
 
 _compiled: Callable[..., Tensor] | None = None
-# Why compiling failed in this process (no C++ compiler, unsupported platform); then every later
-# call goes straight to the eager path instead of retrying a compile that costs seconds.
-_failure: str | None = None
+# Why compiling failed in this process, per device type (no C++ compiler on CPU, no Triton on CUDA);
+# later calls there go straight to the eager path instead of retrying a compile that costs seconds.
+_failures: dict[str, str] = {}
 
 
 def compiled_color(images: Tensor, *params: Tensor, required: bool) -> Tensor | None:
     """color_kernel compiled, or None where this process cannot compile it (a warning, once), so the
     caller runs its eager path. required=True raises instead (augment.compile: on)."""
-    global _compiled, _failure
-    if _failure is None:
+    global _compiled
+    device = images.device.type
+    if device not in _failures:
         if _compiled is None:
             # dynamic=None: specialised to the first batch shape, one dynamic-shape recompile if the
-            # shape changes (a last partial batch, a probe preview).
+            # shape changes (the run's preview grid, a last partial batch).
             _compiled = torch.compile(color_kernel, dynamic=None)
         try:
             return _compiled(images, *params)
         except Exception as error:  # Inductor's failures have no common base class
-            _failure = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            lines = str(error).strip().splitlines()
+            _failures[device] = f"{type(error).__name__}: {lines[0] if lines else ''}"
             if not required:
-                warnings.warn(f"augment.compile: the compiled colour kernel is unavailable here ({_failure}); "
-                              f"using the eager colour ops, which are about 3x slower on CPU. Set "
-                              f"augment.compile: off to silence this.", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"augment.compile: the compiled colour kernel is unavailable on {device} here "
+                              f"({_failures[device]}); using the eager colour ops, about 3x slower on CPU. "
+                              f"Set augment.compile: off to silence this.", RuntimeWarning, stacklevel=3)
     if required:
-        raise RuntimeError(f"augment.compile: on, but torch.compile failed here ({_failure}); a C++ compiler "
-                           f"(g++ or clang++) is needed on CPU. Use augment.compile: auto or off.")
+        raise RuntimeError(f"augment.compile: on, but torch.compile failed on {device} here ({_failures[device]}); "
+                           f"it needs a C++ compiler (g++ or clang++) on CPU, Triton on CUDA. Use augment.compile: "
+                           f"auto or off.")
     return None
 
 
-def compile_failure() -> str | None:
-    """Why the compiled kernel is unavailable in this process, or None (untried or working)."""
-    return _failure
+def compile_failure(device: torch.device) -> str | None:
+    """Why the compiled kernel is unavailable on this device type in this process, or None
+    (untried or working)."""
+    return _failures.get(device.type)

@@ -533,20 +533,21 @@ def test_auto_falls_back_to_the_eager_ops_with_one_warning_where_compiling_fails
         raise RuntimeError("InductorError: no C++ compiler found\nmore detail")
 
     monkeypatch.setattr(fused_color, "_compiled", cannot_compile)
-    monkeypatch.setattr(fused_color, "_failure", None)
+    monkeypatch.setattr(fused_color, "_failures", {})
     images = random_images(batch=24)
     eager = make_views(images, AugmentConfig(compile="off"), seeded())
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found.*augment.compile: off"):
         fallback = make_views(images, AugmentConfig(compile="auto"), seeded())
     assert all(torch.equal(a, b) for a, b in zip(fallback, eager))
-    assert "no C++ compiler" in fused_color.compile_failure()
+    assert "no C++ compiler" in fused_color.compile_failure(images.device)
+    assert aug.colour_path(AugmentConfig(), images.device).startswith("eager (compiling failed: RuntimeError")
     # Warned once: later batches go straight to the eager ops.
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_views(images, AugmentConfig(compile="auto"), seeded())
-    with pytest.raises(RuntimeError, match="augment.compile: on, but torch.compile failed.*auto or off"):
+    with pytest.raises(RuntimeError, match="augment.compile: on, but torch.compile failed on cpu.*auto or off"):
         make_views(images, AugmentConfig(compile="on"), seeded())
 
 
