@@ -475,6 +475,7 @@ COLOR_PIPELINES = [
 ]
 
 
+@pytest.mark.needs_cpp_compiler
 @pytest.mark.parametrize("pipeline", COLOR_PIPELINES, ids=lambda p: "+".join(f"{s.op}{s.params}" for s in p))
 def test_compiled_colour_matches_the_eager_ops(pipeline):
     # Same generator draws on both paths, so the views agree to float rounding (the compiled kernel
@@ -499,12 +500,14 @@ def test_colour_kernel_uncompiled_matches_the_eager_ops():
     assert torch.allclose(got, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.needs_cpp_compiler
 def test_compiled_colour_leaves_unjittered_samples_exactly_unchanged():
     images = random_images(batch=32)
     config = AugmentConfig(pipeline=[OpSpec("color", {"jitter_prob": 0.0, "drop_prob": 0.0})], compile="on")
     assert torch.equal(make_views(images, config, seeded(), n_views=1)[0], images)
 
 
+@pytest.mark.needs_cpp_compiler
 def test_compiled_colour_is_bit_identical_under_a_seed_and_varies_with_it():
     images = random_images(batch=48)
     config = AugmentConfig(compile="on")
@@ -515,6 +518,7 @@ def test_compiled_colour_is_bit_identical_under_a_seed_and_varies_with_it():
     assert not torch.equal(first[0], other[0])
 
 
+@pytest.mark.needs_cpp_compiler
 def test_compiled_colour_handles_a_new_batch_size_and_float64():
     # A last partial batch or a preview has another shape; float64 is accepted by every op.
     for batch, dtype in ((5, torch.float32), (17, torch.float32), (9, torch.float64)):

@@ -58,7 +58,7 @@ def test_weight_decay_skips_biases_and_batchnorm():
     assert decayed["lr"] == pytest.approx(0.5 * 32 / 256)
 
 
-def test_training_reports_every_epoch_and_returns_a_full_result():
+def test_training_reports_every_epoch_and_returns_a_full_result(cpp_compiler):
     seen = []
     result = train(tiny_config(), callback=seen.append)
     assert [m.epoch for m in seen] == [1, 2]
@@ -76,8 +76,12 @@ def test_training_reports_every_epoch_and_returns_a_full_result():
     assert result.versions["torch"] == torch.__version__
     assert result.metrics["probe_h"] == result.probe_h
     assert result.train_images == 160 and result.steps == 10
-    # The default pipeline's colour ops ran as the compiled kernel (augment.compile: auto on CPU).
-    assert result.colour_ops == "compiled"
+    # The default pipeline's colour ops ran as the compiled kernel (augment.compile: auto on CPU),
+    # or eagerly, saying why, where there is no C++ compiler for torch.compile.
+    if cpp_compiler:
+        assert result.colour_ops == "compiled"
+    else:
+        assert result.colour_ops.startswith("eager (compiling failed")
 
 
 def test_result_records_eager_colour_ops_when_compile_is_off():
