@@ -84,9 +84,12 @@ def _transform_chosen(images: Tensor, chosen: Tensor, transform: Callable[[Tenso
 
 def rgb_to_gray(images: Tensor) -> Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma."""
-    red, green, blue = images.unbind(dim=1)
-    gray = GRAY_WEIGHTS[0] * red + GRAY_WEIGHTS[1] * green + GRAY_WEIGHTS[2] * blue
-    return gray.unsqueeze(1)
+    return luma(*images.unbind(dim=1)).unsqueeze(1)
+
+
+def luma(red: Tensor, green: Tensor, blue: Tensor) -> Tensor:
+    """Luma of separate channel tensors (also fused_color's, which keeps channels apart)."""
+    return GRAY_WEIGHTS[0] * red + GRAY_WEIGHTS[1] * green + GRAY_WEIGHTS[2] * blue
 
 
 def _blend(images: Tensor, other: Tensor, factors: Tensor) -> Tensor:
@@ -304,7 +307,7 @@ def color_jitter(images: Tensor, generator: torch.Generator, *, strength: float 
     """
     draws = _draw_jitter(images, generator, strength=strength, p=p, brightness=brightness,
                          contrast=contrast, saturation=saturation, hue=hue, random_order=random_order)
-    return _jitter_eager(images, draws)
+    return _colour_eager(images, draws, None)
 
 
 @dataclass
@@ -396,8 +399,21 @@ def color(images: Tensor, generator: torch.Generator, *, strength: float = 1.0, 
     """The paper's colour distortion (Appendix A, data_util random_color_jitter): colour jitter of
     strength s with probability jitter_prob, then colour drop with probability drop_prob.
     ImageNet uses s = 1.0, CIFAR-10 s = 0.5 (Appendix B.9); Table 1 ablates s."""
-    jittered = color_jitter(images, generator, strength=strength, p=jitter_prob)
-    return color_drop(jittered, generator, p=drop_prob)
+    return _colour_eager(images, *_draw_color(images, generator, strength=strength, jitter_prob=jitter_prob,
+                                              drop_prob=drop_prob))
+
+
+def _draw_color(images: Tensor, generator: torch.Generator, *, strength: float, jitter_prob: float,
+                drop_prob: float) -> tuple[_JitterDraws, Tensor]:
+    # color_jitter's defaults but strength and p, then the drop draw.
+    draws = _draw_jitter(images, generator, **{**_defaults("color_jitter"), "strength": strength, "p": jitter_prob})
+    _check_probability(drop_prob)
+    return draws, _bernoulli(images.shape[0], drop_prob, generator, images.device)
+
+
+def _colour_eager(images: Tensor, draws: _JitterDraws, drop: Tensor | None) -> Tensor:
+    jittered = _jitter_eager(images, draws)
+    return jittered if drop is None else _drop_eager(jittered, drop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,18 +421,11 @@ def color(images: Tensor, generator: torch.Generator, *, strength: float = 1.0, 
 # generator as the eager ops above, so the views agree with theirs to float rounding.
 # --------------------------------------------------------------------------------------------------
 
-
-def _color_jitter_fused(images: Tensor, generator: torch.Generator, *, required: bool, **params: Any) -> Tensor:
-    return _fused_colour(images, _draw_jitter(images, generator, **params), None, required)
-
-
-def _color_fused(images: Tensor, generator: torch.Generator, *, required: bool, strength: float,
-                 jitter_prob: float, drop_prob: float) -> Tensor:
-    # As color(): color_jitter's defaults but strength and p, then the drop draw.
-    draws = _draw_jitter(images, generator, **{**_defaults("color_jitter"), "strength": strength, "p": jitter_prob})
-    _check_probability(drop_prob)
-    drop = _bernoulli(images.shape[0], drop_prob, generator, images.device)
-    return _fused_colour(images, draws, drop, required)
+# Op name -> its draws as (jitter draws, drop mask or None), from the op's full keyword parameters.
+_COLOUR_DRAWS: dict[str, Callable[..., tuple[_JitterDraws, Tensor | None]]] = {
+    "color_jitter": lambda images, generator, **params: (_draw_jitter(images, generator, **params), None),
+    "color": _draw_color,
+}
 
 
 def _fused_colour(images: Tensor, draws: _JitterDraws, drop: Tensor | None, required: bool) -> Tensor:
@@ -424,14 +433,8 @@ def _fused_colour(images: Tensor, draws: _JitterDraws, drop: Tensor | None, requ
 
     kernel_drop = drop if drop is not None else torch.zeros_like(draws.apply)
     result = compiled_color(images, *_jitter_slots(draws), kernel_drop, required=required)
-    if result is None:  # this process cannot compile: the eager ops on the same draws
-        result = _jitter_eager(images, draws)
-        if drop is not None:
-            result = _drop_eager(result, drop)
-    return result
-
-
-_FUSED: dict[str, Callable[..., Tensor]] = {"color_jitter": _color_jitter_fused, "color": _color_fused}
+    # None: this process cannot compile; the eager ops on the same draws.
+    return result if result is not None else _colour_eager(images, draws, drop)
 
 
 def cutout(images: Tensor, generator: torch.Generator, *, side_fraction: float = 0.5, fill: float = 0.0,
@@ -655,9 +658,9 @@ def apply_pipeline(images: Tensor, pipeline: list[OpSpec], generator: torch.Gene
         params = dict(spec.params)
         if spec.op in _STRENGTH_OPS and color_strength is not None:
             params.setdefault("strength", color_strength)
-        if fused and spec.op in _FUSED:
-            images = _FUSED[spec.op](images, generator, required=compile == "on",
-                                     **{**_defaults(spec.op), **params})
+        if fused and spec.op in _COLOUR_DRAWS:
+            draws, drop = _COLOUR_DRAWS[spec.op](images, generator, **{**_defaults(spec.op), **params})
+            images = _fused_colour(images, draws, drop, required=compile == "on")
         else:
             images = OPS[spec.op](images, generator, **params)
     return images
@@ -674,7 +677,7 @@ def colour_path(config: AugmentConfig, device: torch.device) -> str:
     "compiled", "eager", "eager (compiling failed: ...)" or "none" (no colour op in the pipeline)."""
     from simclr_core.fused_color import compile_failure
 
-    if not any(spec.op in _FUSED for spec in config.pipeline):
+    if not any(spec.op in _COLOUR_DRAWS for spec in config.pipeline):
         return "none"
     if not _uses_kernel(config.compile, device):
         return "eager"

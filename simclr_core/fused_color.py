@@ -27,20 +27,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from simclr_core.augmentations import GRAY_WEIGHTS, HUE_CENTRES
+from simclr_core.augmentations import HUE_CENTRES, luma
 
 # Blend slots before and after the hue rotation: with four kinds in any order, at most three of the
 # other kinds come before hue and at most three after it.
 SLOTS = 3
 
 
-def _gray(red: Tensor, green: Tensor, blue: Tensor) -> Tensor:
-    return GRAY_WEIGHTS[0] * red + GRAY_WEIGHTS[1] * green + GRAY_WEIGHTS[2] * blue
-
-
 def _blend(channels: list[Tensor], factor: Tensor, contrast: Tensor, saturation: Tensor) -> list[Tensor]:
     """One blend slot; factor, contrast and saturation are (B, 1, 1) (contrast and saturation 0/1)."""
-    gray = _gray(*channels)
+    gray = luma(*channels)
     other = contrast * gray.mean(dim=(1, 2), keepdim=True) + saturation * gray
     keep = 1.0 - factor
     return [(channel * factor + keep * other).clamp(0.0, 1.0) for channel in channels]
@@ -82,7 +78,7 @@ def color_kernel(images: Tensor, factor: Tensor, contrast: Tensor, saturation: T
     channels = [torch.where(on, new, old) for new, old in zip(rotated, channels)]
     for slot in range(SLOTS, 2 * SLOTS):
         channels = _blend(channels, factor[slot], contrast[slot], saturation[slot])
-    gray = _gray(*channels)
+    gray = luma(*channels)
     dropped = drop.view(-1, 1, 1)
     return torch.stack([torch.where(dropped, gray, channel) for channel in channels], dim=1)
 
