@@ -37,7 +37,9 @@ from typing import Any, Union
 
 import yaml
 
+from simclr_core.augmentations import validate_pipeline
 from simclr_core.config import ConfigError, OpSpec, RunConfig
+from simclr_core.trainer import check_config
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median")
@@ -399,7 +401,7 @@ def _apply_override(override: str, base: RunConfig, tracking: TrackingSpec, sear
         raise StudyError(where, key, "this study's search varies it; --set can only fix values the search leaves alone")
     set_dotted(base, key, coerce_value(key, value, where, where=key))
     try:
-        base.validate()
+        check_config(base)
     except ConfigError as error:
         if str(error).startswith(key):  # this override's value is the impossible one
             raise StudyError(where, "", str(error)) from None
@@ -420,7 +422,7 @@ def _check_configs(spec: StudySpec) -> None:
             candidates += [(f"search.params.{key} = {format_value(v)}", {key: v}) for v in points]
     for where, values in candidates:
         try:
-            spec.config_for(values, spec.seeds[0]).validate()
+            check_config(spec.config_for(values, spec.seeds[0]))
         except ConfigError as error:
             raise StudyError(spec.source, "", f"{where}: {error}") from None
 
@@ -543,8 +545,6 @@ def parse_pipeline(value: Any, source: str, where: str) -> list[OpSpec]:
                                                           "or a mapping {op: name, ...params}")
         pipeline.append(spec)
     try:
-        from simclr_core.augmentations import validate_pipeline
-
         validate_pipeline(pipeline, key=where)
     except ConfigError as error:
         raise StudyError(source, "", str(error)) from None

@@ -20,7 +20,7 @@ import numpy
 import torch
 import torchvision
 
-from simclr_core.augmentations import colour_path, make_views
+from simclr_core.augmentations import colour_path, make_views, validate_pipeline
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
@@ -148,6 +148,14 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Op
     return torch.optim.AdamW(groups, lr=lr)
 
 
+def check_config(config: RunConfig) -> None:
+    """Every check a configuration can be given before any data is loaded: its scalar values
+    (RunConfig.validate) and its augmentation pipeline (op names and parameters, owned by the
+    augmentation module). Raises ConfigError naming the dotted key."""
+    config.validate()
+    validate_pipeline(config.augment.pipeline, key="augment.pipeline")
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,7 +228,7 @@ def train(
         there, training resumes from it to the same result as an uninterrupted run.
     dataset: an already loaded data set, else `load_dataset(config.data)`.
     """
-    config.validate()
+    check_config(config)
     started = time.perf_counter()
     keep_freed_memory()
     tc = config.train

@@ -1,0 +1,64 @@
+"""What the harness says to people: one-line errors, durations, exit statuses, and the wrapper that
+turns a command's known errors into one line and an exit status (never a traceback).
+
+Both commands (`python -m ablations.run`, `python -m ablations.report`) and the search and tracking
+modules format through here, so a message reads the same wherever it is printed or recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Mapping
+
+from ablations.stores import redact
+
+EXIT_BAD_INPUT = 2  # a study file, flag, data set or store the command cannot use
+EXIT_STORE_LOST = 75  # EX_TEMPFAIL: a store stopped answering; try again later
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+def one_line(error: BaseException, *, limit: int = 300, with_type: bool = False) -> str:
+    """The error's message on one line, without passwords, cut at `limit` characters; the exception's
+    class name where the message is empty (or always, with `with_type`, for records of failures)."""
+    text = redact(" ".join(str(error).split()))
+    if with_type or not text:
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def duration(seconds: float) -> str:
+    """`4.2 s`, `38 s`, `12.5 min`, `3.10 h`; `n/a` for a missing value."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def print_error(error: BaseException) -> None:
+    """`error: ...` on standard error, one line whatever the message ("Looked at:\\n  - path" lists
+    become "Looked at: - path"), without passwords."""
+    print("error: " + redact(" ".join(line.strip() for line in str(error).splitlines() if line.strip())),
+          file=sys.stderr)
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None,
+                body: Callable[[argparse.Namespace], int],
+                exits: Mapping[type[BaseException], int]) -> int:
+    """Parse argv and run body(args); an error of a type in `exits` prints one line and returns its
+    status. argparse's own usage errors keep argparse's message and status."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its usage message
+        return int(exit_.code or 0)
+    try:
+        return body(args)
+    except tuple(exits) as error:
+        print_error(error)
+        return next(status for kind, status in exits.items() if isinstance(error, kind))
