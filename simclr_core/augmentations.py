@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,156 +30,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from simclr_core.colour import (
+    _colour_eager, _draw_color, _draw_jitter, _jitter_slots, _JitterDraws, color, color_drop, color_jitter,
+    rgb_to_gray,
+)
 from simclr_core.config import COMPILE_MODES, AugmentConfig, ConfigError, OpSpec
-
-# ITU-R 601-2 luma weights as torchvision's rgb_to_grayscale and TF's rgb_to_grayscale use them
-# (0.2989, not 0.299), so contrast and saturation match torchvision to float rounding.
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+from simclr_core.fused_color import compile_failure, compiled_color
+from simclr_core.per_sample import bernoulli, broadcast, check_probability, transform_chosen, uniform
 
 # Attempts at a crop box that fits before falling back to a centre crop, as torchvision.
 _CROP_ATTEMPTS = 10
 
-# Jitter kinds in data_util's fixed order (color_jitter_nonrand): brightness, contrast, saturation, hue.
-_JITTER_KINDS = 4
 
 
 # --------------------------------------------------------------------------------------------------
 # Per-sample building blocks: factors are (B,) tensors, one value per image.
-# --------------------------------------------------------------------------------------------------
-
-
-def _per_sample(values: Tensor, images: Tensor) -> Tensor:
-    """(B,) -> (B, 1, 1, 1) in the images' dtype, to broadcast one value per image."""
-    return values.to(images.dtype).view(-1, 1, 1, 1)
-
-
-def _bernoulli(batch: int, p: float, generator: torch.Generator, device: torch.device) -> Tensor:
-    """(B,) bool: which samples an op with probability p applies to. Always draws B numbers so the
-    generator stream does not depend on p (changing p=0 to p=1 changes no other op's draws)."""
-    return torch.rand(batch, generator=generator, device=device) < p
-
-
-def _uniform(batch: int, low: float, high: float, generator: torch.Generator,
-             device: torch.device) -> Tensor:
-    return low + (high - low) * torch.rand(batch, generator=generator, device=device)
-
-
-def _transform_chosen(images: Tensor, chosen: Tensor, transform: Callable[[Tensor], Tensor]) -> Tensor:
-    """A copy of images with `transform` applied to the samples where `chosen` (B,) is True.
-
-    Gathers the chosen samples instead of computing on all and selecting with torch.where: the
-    unchosen ones cost nothing, and bool-mask ops on full batches are slow on CPU.
-    """
-    index = torch.nonzero(chosen).squeeze(1)
-    if index.numel() == images.shape[0]:
-        # Every sample chosen (p = 1, e.g. sobel in Figure 5): no gather or scatter. contiguous() because a
-        # transform may return an expanded view, which later in-place ops could not write to.
-        return transform(images).contiguous()
-    result = images.clone()
-    if index.numel():
-        result.index_copy_(0, index, transform(images.index_select(0, index)))
-    return result
-
-
-def rgb_to_gray(images: Tensor) -> Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W) luma."""
-    return luma(*images.unbind(dim=1)).unsqueeze(1)
-
-
-def luma(red: Tensor, green: Tensor, blue: Tensor) -> Tensor:
-    """Luma of separate channel tensors (also fused_color's, which keeps channels apart)."""
-    return GRAY_WEIGHTS[0] * red + GRAY_WEIGHTS[1] * green + GRAY_WEIGHTS[2] * blue
-
-
-def _blend(images: Tensor, other: Tensor, factors: Tensor) -> Tensor:
-    # torchvision's _blend, per sample: factor * image + (1 - factor) * other, clamped. `other` is
-    # (B, 1, 1, 1) or (B, 1, H, W), so (1 - factor) * other is cheap; in-place add and clamp save
-    # allocations (a fused addcmul with these broadcasts measured slower on CPU).
-    ratio = _per_sample(factors, images)
-    return (images * ratio).add_((1.0 - ratio) * other).clamp_(0.0, 1.0)
-
-
-def adjust_brightness(images: Tensor, factors: Tensor) -> Tensor:
-    """Scale each image by its factor (torchvision adjust_brightness, data_util simclrv2 brightness)."""
-    # torchvision blends with black: factor * image + (1 - factor) * 0, which is this product exactly.
-    return (images * _per_sample(factors, images)).clamp_(0.0, 1.0)
-
-
-def adjust_contrast(images: Tensor, factors: Tensor) -> Tensor:
-    """Blend each image with its mean gray level (torchvision adjust_contrast).
-
-    data_util uses tf.image.adjust_contrast, which blends each channel with its own mean; we follow
-    torchvision, as the issue asks, so results can be checked against it.
-    """
-    mean = rgb_to_gray(images).mean(dim=(-3, -2, -1), keepdim=True)
-    return _blend(images, mean, factors)
-
-
-def adjust_saturation(images: Tensor, factors: Tensor) -> Tensor:
-    """Blend each image with its grayscale version (torchvision adjust_saturation)."""
-    return _blend(images, rgb_to_gray(images), factors)
-
-
-# Per channel R, G, B: the channel's place between min and max as a function of the hue h in sixths
-# of a turn: clamp(|h - 3| - 1, 0, 1) for red, clamp(2 - |h - centre|, 0, 1) for green (centre 2) and
-# blue (centre 4); e.g. red is 1 for h in [0, 1] and [5, 6).
-HUE_CENTRES = (3.0, 2.0, 4.0)
-
-
-def adjust_hue(images: Tensor, shifts: Tensor) -> Tensor:
-    """Rotate each image's hue by its shift in [-0.5, 0.5] turns (torchvision adjust_hue).
-
-    Equal to RGB -> HSV, hue + shift mod 1, HSV -> RGB, but fused: the round trip keeps each pixel's
-    max and min, so only the hue is computed, and each channel comes back as
-    min + (max - min) * place(hue) with the piecewise-linear places above. That is about half the
-    elementwise passes of torchvision's two conversions, which matters on a 2-core CPU; it matches
-    torchvision.transforms.functional.adjust_hue to 1e-6.
-    """
-    # In-place ops wherever a buffer is ours: on the dev VM a fresh multi-megabyte result costs more
-    # than the arithmetic (glibc hands large blocks back to the OS, so each one page-faults anew).
-    red, green, blue = images.unbind(dim=1)
-    max_channel = torch.maximum(red, green)
-    max_channel = torch.maximum(max_channel, blue, out=max_channel)
-    min_channel = torch.minimum(red, green)
-    min_channel = torch.minimum(min_channel, blue, out=min_channel)
-    chroma = max_channel - min_channel
-    # Which channel is the max, as 0/1 floats: 1 - sign(max - c) is 1 exactly where c is the max.
-    # Arithmetic, not eq/where: on CPU those bool ops run 5-25x slower than float ones (torch 2.14).
-    # Where two channels tie for the max, both hue formulas give the same hue, so any pick is right;
-    # red is picked over green and green over blue, torchvision's order.
-    red_is_max = (max_channel - red).sign_().neg_().add_(1.0)
-    not_red = 1.0 - red_is_max
-    green_is_max = (max_channel - green).sign_().neg_().add_(1.0).mul_(not_red)
-    blue_is_max = not_red.sub_(green_is_max)
-    # Hue in sixths of a turn: sector start (0, 2, 4 for red, green, blue max) + (next - previous) / chroma.
-    hue_sixths = (green - blue).mul_(red_is_max)
-    hue_sixths.addcmul_(green_is_max, blue - red).addcmul_(blue_is_max, red - green)
-    # Gray pixels (chroma 0) have numerator 0 and no hue; the floor only avoids 0/0.
-    hue_sixths.div_(chroma.clamp_min(torch.finfo(images.dtype).tiny))
-    hue_sixths.add_(green_is_max, alpha=2.0).add_(blue_is_max, alpha=4.0)
-    hue_sixths.add_(6.0 * _per_sample(shifts, images).squeeze(1))
-    # Back into [0, 6): x - 6 * floor(x / 6); torch.remainder took 1.0 ms on (512, 32, 32), floor 0.13.
-    hue_sixths.sub_(torch.floor(hue_sixths / 6.0).mul_(6.0))
-
-    # One contiguous (B, H, W) pass per channel, written into the output: broadcasting per-channel
-    # constants over (B, 3, H, W) measured 1.5x slower on CPU.
-    adjusted = torch.empty_like(images)
-    for channel, centre in enumerate(HUE_CENTRES):
-        place = (hue_sixths - centre).abs_()
-        place = place.sub_(1.0) if channel == 0 else place.neg_().add_(2.0)
-        torch.addcmul(min_channel, chroma, place.clamp_(0.0, 1.0), out=adjusted[:, channel])
-    # min + (max - min) * 1 can round one ulp past max.
-    return adjusted.clamp_(0.0, 1.0)
-
-
-def _check_probability(p: float) -> None:
-    # Ops are also called directly (not through validate_pipeline); a bad p would silently mean 0 or 1.
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"probability p must be in [0, 1], got {p!r}")
-
-
-# --------------------------------------------------------------------------------------------------
-# The ops. Signature: op(images, generator, *, params) -> images.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -257,9 +121,9 @@ def _box_coordinates(start: Tensor, length: Tensor, size: int) -> Tensor:
 
 
 def _flip(images: Tensor, generator: torch.Generator, p: float, dim: int) -> Tensor:
-    _check_probability(p)
-    flip = _bernoulli(images.shape[0], p, generator, images.device)
-    return _transform_chosen(images, flip, lambda chosen: chosen.flip(dim))
+    check_probability(p)
+    flip = bernoulli(images.shape[0], p, generator, images.device)
+    return transform_chosen(images, flip, lambda chosen: chosen.flip(dim))
 
 
 def hflip(images: Tensor, generator: torch.Generator, *, p: float = 0.5) -> Tensor:
@@ -278,11 +142,11 @@ def rotate(images: Tensor, generator: torch.Generator, *, p: float = 1.0) -> Ten
 
     Needs square images: a quarter turn of a non-square image changes its shape.
     """
-    _check_probability(p)
+    check_probability(p)
     batch, _, height, width = images.shape
     if height != width:
         raise ValueError(f"rotate needs square images, got {height}x{width}")
-    apply = _bernoulli(batch, p, generator, images.device)
+    apply = bernoulli(batch, p, generator, images.device)
     quarter_turns = torch.randint(1, 4, (batch,), generator=generator, device=images.device)
     # Three subsets, one per angle; rot90 of a whole subset is one strided copy.
     rotated = images.clone()
@@ -291,129 +155,6 @@ def rotate(images: Tensor, generator: torch.Generator, *, p: float = 1.0) -> Ten
         if index.numel():
             rotated.index_copy_(0, index, torch.rot90(images.index_select(0, index), turns, dims=(-2, -1)))
     return rotated
-
-
-def color_jitter(images: Tensor, generator: torch.Generator, *, strength: float = 1.0, p: float = 0.8,
-                 brightness: float | None = None, contrast: float | None = None,
-                 saturation: float | None = None, hue: float | None = None,
-                 random_order: bool = True) -> Tensor:
-    """Colour jitter with strength s, applied with probability p (paper Appendix A, data_util
-    color_jitter / color_jitter_rand): brightness, contrast, saturation 0.8*s and hue 0.2*s unless set.
-
-    Factors per sample as torchvision ColorJitter: brightness, contrast and saturation factors
-    U(max(0, 1 - x), 1 + x), hue shift U(-hue, hue). With random_order each sample gets its own order
-    of the four adjustments (data_util shuffles the order per image); results are clamped after each.
-    (`make_views` with augment.compile runs the same draws through `fused_color` instead.)
-    """
-    draws = _draw_jitter(images, generator, strength=strength, p=p, brightness=brightness,
-                         contrast=contrast, saturation=saturation, hue=hue, random_order=random_order)
-    return _colour_eager(images, draws, None)
-
-
-@dataclass
-class _JitterDraws:
-    apply: Tensor  # (B,) bool: the jitter applies to this sample (probability p)
-    factors: list[Tensor]  # brightness, contrast, saturation factors and hue shift, each (B,)
-    order: Tensor  # (B, 4) int64: each sample's order of the four kinds
-    active: list[bool]  # per kind: its range is not zero (a zero range is the identity)
-
-
-def _draw_jitter(images: Tensor, generator: torch.Generator, *, strength: float, p: float,
-                 brightness: float | None, contrast: float | None, saturation: float | None,
-                 hue: float | None, random_order: bool) -> _JitterDraws:
-    _check_probability(p)
-    batch, device = images.shape[0], images.device
-    ranges = [
-        0.8 * strength if brightness is None else brightness,
-        0.8 * strength if contrast is None else contrast,
-        0.8 * strength if saturation is None else saturation,
-    ]
-    hue_range = 0.2 * strength if hue is None else hue
-    apply = _bernoulli(batch, p, generator, device)
-    # One factor per kind per sample; drawn for every sample to keep the stream fixed.
-    factors = [_uniform(batch, max(0.0, 1.0 - x), 1.0 + x, generator, device) for x in ranges]
-    factors.append(_uniform(batch, -hue_range, hue_range, generator, device))
-    if random_order:
-        order = torch.argsort(torch.rand(batch, _JITTER_KINDS, generator=generator, device=device), dim=1)
-    else:
-        order = torch.arange(_JITTER_KINDS, device=device).expand(batch, _JITTER_KINDS)
-    return _JitterDraws(apply, factors, order, [x > 0 for x in ranges] + [hue_range > 0])
-
-
-def _jitter_eager(images: Tensor, draws: _JitterDraws) -> Tensor:
-    adjusts = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
-    jittered = images.clone()
-    # Loop over the 4 positions and 4 kinds, not over samples: each pass adjusts the subset of
-    # samples whose order puts that kind at that position. (Concatenating the groups at each
-    # position and scattering once at the end measured no faster.) An inactive kind is skipped:
-    # it is the identity, and skipping saves the costly hue pass.
-    for position in range(_JITTER_KINDS):
-        for kind in range(_JITTER_KINDS):
-            if not draws.active[kind]:
-                continue
-            index = torch.nonzero(draws.apply & (draws.order[:, position] == kind)).squeeze(1)
-            if index.numel():
-                adjusted = adjusts[kind](jittered.index_select(0, index), draws.factors[kind].index_select(0, index))
-                jittered.index_copy_(0, index, adjusted)
-    return jittered
-
-
-def _jitter_slots(draws: _JitterDraws) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The draws as fused_color.color_kernel's parameters: (6, B) factor, contrast and saturation
-    per blend slot (kinds before the sample's hue position, then after it; unused slots factor 1),
-    hue_on (B,) and shift (B,)."""
-    from simclr_core.fused_color import SLOTS
-
-    order = draws.order
-    hue_kind = _JITTER_KINDS - 1
-    hue_position = (order == hue_kind).to(torch.uint8).argmax(dim=1)  # (B,)
-    identity = torch.full_like(hue_position, -1)
-    kinds = [torch.where(hue_position > slot, order[:, slot], identity) for slot in range(SLOTS)]
-    for slot in range(SLOTS):
-        position = hue_position + 1 + slot
-        kind = order.gather(1, position.clamp(max=_JITTER_KINDS - 1).unsqueeze(1)).squeeze(1)
-        kinds.append(torch.where(position < _JITTER_KINDS, kind, identity))
-    # (6, B): 0 brightness, 1 contrast, 2 saturation, -1 identity (also every slot of an unjittered
-    # sample). Inactive kinds keep their place: their factor is exactly 1, the identity.
-    slot_kinds = torch.where(draws.apply, torch.stack(kinds), -1)
-    blend_factors = torch.stack(draws.factors[:3])  # (3, B)
-    factor = torch.where(slot_kinds >= 0, blend_factors.gather(0, slot_kinds.clamp(min=0)), 1.0)
-    hue_on = draws.apply & draws.active[hue_kind]
-    return factor, slot_kinds == 1, slot_kinds == 2, hue_on, draws.factors[hue_kind]
-
-
-def color_drop(images: Tensor, generator: torch.Generator, *, p: float = 0.2) -> Tensor:
-    """Convert to grayscale (replicated to 3 channels) with probability p per sample
-    (paper Appendix A, data_util to_grayscale with p = 0.2)."""
-    _check_probability(p)
-    return _drop_eager(images, _bernoulli(images.shape[0], p, generator, images.device))
-
-
-def _drop_eager(images: Tensor, drop: Tensor) -> Tensor:
-    # The luma weights sum to 0.9999, so gray stays in [0, 1] with no clamp.
-    return _transform_chosen(images, drop, lambda chosen: rgb_to_gray(chosen).expand_as(chosen))
-
-
-def color(images: Tensor, generator: torch.Generator, *, strength: float = 1.0, jitter_prob: float = 0.8,
-          drop_prob: float = 0.2) -> Tensor:
-    """The paper's colour distortion (Appendix A, data_util random_color_jitter): colour jitter of
-    strength s with probability jitter_prob, then colour drop with probability drop_prob.
-    ImageNet uses s = 1.0, CIFAR-10 s = 0.5 (Appendix B.9); Table 1 ablates s."""
-    return _colour_eager(images, *_draw_color(images, generator, strength=strength, jitter_prob=jitter_prob,
-                                              drop_prob=drop_prob))
-
-
-def _draw_color(images: Tensor, generator: torch.Generator, *, strength: float, jitter_prob: float,
-                drop_prob: float) -> tuple[_JitterDraws, Tensor]:
-    # color_jitter's defaults but strength and p, then the drop draw.
-    draws = _draw_jitter(images, generator, **{**_defaults("color_jitter"), "strength": strength, "p": jitter_prob})
-    _check_probability(drop_prob)
-    return draws, _bernoulli(images.shape[0], drop_prob, generator, images.device)
-
-
-def _colour_eager(images: Tensor, draws: _JitterDraws, drop: Tensor | None) -> Tensor:
-    jittered = _jitter_eager(images, draws)
-    return jittered if drop is None else _drop_eager(jittered, drop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,8 +170,6 @@ _COLOUR_DRAWS: dict[str, Callable[..., tuple[_JitterDraws, Tensor | None]]] = {
 
 
 def _fused_colour(images: Tensor, draws: _JitterDraws, drop: Tensor | None, required: bool) -> Tensor:
-    from simclr_core.fused_color import compiled_color
-
     kernel_drop = drop if drop is not None else torch.zeros_like(draws.apply)
     result = compiled_color(images, *_jitter_slots(draws), kernel_drop, required=required)
     # None: this process cannot compile; the eager ops on the same draws.
@@ -446,11 +185,11 @@ def cutout(images: Tensor, generator: torch.Generator, *, side_fraction: float =
     near an edge cover less. The paper does not publish its cutout size; 0.5 is DeVries & Taylor's
     CIFAR-10 choice (16 of 32 pixels).
     """
-    _check_probability(p)
+    check_probability(p)
     batch, _, height, width = images.shape
     device = images.device
     side = max(1, round(side_fraction * min(height, width)))
-    apply = _bernoulli(batch, p, generator, device)
+    apply = bernoulli(batch, p, generator, device)
     centre_row = torch.randint(0, height, (batch, 1), generator=generator, device=device)
     centre_col = torch.randint(0, width, (batch, 1), generator=generator, device=device)
     rows = torch.arange(height, device=device).view(1, height)
@@ -476,12 +215,12 @@ def blur(images: Tensor, generator: torch.Generator, *, sigma: tuple[float, floa
     the image borders do not darken. Separable per-sample kernels run as one grouped convolution
     per axis; unblurred samples get a unit impulse kernel, which is the exact identity.
     """
-    _check_probability(p)
+    check_probability(p)
     batch, channels, height, width = images.shape
     device = images.device
     radius = (height // 10) // 2
-    apply = _bernoulli(batch, p, generator, device)
-    sigmas = _uniform(batch, sigma[0], sigma[1], generator, device)
+    apply = bernoulli(batch, p, generator, device)
+    sigmas = uniform(batch, sigma[0], sigma[1], generator, device)
     if radius == 0 or min(height, width) <= radius:
         return images.clone()
     offsets = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
@@ -503,10 +242,10 @@ def blur(images: Tensor, generator: torch.Generator, *, sigma: tuple[float, floa
 def noise(images: Tensor, generator: torch.Generator, *, std: float = 0.1, p: float = 1.0) -> Tensor:
     """Additive Gaussian noise N(0, std^2) per pixel with probability p, then clamped to [0, 1]
     (paper Figure 4(h)). The paper does not publish its std; 0.1 is our choice, to ablate."""
-    _check_probability(p)
-    apply = _bernoulli(images.shape[0], p, generator, images.device)
+    check_probability(p)
+    apply = bernoulli(images.shape[0], p, generator, images.device)
     gaussian = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-    return gaussian.mul_(std * _per_sample(apply, images)).add_(images).clamp_(0.0, 1.0)
+    return gaussian.mul_(std * broadcast(apply, images)).add_(images).clamp_(0.0, 1.0)
 
 
 def sobel(images: Tensor, generator: torch.Generator, *, p: float = 1.0) -> Tensor:
@@ -516,9 +255,9 @@ def sobel(images: Tensor, generator: torch.Generator, *, p: float = 1.0) -> Tens
     and replicated to 3 channels so the encoder's input stays RGB-shaped. Borders are replicated, so
     the frame of the image is not an edge.
     """
-    _check_probability(p)
-    apply = _bernoulli(images.shape[0], p, generator, images.device)
-    return _transform_chosen(images, apply, lambda chosen: _sobel_edges(chosen).expand_as(chosen))
+    check_probability(p)
+    apply = bernoulli(images.shape[0], p, generator, images.device)
+    return transform_chosen(images, apply, lambda chosen: _sobel_edges(chosen).expand_as(chosen))
 
 
 def _sobel_edges(images: Tensor) -> Tensor:
@@ -675,8 +414,6 @@ def _uses_kernel(compile: str, device: torch.device) -> bool:
 def colour_path(config: AugmentConfig, device: torch.device) -> str:
     """How make_views has been running `config`'s colour ops on `device`, for the run's record:
     "compiled", "eager", "eager (compiling failed: ...)" or "none" (no colour op in the pipeline)."""
-    from simclr_core.fused_color import compile_failure
-
     if not any(spec.op in _COLOUR_DRAWS for spec in config.pipeline):
         return "none"
     if not _uses_kernel(config.compile, device):

@@ -15,7 +15,7 @@ unused slots hold the identity. So every sample runs the same program: three ble
 its own (B, H, W) tensor: with one (B, 3, H, W) tensor, every blend's gray mixes the channels and
 Inductor recomputed each earlier blend once per channel (3^6 times) instead of keeping it.
 
-Random parameters are drawn by `augmentations` (the eager and the compiled path share the draws, so
+Random parameters are drawn by `colour` (the eager and the compiled path share the draws, so
 one seed gives the same views on both, to float rounding); this module only computes.
 """
 
@@ -27,11 +27,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from simclr_core.augmentations import HUE_CENTRES, luma
-
-# Blend slots before and after the hue rotation: with four kinds in any order, at most three of the
-# other kinds come before hue and at most three after it.
-SLOTS = 3
+from simclr_core.colour import HUE_CENTRES, SLOTS, luma
 
 
 def _blend(channels: list[Tensor], factor: Tensor, contrast: Tensor, saturation: Tensor) -> list[Tensor]:

@@ -14,6 +14,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from simclr_core import augmentations as aug
+from simclr_core import colour
 from simclr_core.augmentations import OPS, apply_pipeline, make_views, render_preview, validate_pipeline
 from simclr_core.config import AugmentConfig, ConfigError, OpSpec
 
@@ -232,9 +233,9 @@ def test_color_drop_probability():
 
 
 @pytest.mark.parametrize("adjust,reference", [
-    (aug.adjust_brightness, TF.adjust_brightness),
-    (aug.adjust_contrast, TF.adjust_contrast),
-    (aug.adjust_saturation, TF.adjust_saturation),
+    (colour.adjust_brightness, TF.adjust_brightness),
+    (colour.adjust_contrast, TF.adjust_contrast),
+    (colour.adjust_saturation, TF.adjust_saturation),
 ])
 def test_per_sample_adjust_matches_torchvision(adjust, reference):
     images = random_images(8)
@@ -250,7 +251,7 @@ def test_adjust_hue_matches_torchvision():
     images[0] = images[0].round()
     images[1] = 0.5
     shifts = torch.tensor([-0.5, -0.3, -0.1, 0.0, 0.05, 0.2, 0.4, 0.5])
-    out = aug.adjust_hue(images, shifts)
+    out = colour.adjust_hue(images, shifts)
     for i, shift in enumerate(shifts.tolist()):
         assert torch.allclose(out[i], TF.adjust_hue(images[i], shift), atol=1e-3)
 
@@ -493,10 +494,10 @@ def test_colour_kernel_uncompiled_matches_the_eager_ops():
     from simclr_core.fused_color import color_kernel
 
     images = random_images(batch=64)
-    draws = aug._draw_jitter(images, seeded(), **{**aug._defaults("color_jitter"), "p": 0.7})
+    draws = colour._draw_jitter(images, seeded(), **{**aug._defaults("color_jitter"), "p": 0.7})
     drop = torch.rand(64, generator=seeded(5)) < 0.3
-    expected = aug._drop_eager(aug._jitter_eager(images, draws), drop)
-    got = color_kernel(images, *aug._jitter_slots(draws), drop)
+    expected = colour._drop_eager(colour._jitter_eager(images, draws), drop)
+    got = color_kernel(images, *colour._jitter_slots(draws), drop)
     assert torch.allclose(got, expected, atol=1e-5, rtol=0)
 
 
