@@ -1,5 +1,5 @@
 """Which precision and memory format should the trainer use on a CPU? Measures one training step
-(forward, NT-Xent, backward, SGD step) of the small CNN for fp32/bf16 autocast x contiguous/
+(trainer.training_step: forward, NT-Xent, backward, SGD step) of the small CNN for fp32/bf16 autocast x contiguous/
 channels_last, interleaved over several rounds so that load from other processes hits all variants
 alike, and the loss each reaches after a few steps from the same start (bf16 must stay within noise).
 
@@ -14,9 +14,8 @@ import time
 
 import torch
 
-from simclr_core.config import ModelConfig
-from simclr_core.loss import nt_xent_multi
-from simclr_core.model import SimCLRModel
+from simclr_core.config import ModelConfig, RunConfig, TrainConfig
+from simclr_core.trainer import build, training_step
 
 
 def main() -> None:
@@ -28,23 +27,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
-    batch = torch.rand(2 * args.batch_size, 3, 32, 32, generator=generator)
+    views = list(torch.rand(2, args.batch_size, 3, 32, 32, generator=generator))
     variants = [(bf16, layout) for bf16 in (False, True) for layout in (torch.contiguous_format, torch.channels_last)]
-    models = {}
-    for variant in variants:
-        torch.manual_seed(0)
-        model = SimCLRModel(ModelConfig(encoder="small_cnn", width=args.width)).to(memory_format=variant[1])
-        models[variant] = (model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    setups = {}
+    for bf16, layout in variants:
+        # The trainer's own model, optimiser and precision (trainer.build), seed 0 for each variant.
+        config = RunConfig(model=ModelConfig(encoder="small_cnn", width=args.width), train=TrainConfig(
+            batch_size=args.batch_size, optimizer="sgd", lr=0.05, device="cpu", precision="bf16" if bf16 else "fp32",
+            channels_last="on" if layout == torch.channels_last else "off"))
+        setups[(bf16, layout)] = build(config)
 
     def step(variant) -> float:
-        bf16, layout = variant
-        model, optimizer = models[variant]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            _, z = model(batch.contiguous(memory_format=layout))
-        loss = nt_xent_multi(z.float().view(2, args.batch_size, -1), 0.5)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss, _ = training_step(setups[variant], views, temperature=0.5)
         return loss.item()
 
     times = {variant: [] for variant in variants}

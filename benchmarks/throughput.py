@@ -26,9 +26,7 @@ from torchvision import transforms
 from simclr_core.augmentations import make_views
 from simclr_core.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 from simclr_core.data import load_dataset
-from simclr_core.loss import nt_xent_multi
-from simclr_core.model import SimCLRModel
-from simclr_core.trainer import bf16_is_fast, build_optimizer, keep_freed_memory
+from simclr_core.trainer import build, keep_freed_memory, training_step
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -90,10 +88,10 @@ def main() -> None:
     images, source = load_images(n_images)
     config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width), train=TrainConfig(batch_size=args.batch_size))
     augment = AugmentConfig(compile=args.compile)
-    # Same model settings for both pipelines, those our trainer picks on this machine:
+    # Same model settings for both pipelines, those our trainer picks on this machine (trainer.build):
     # channels_last, and bf16 autocast where the CPU has native bf16.
-    memory_format = torch.channels_last
-    bf16 = bf16_is_fast(torch.device("cpu"))
+    config.train.device = "cpu"
+    bf16 = build(config).autocast_dtype is not None
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} (width {args.width}), batch {args.batch_size}, "
           f"{args.batches} timed batches, {args.workers} DataLoader workers, bf16 autocast {bf16}, "
@@ -107,25 +105,17 @@ def main() -> None:
         os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
     generator = torch.Generator().manual_seed(0)
 
-    def batched_views(batch_index: int) -> torch.Tensor:
+    def batched_views(batch_index: int) -> list[torch.Tensor]:
         start = (batch_index % (args.batches + 2)) * args.batch_size
         batch = images[start : start + args.batch_size].float().div_(255)
-        return torch.cat(make_views(batch, augment, generator))
+        return make_views(batch, augment, generator)
 
-    # Full training step: views, forward, NT-Xent, backward, optimiser step.
-    def train_rate(next_batch) -> float:
-        torch.manual_seed(0)
-        model = SimCLRModel(config.model).to(memory_format=memory_format)
-        optimizer = build_optimizer(model, config)
+    # Full training step: views, forward, NT-Xent, backward, optimiser step (the trainer's own).
+    def train_rate(next_views) -> float:
+        setup = build(config)
 
         def step():
-            batch = next_batch().contiguous(memory_format=memory_format)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                _, z = model(batch)
-            loss = nt_xent_multi(z.float().view(2, args.batch_size, -1), 0.5)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            training_step(setup, next_views(), config.train.temperature)
 
         step()  # warm-up
         start = time.perf_counter()
@@ -161,7 +151,7 @@ def main() -> None:
     def loader_views():
         while True:
             for view1, view2 in loader:
-                yield torch.cat([view1, view2])
+                yield [view1, view2]
 
     stream = loader_views()
     # Drain what the workers prefetched while starting (prefetch_factor 2 per worker), so the

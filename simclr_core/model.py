@@ -9,8 +9,9 @@ import torchvision
 from simclr_core.config import ModelConfig
 
 
-def build_encoder(name: str, width: int = 32) -> tuple[nn.Module, int]:
+def build_encoder(config: ModelConfig) -> tuple[nn.Module, int]:
     """Return (encoder, feature_dim). The encoder maps (B,3,H,W) to h of shape (B, feature_dim)."""
+    name = config.encoder
     if name == "resnet18_cifar":
         # The standard CIFAR variant (paper Appendix B.9): 3x3 stride-1 first conv, no max-pool,
         # so 32 px inputs keep enough resolution for the four residual stages.
@@ -27,19 +28,19 @@ def build_encoder(name: str, width: int = 32) -> tuple[nn.Module, int]:
         net.fc = nn.Identity()
         return net, feature_dim
     if name == "small_cnn":
-        return SmallCNN(width), SmallCNN.feature_dim_for(width)
+        return SmallCNN(config.width), SmallCNN.feature_dim_for(config.width)
     raise ValueError(f"unknown encoder {name!r}; expected one of resnet18_cifar, resnet18, resnet50, small_cnn")
 
 
 class SmallCNN(nn.Module):
     """A four-stage conv net for CPU budgets: 3x3 conv-BN-ReLU blocks, stride 2 between stages,
-    global average pooling. Width w gives features of dimension 8w (256 at the default w=32)."""
+    global average pooling. Width w gives features of dimension 8w."""
 
     @staticmethod
     def feature_dim_for(width: int) -> int:
         return 8 * width
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int):
         super().__init__()
 
         def block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -62,8 +63,10 @@ class SmallCNN(nn.Module):
         return self.layers(images)
 
 
-def build_head(kind: str, feature_dim: int, projection_dim: int, hidden_dim: int | None) -> nn.Module:
-    """Projection head g (paper Section 4.2): identity, one linear layer, or the 2-layer MLP."""
+def build_head(config: ModelConfig, feature_dim: int) -> nn.Module:
+    """Projection head g (paper Section 4.2): identity, one linear layer, or the 2-layer MLP, from
+    h of dimension feature_dim to z of dimension config.projection_dim."""
+    kind, projection_dim, hidden_dim = config.head, config.projection_dim, config.hidden_dim
     if kind == "none":
         return nn.Identity()
     if kind == "linear":
@@ -83,8 +86,8 @@ class SimCLRModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.encoder, self.feature_dim = build_encoder(config.encoder, config.width)
-        self.head = build_head(config.head, self.feature_dim, config.projection_dim, config.hidden_dim)
+        self.encoder, self.feature_dim = build_encoder(config)
+        self.head = build_head(config, self.feature_dim)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(images)  # (B, feature_dim)

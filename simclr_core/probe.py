@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from simclr_core.config import ProbeConfig
 from simclr_core.model import SimCLRModel
 
 
@@ -16,7 +17,6 @@ from simclr_core.model import SimCLRModel
 class ProbeResult:
     h_top1: float  # test top-1 of a linear classifier on the encoder output h, fraction in [0,1]
     z_top1: float | None  # the same on the projection z = g(h); None when not probed
-    iterations_h: int  # L-BFGS iterations the h probe took to converge
 
 
 @contextlib.contextmanager
@@ -36,7 +36,7 @@ def extract_features(
     model: SimCLRModel,
     images: torch.Tensor,
     *,
-    batch_size: int = 1024,
+    batch_size: int,
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,8 +63,8 @@ def linear_probe_accuracy(
     test_features: torch.Tensor,
     test_labels: torch.Tensor,
     *,
-    weight_decay: float = 1e-4,
-    max_iter: int = 500,
+    weight_decay: float,
+    max_iter: int,
 ) -> tuple[float, int]:
     """Multinomial logistic regression on standardised features, trained full-batch with L-BFGS
     until its gradient or loss change falls under tolerance; returns (test top-1, iterations).
@@ -93,7 +93,7 @@ def linear_probe_accuracy(
 
     with torch.enable_grad():
         optimizer.step(closure)
-    iterations = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+    iterations = optimizer.state[linear.weight].get("n_iter", 0)
     with torch.no_grad():
         accuracy = (linear(x_test).argmax(1) == test_labels).float().mean().item()
     return accuracy, int(iterations)
@@ -105,8 +105,8 @@ def knn_accuracy(
     test_features: torch.Tensor,
     test_labels: torch.Tensor,
     *,
-    k: int = 200,
-    temperature: float = 0.1,
+    k: int,
+    temperature: float,
     chunk: int = 1024,
 ) -> float:
     """Weighted kNN (Wu et al. 2018): cosine similarity, the k nearest training rows vote for
@@ -132,24 +132,19 @@ def linear_probe(
     train_labels: torch.Tensor,
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
+    config: ProbeConfig,
     *,
-    weight_decay: float = 1e-4,
-    max_iter: int = 500,
-    probe_z: bool = True,
-    batch_size: int = 1024,
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> ProbeResult:
-    """Extract h and z once with the backbone frozen, then fit a linear classifier on each."""
-    kwargs = dict(batch_size=batch_size, autocast_dtype=autocast_dtype, channels_last=channels_last)
+    """Extract h and z once with the backbone frozen, then fit a linear classifier on each
+    (z only where config.probe_z)."""
+    kwargs = dict(batch_size=config.batch_size, autocast_dtype=autocast_dtype, channels_last=channels_last)
     train_h, train_z = extract_features(model, train_images, **kwargs)
     test_h, test_z = extract_features(model, test_images, **kwargs)
-    h_top1, iterations = linear_probe_accuracy(
-        train_h, train_labels, test_h, test_labels, weight_decay=weight_decay, max_iter=max_iter
-    )
+    fit = dict(weight_decay=config.weight_decay, max_iter=config.max_iter)
+    h_top1, _ = linear_probe_accuracy(train_h, train_labels, test_h, test_labels, **fit)
     z_top1 = None
-    if probe_z:
-        z_top1, _ = linear_probe_accuracy(
-            train_z, train_labels, test_z, test_labels, weight_decay=weight_decay, max_iter=max_iter
-        )
-    return ProbeResult(h_top1=h_top1, z_top1=z_top1, iterations_h=iterations)
+    if config.probe_z:
+        z_top1, _ = linear_probe_accuracy(train_z, train_labels, test_z, test_labels, **fit)
+    return ProbeResult(h_top1=h_top1, z_top1=z_top1)

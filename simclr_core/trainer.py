@@ -8,7 +8,6 @@ caller can log or prune (by raising) without the engine knowing who listens.
 from __future__ import annotations
 
 import ctypes
-import math
 import platform
 import sys
 import time
@@ -20,14 +19,14 @@ import numpy
 import torch
 import torchvision
 
+from simclr_core import checkpoint
 from simclr_core.augmentations import colour_path, make_views, validate_pipeline
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
 from simclr_core.model import SimCLRModel
+from simclr_core.optim import build_optimizer, learning_rate
 from simclr_core.probe import extract_features, knn_accuracy, linear_probe
-
-CHECKPOINT_NAME = "last.pt"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -84,68 +83,6 @@ class RunResult:
             "images_per_s": self.images_per_s,
         }
         return {key: value for key, value in values.items() if value is not None}
-
-
-def learning_rate(step: int, *, peak_lr: float, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up to peak_lr, then cosine decay to zero (paper Appendix B.1), by global step."""
-    if step < warmup_steps:
-        return peak_lr * (step + 1) / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / decay_steps)
-    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class LARS(torch.optim.Optimizer):
-    """LARS (You et al. 2017) as SimCLR uses it: SGD with momentum whose step for each weight
-    tensor is scaled by trust_coefficient * ||w|| / ||g + wd * w||. Groups with `exclude=True`
-    (biases and BatchNorm, paper Appendix B.1) get plain momentum SGD without weight decay."""
-
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001):
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        trust_coefficient=trust_coefficient, exclude=False)
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                update = param.grad
-                if not group["exclude"]:
-                    update = update.add(param, alpha=group["weight_decay"])
-                    param_norm, update_norm = param.norm(), update.norm()
-                    trust = torch.where(
-                        (param_norm > 0) & (update_norm > 0),
-                        group["trust_coefficient"] * param_norm / update_norm,
-                        torch.ones_like(param_norm),
-                    )
-                    update = update.mul(trust)
-                state = self.state[param]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = update.clone()
-                else:
-                    state["momentum_buffer"].mul_(group["momentum"]).add_(update)
-                param.add_(state["momentum_buffer"], alpha=-group["lr"])
-
-
-def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
-    """Weight decay (and LARS adaptation) on conv/linear weights only, not biases or BatchNorm."""
-    train = config.train
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    lr = train.lr * train.batch_size / 256
-    if train.optimizer == "lars":
-        groups = [{"params": decay}, {"params": no_decay, "exclude": True, "weight_decay": 0.0}]
-        return LARS(groups, lr=lr, momentum=train.momentum, weight_decay=train.weight_decay)
-    groups = [{"params": decay, "weight_decay": train.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
-    if train.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    return torch.optim.AdamW(groups, lr=lr)
 
 
 def check_config(config: RunConfig) -> None:
@@ -213,6 +150,53 @@ def library_versions() -> dict[str, str]:
     }
 
 
+@dataclass
+class Setup:
+    """What one training step needs: the model (f and g), the callable that runs it (compiled or
+    not), its optimiser, and the numeric settings chosen for the device."""
+
+    model: SimCLRModel
+    forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: fp32
+    memory_format: torch.memory_format
+
+
+def build(config: RunConfig, device: torch.device | None = None) -> Setup:
+    """The model (initialised from train.seed), its optimiser and precision for `config` on `device`
+    (default: train.device). train(), the dry-run estimate and the benchmarks all build through here."""
+    device = device or select_device(config.train.device)
+    autocast_dtype, memory_format = numeric_settings(config.train, device)
+    torch.manual_seed(config.train.seed)  # model initialisation
+    model = SimCLRModel(config.model).to(device, memory_format=memory_format)
+    forward = torch.compile(model) if config.train.compile else model
+    return Setup(model, forward, build_optimizer(model, config), device, autocast_dtype, memory_format)
+
+
+def training_step(setup: Setup, views: list[torch.Tensor], temperature: float, *,
+                  epoch: int = 0, step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SimCLR step (paper Algorithm 1): f and g on every view, NT-Xent, backward, optimiser step.
+
+    views: V tensors (B, 3, H, W) in [0, 1], view v of image i at row i of views[v].
+    Returns the loss (a 0-dim tensor, not synchronised) and z as (V, B, P) float32, detached.
+    A non-finite loss raises NonFiniteLossError (naming epoch and step) before any weight changes.
+    """
+    n_views, batch_size = len(views), len(views[0])
+    batch = torch.cat(views).contiguous(memory_format=setup.memory_format)  # (V*B, 3, H, W)
+    with torch.autocast(setup.device.type, dtype=setup.autocast_dtype or torch.bfloat16,
+                        enabled=setup.autocast_dtype is not None):
+        _, z = setup.forward(batch)
+    z = z.float().view(n_views, batch_size, -1)  # (V, B, P)
+    loss = nt_xent_multi(z, temperature)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(epoch, step, loss.item())
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    setup.optimizer.step()
+    return loss.detach(), z.detach()
+
+
 def train(
     config: RunConfig,
     *,
@@ -262,10 +246,8 @@ def train(
     total_steps = tc.epochs * steps_per_epoch
     warmup_steps = round(tc.warmup_epochs * steps_per_epoch)
 
-    torch.manual_seed(tc.seed)  # model initialisation
-    model = SimCLRModel(config.model).to(device, memory_format=memory_format)
-    forward = torch.compile(model) if tc.compile else model
-    optimizer = build_optimizer(model, config)
+    setup = build(config, device)
+    model, optimizer = setup.model, setup.optimizer
     peak_lr = optimizer.param_groups[0]["lr"]
     # One generator drives shuffling and every augmentation draw, so its state is the whole
     # randomness of training and a checkpoint that saves it resumes bit-identically on CPU.
@@ -273,19 +255,18 @@ def train(
 
     history: list[EpochMetrics] = []
     start_epoch = 0
-    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    if checkpoint_path and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["config"] != config.to_plain():
+    saved = checkpoint.load(checkpoint_dir, map_location=device) if checkpoint_dir else None
+    if saved is not None:
+        if saved.config != config.to_plain():
             raise ConfigError(
-                f"checkpoint {checkpoint_path} was written by a different configuration; "
+                f"checkpoint {checkpoint.path_in(checkpoint_dir)} was written by a different configuration; "
                 "use a new checkpoint folder or delete it"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].to("cpu"))
-        history = [EpochMetrics(**m) for m in state["history"]]
-        start_epoch = state["epoch"]
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        generator.set_state(saved.generator.to("cpu"))
+        history = [EpochMetrics(**m) for m in saved.history]
+        start_epoch = saved.epoch
 
     knn_train = slice(0, config.probe.knn_train_rows)
     knn_test = slice(0, config.probe.knn_test_rows)
@@ -306,19 +287,9 @@ def train(
             indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
             images = train_images[indices.to(data_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
             views = make_views(images, config.augment, generator, n_views=tc.n_views)
-            batch = torch.cat(views).contiguous(memory_format=memory_format)  # (V*B,3,H,W)
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                                enabled=autocast_dtype is not None):
-                _, z = forward(batch)
-            z = z.float().view(tc.n_views, tc.batch_size, -1)  # (V, B, P)
-            loss = nt_xent_multi(z, tc.temperature)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(epoch + 1, step, loss.item())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            accuracy_sum += contrastive_accuracy(z.detach())
+            loss, z = training_step(setup, views, tc.temperature, epoch=epoch + 1, step=step)
+            loss_sum += loss
+            accuracy_sum += contrastive_accuracy(z)
             step += 1
         if on_cuda:
             torch.cuda.synchronize(device)
@@ -343,18 +314,17 @@ def train(
                 k=config.probe.knn_k, temperature=config.probe.knn_temperature,
             )
         history.append(metrics)
-        if checkpoint_path:
-            save_checkpoint(checkpoint_path, model, optimizer, generator, config, epoch + 1, history)
+        if checkpoint_dir:
+            checkpoint.save(checkpoint_dir, checkpoint.Checkpoint(
+                model=model.state_dict(), optimizer=optimizer.state_dict(), generator=generator.get_state(),
+                config=config.to_plain(), epoch=epoch + 1, history=[asdict(m) for m in history]))
         if callback:
             callback(metrics)
 
     probe = None
     if config.probe.enabled:
-        probe = linear_probe(
-            model, train_images, train_labels, test_images, test_labels,
-            weight_decay=config.probe.weight_decay, max_iter=config.probe.max_iter,
-            probe_z=config.probe.probe_z, **feature_kwargs,
-        )
+        probe = linear_probe(model, train_images, train_labels, test_images, test_labels, config.probe,
+                             autocast_dtype=autocast_dtype, channels_last=channels_last)
     knn_values = [m.knn_acc for m in history if m.knn_acc is not None]
     return RunResult(
         config=config.to_plain(),
@@ -371,21 +341,3 @@ def train(
         steps=step,
         colour_ops=colour_path(config.augment, device),
     )
-
-
-def save_checkpoint(path: Path, model, optimizer, generator, config: RunConfig, epoch: int,
-                    history: list[EpochMetrics]) -> None:
-    """Model, optimiser, generator state and the config that made them; written atomically so a
-    crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "config": config.to_plain(),
-        "epoch": epoch,
-        "history": [asdict(m) for m in history],
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from simclr_core.config import ModelConfig
+from simclr_core.config import ModelConfig, ProbeConfig
 from simclr_core.model import SimCLRModel
 from simclr_core.probe import extract_features, knn_accuracy, linear_probe, linear_probe_accuracy
 
@@ -36,8 +36,9 @@ def test_knn_and_linear_probe_separate_clustered_features():
     centres = torch.randn(4, 16, generator=gen) * 3
     labels = torch.randint(0, 4, (400,), generator=gen)
     features = centres[labels] + torch.randn(400, 16, generator=gen)
-    acc_knn = knn_accuracy(features[:300], labels[:300], features[300:], labels[300:], k=20)
-    acc_linear, iterations = linear_probe_accuracy(features[:300], labels[:300], features[300:], labels[300:])
+    acc_knn = knn_accuracy(features[:300], labels[:300], features[300:], labels[300:], k=20, temperature=0.1)
+    acc_linear, iterations = linear_probe_accuracy(features[:300], labels[:300], features[300:], labels[300:],
+                                                     weight_decay=1e-4, max_iter=500)
     assert acc_knn > 0.95
     assert acc_linear > 0.95
     assert iterations > 1
@@ -47,7 +48,8 @@ def test_linear_probe_is_at_chance_on_noise():
     gen = torch.Generator().manual_seed(2)
     features = torch.randn(600, 8, generator=gen)
     labels = torch.randint(0, 4, (600,), generator=gen)
-    accuracy, _ = linear_probe_accuracy(features[:400], labels[:400], features[400:], labels[400:])
+    accuracy, _ = linear_probe_accuracy(features[:400], labels[:400], features[400:], labels[400:],
+                                        weight_decay=1e-4, max_iter=500)
     assert 0.1 < accuracy < 0.45
 
 
@@ -61,7 +63,8 @@ def test_probing_leaves_backbone_state_unchanged_and_mode_restored():
     before = {name: value.clone() for name, value in model.state_dict().items()}
     images = torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8)
     labels = torch.arange(60) % 3
-    result = linear_probe(model, images[:40], labels[:40], images[40:], labels[40:], max_iter=20, batch_size=16)
+    result = linear_probe(model, images[:40], labels[:40], images[40:], labels[40:],
+                          ProbeConfig(max_iter=20, batch_size=16))
     after = model.state_dict()
     assert model.training
     for name, value in before.items():

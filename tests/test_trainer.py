@@ -6,7 +6,8 @@ import torch
 import simclr_core.trainer as trainer_module
 from simclr_core.config import ConfigError, OpSpec, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from simclr_core.data import load_dataset
-from simclr_core.trainer import LARS, NonFiniteLossError, build_optimizer, learning_rate, train
+from simclr_core.optim import LARS, build_optimizer, learning_rate
+from simclr_core.trainer import NonFiniteLossError, train
 
 
 def tiny_config(**train_overrides) -> RunConfig:
@@ -168,3 +169,43 @@ def test_training_learns_instance_discrimination():
     assert first.loss < math.log(2 * 64 - 1)
     assert last.loss < first.loss - 0.4
     assert last.contrastive_acc > first.contrastive_acc + 0.05
+
+
+def test_training_step_is_the_literal_simclr_step():
+    """build() + training_step() against the step written out: forward both views, NT-Xent,
+    backward, optimiser step, from the same initial weights."""
+    from simclr_core.loss import nt_xent
+    from simclr_core.model import SimCLRModel
+    from simclr_core.trainer import build, training_step
+
+    config = tiny_config(precision="fp32", channels_last="off", optimizer="sgd", lr=0.1)
+    setup = build(config)
+    torch.manual_seed(config.train.seed)
+    reference = SimCLRModel(config.model)
+    reference_optimizer = build_optimizer(reference, config)
+    views = [torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(v)) for v in range(2)]
+
+    loss, z = training_step(setup, views, temperature=0.5)
+    _, z_both = reference(torch.cat(views))  # one batch: BatchNorm statistics over both views, as trained
+    z1, z2 = z_both.chunk(2)
+    expected = nt_xent(z1, z2, 0.5)
+    reference_optimizer.zero_grad()
+    expected.backward()
+    reference_optimizer.step()
+
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert z.shape == (2, 8, config.model.projection_dim)
+    for (name, a), b in zip(setup.model.state_dict().items(), reference.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_training_step_refuses_a_non_finite_loss_before_changing_weights():
+    from simclr_core.trainer import build, training_step
+
+    setup = build(tiny_config(precision="fp32"))
+    before = {k: v.detach().clone() for k, v in setup.model.named_parameters()}
+    views = [torch.full((4, 3, 16, 16), float("nan"))] * 2
+    with pytest.raises(NonFiniteLossError, match="epoch 3, step 7"):
+        training_step(setup, views, temperature=0.5, epoch=3, step=7)
+    # Weights untouched (BatchNorm's running statistics did see the forward pass, as in any step).
+    assert all(torch.equal(before[k], v) for k, v in setup.model.named_parameters())

@@ -1,0 +1,61 @@
+"""simclr_core.checkpoint: what train() writes, and what a harness may do with it."""
+
+import pytest
+import torch
+
+from simclr_core import checkpoint
+from simclr_core.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
+from simclr_core.model import build_encoder, build_head
+from simclr_core.trainer import train
+
+
+def tiny_config(**train_values) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(dataset="synthetic", synthetic_per_class=20, synthetic_classes=2, synthetic_size=16),
+        model=ModelConfig(encoder="small_cnn", width=4, head="linear", projection_dim=8),
+        train=TrainConfig(**{"epochs": 1, "batch_size": 16, "device": "cpu", **train_values}),
+        probe=ProbeConfig(enabled=False, knn_every=0),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    config = tiny_config()
+    train(config, checkpoint_dir=folder)
+    return folder, config
+
+
+def test_load_reads_back_what_train_wrote(trained):
+    folder, config = trained
+    saved = checkpoint.load(folder)
+    assert saved.epoch == 1 and saved.config == config.to_plain() and len(saved.history) == 1
+    assert any(key.startswith("encoder.") for key in saved.model)
+    assert checkpoint.load(folder / "nowhere") is None
+
+
+def test_a_checkpoint_of_another_configuration_or_a_torn_one_is_dropped(trained, tmp_path):
+    folder, config = trained
+    assert not checkpoint.drop_if_foreign(folder, config)  # its own: kept
+    assert checkpoint.path_in(folder).exists()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    checkpoint.path_in(copy).write_bytes(checkpoint.path_in(folder).read_bytes())
+    assert checkpoint.drop_if_foreign(copy, tiny_config(temperature=0.2))
+    assert not checkpoint.path_in(copy).exists()
+    checkpoint.path_in(copy).write_bytes(b"torn")
+    assert checkpoint.drop_if_foreign(copy, config)
+    assert not checkpoint.drop_if_foreign(copy, config)  # nothing left to drop
+    checkpoint.remove(copy)  # no error when absent
+
+
+def test_exported_weights_load_into_the_encoder_and_head_of_their_config(trained, tmp_path):
+    folder, config = trained
+    path = checkpoint.export_weights(folder, tmp_path / "encoder.pt")
+    weights = torch.load(path)
+    assert weights["config"] == config.to_plain()
+    encoder, feature_dim = build_encoder(config.model)
+    encoder.load_state_dict(weights["encoder"])
+    build_head(config.model, feature_dim).load_state_dict(weights["head"])
+    with pytest.raises(FileNotFoundError):
+        checkpoint.export_weights(tmp_path / "empty")
