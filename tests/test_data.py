@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from simclr_core import data
+from simclr_core import data, data_sources
 from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data import DatasetError, load_dataset, make_synthetic
 
@@ -262,7 +262,7 @@ def test_cached_second_load_is_identical_and_does_not_decode(tmp_path, monkeypat
     def must_not_decode(*arguments):
         raise AssertionError("the second load decoded images instead of reading the cache")
 
-    monkeypatch.setattr(data, "_decode_encoded_images", must_not_decode)
+    monkeypatch.setattr(data_sources, "_decode_encoded_images", must_not_decode)
     start = time.perf_counter()
     second = load_dataset(parquet_config(tmp_path))
     elapsed = time.perf_counter() - start
