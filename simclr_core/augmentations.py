@@ -423,13 +423,15 @@ def colour_path(config: AugmentConfig, device: torch.device) -> str:
 
 
 def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator,
-               n_views: int = 2) -> list[Tensor]:
+               n_views: int = 2, base_generator: torch.Generator | None = None) -> list[Tensor]:
     """n_views augmented views of a float batch (B, 3, H, W) in [0, 1].
 
     symmetric: every view gets the pipeline with its own draws (paper Section 2.1, Algorithm 1).
     asymmetric: the paper's Figure 5 protocol (Section 3.1): the pipeline on the first view only, the
     others left as identity; with base_crop, every image first gets one random resized crop, shared
-    by all its views, before the target ops.
+    by all its views, before the target ops. The base crop draws from `base_generator` where given
+    (the trainer passes a stream of its own, so every pipeline of a study sees the same base crops
+    under one seed), else from `generator`.
     """
     _check_images(images)
     if n_views < 1:
@@ -438,7 +440,7 @@ def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator
         return [apply_pipeline(images, config.pipeline, generator, color_strength=config.color_strength,
                                compile=config.compile) for _ in range(n_views)]
     if config.protocol == "asymmetric":
-        base = crop(images, generator) if config.base_crop else images
+        base = crop(images, base_generator or generator) if config.base_crop else images
         first = apply_pipeline(base, config.pipeline, generator, color_strength=config.color_strength,
                                compile=config.compile)
         # Clones, so a caller that edits one view in place cannot change the others or the input.

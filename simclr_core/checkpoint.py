@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from simclr_core.config import RunConfig
+from simclr_core.config import ConfigError, RunConfig
 
 CHECKPOINT_NAME = "last.pt"
 WEIGHTS_NAME = "encoder.pt"
@@ -24,7 +24,7 @@ WEIGHTS_NAME = "encoder.pt"
 class Checkpoint:
     model: dict[str, torch.Tensor]  # SimCLRModel.state_dict(): encoder.* and head.*
     optimizer: dict[str, Any]
-    generator: torch.Tensor  # the training generator's state (shuffling and augmentation draws)
+    generators: dict[str, torch.Tensor]  # each random stream's state (trainer.STREAMS), by name
     config: dict[str, Any]  # RunConfig.to_plain() of the run that wrote it
     epoch: int  # epochs completed
     history: list[dict[str, Any]]  # asdict() of each EpochMetrics so far
@@ -49,7 +49,12 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> Checkp
     if not path.exists():
         return None
     # weights_only=False: the optimiser state and history are plain Python objects we wrote ourselves.
-    return Checkpoint(**torch.load(path, map_location=map_location, weights_only=False))
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    fields = set(Checkpoint.__dataclass_fields__)
+    if not isinstance(state, dict) or set(state) != fields:
+        raise ConfigError(f"checkpoint {path} was not written by this version of simclr_core; "
+                          "delete it (or use a new checkpoint folder) to start the run over")
+    return Checkpoint(**state)
 
 
 def drop_if_foreign(folder: str | Path, config: RunConfig) -> bool:

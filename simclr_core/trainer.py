@@ -150,6 +150,21 @@ def library_versions() -> dict[str, str]:
     }
 
 
+# The random streams of training, one per purpose (model initialisation uses torch's global seed).
+STREAMS = ("shuffle", "base_crop", "views")
+
+
+def random_streams(seed: int, device: torch.device) -> dict[str, torch.Generator]:
+    """Independent generators for shuffling, the shared base crop and the view pipeline, each seeded
+    from (seed, its purpose) through numpy's SeedSequence, so no two streams overlap and none depends
+    on how many numbers another has drawn."""
+    streams = {}
+    for index, name in enumerate(STREAMS):
+        stream_seed = int(numpy.random.SeedSequence([seed, index]).generate_state(1, dtype=numpy.uint64)[0])
+        streams[name] = torch.Generator(device=device).manual_seed(stream_seed)
+    return streams
+
+
 @dataclass
 class Setup:
     """What one training step needs: the model (f and g), the callable that runs it (compiled or
@@ -249,9 +264,11 @@ def train(
     setup = build(config, device)
     model, optimizer = setup.model, setup.optimizer
     peak_lr = optimizer.param_groups[0]["lr"]
-    # One generator drives shuffling and every augmentation draw, so its state is the whole
-    # randomness of training and a checkpoint that saves it resumes bit-identically on CPU.
-    generator = torch.Generator(device=device).manual_seed(tc.seed)
+    # Common random numbers: one independent stream per purpose, each seeded from train.seed, so a
+    # seed means the same image order in every epoch and the same base crops in every cell of a study,
+    # whatever the pipeline, temperature or strength (pipelines consume different numbers of draws
+    # from their own stream). Their states, saved in the checkpoint, make resume bit-identical on CPU.
+    streams = random_streams(tc.seed, device)
 
     history: list[EpochMetrics] = []
     start_epoch = 0
@@ -264,7 +281,8 @@ def train(
             )
         model.load_state_dict(saved.model)
         optimizer.load_state_dict(saved.optimizer)
-        generator.set_state(saved.generator.to("cpu"))
+        for name, state in saved.generators.items():
+            streams[name].set_state(state.to("cpu"))
         history = [EpochMetrics(**m) for m in saved.history]
         start_epoch = saved.epoch
 
@@ -277,7 +295,7 @@ def train(
     model.train()
     for epoch in range(start_epoch, tc.epochs):
         epoch_start = time.perf_counter()
-        order = torch.randperm(n_train, generator=generator, device=device)
+        order = torch.randperm(n_train, generator=streams["shuffle"], device=device)
         loss_sum = torch.zeros((), device=device)
         accuracy_sum = torch.zeros((), device=device)
         for batch_index in range(steps_per_epoch):
@@ -286,7 +304,8 @@ def train(
                 group["lr"] = lr
             indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
             images = train_images[indices.to(data_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
-            views = make_views(images, config.augment, generator, n_views=tc.n_views)
+            views = make_views(images, config.augment, streams["views"], n_views=tc.n_views,
+                               base_generator=streams["base_crop"])
             loss, z = training_step(setup, views, tc.temperature, epoch=epoch + 1, step=step)
             loss_sum += loss
             accuracy_sum += contrastive_accuracy(z)
@@ -316,7 +335,8 @@ def train(
         history.append(metrics)
         if checkpoint_dir:
             checkpoint.save(checkpoint_dir, checkpoint.Checkpoint(
-                model=model.state_dict(), optimizer=optimizer.state_dict(), generator=generator.get_state(),
+                model=model.state_dict(), optimizer=optimizer.state_dict(),
+                generators={name: stream.get_state() for name, stream in streams.items()},
                 config=config.to_plain(), epoch=epoch + 1, history=[asdict(m) for m in history]))
         if callback:
             callback(metrics)

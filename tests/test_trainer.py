@@ -209,3 +209,58 @@ def test_training_step_refuses_a_non_finite_loss_before_changing_weights():
         training_step(setup, views, temperature=0.5, epoch=3, step=7)
     # Weights untouched (BatchNorm's running statistics did see the forward pass, as in any step).
     assert all(torch.equal(before[k], v) for k, v in setup.model.named_parameters())
+
+
+# Paired seeds (common random numbers): a seed means the same randomness in every cell of a study.
+
+def _record_batches(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every step's source images and its last view (the base-cropped image under the asymmetric
+    protocol), as make_views sees and returns them."""
+    from simclr_core.augmentations import make_views as real
+
+    seen = []
+
+    def recording(images, *args, **kwargs):
+        views = real(images, *args, **kwargs)
+        seen.append((images.clone(), views[-1].clone()))
+        return views
+
+    monkeypatch.setattr(trainer_module, "make_views", recording)
+    return seen
+
+
+@pytest.mark.parametrize("change", [
+    {"augment.pipeline": [OpSpec("rotate")]},
+    {"train.temperature": 0.1},
+    {"augment.color_strength": 1.0},
+])
+def test_one_seed_gives_the_same_batches_base_crops_and_initial_weights_in_every_cell(monkeypatch, change):
+    from simclr_core.trainer import build
+
+    def config_with(values: dict) -> RunConfig:
+        config = tiny_config(epochs=3, seed=5)
+        config.augment.protocol, config.augment.base_crop = "asymmetric", True
+        config.augment.pipeline = [OpSpec("crop"), OpSpec("color")]
+        config.probe = ProbeConfig(enabled=False, knn_every=0)
+        for key, value in values.items():
+            section, name = key.split(".")
+            setattr(getattr(config, section), name, value)
+        return config
+
+    base, changed = config_with({}), config_with(change)
+    runs = []
+    for config in (base, changed):
+        seen = _record_batches(monkeypatch)
+        train(config)
+        runs.append(seen)
+    assert len(runs[0]) == len(runs[1]) == 3 * (160 // 32)  # three epochs of steps
+    for (images_a, base_a), (images_b, base_b) in zip(*runs):
+        assert torch.equal(images_a, images_b)  # the same images in the same order, every epoch
+        assert torch.equal(base_a, base_b)  # the same base crop of each
+    first = dict(build(base).model.state_dict())
+    for name, value in build(changed).model.state_dict().items():
+        assert torch.equal(first[name], value), name
+    # And another seed is other randomness.
+    other = _record_batches(monkeypatch)
+    train(config_with({"train.seed": 6}))
+    assert not torch.equal(other[0][0], runs[0][0][0])
