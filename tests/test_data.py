@@ -437,6 +437,13 @@ def test_unknown_dataset_is_a_config_error():
         load_dataset(DataConfig(dataset="mnist"))
 
 
+@pytest.mark.parametrize("key, value", [("train_subset", 0), ("test_subset", -1)])
+def test_impossible_subset_is_a_config_error(key, value):
+    # Checked by RunConfig.validate, which load_dataset runs for callers that skip it.
+    with pytest.raises(ConfigError, match=rf"data\.{key}: {value} is not allowed"):
+        load_dataset(synthetic_config(**{key: value}))
+
+
 # ----------------------------------------------------------------------------------------------------
 # ImageFolder
 
