@@ -7,12 +7,25 @@ variables. `ablations` builds them from study files and command-line overrides.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 
 class ConfigError(ValueError):
-    """An impossible configuration value; the message names the dotted key and what is allowed."""
+    """An impossible configuration value; the message names the dotted key and what is allowed.
+
+    Where the raiser gives them apart, `key` is the dotted key (`train.epochs`, `augment.pipeline[1]`;
+    '' for the whole configuration) and `reason` the message without it, so that a caller can name the
+    place its own way (a study file says `base.train.epochs`). Otherwise `key` is None and `reason` is
+    the whole message."""
+
+    def __init__(self, message: str, key: str | None = None):
+        self.key = key
+        self.reason = message
+        super().__init__(f"{key}: {message}" if key else message)
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,16 @@ class OpSpec:
     def to_plain(self) -> str | dict[str, Any]:
         """The study-file form: a bare name when there are no params, else `{op: name, **params}`."""
         return self.op if not self.params else {"op": self.op, **self.params}
+
+    @classmethod
+    def from_plain(cls, plain: Any) -> OpSpec:
+        """The inverse of to_plain(). Only the form is checked here: op names and parameters belong
+        to `augmentations.validate_pipeline`."""
+        if isinstance(plain, str):
+            return cls(plain)
+        if isinstance(plain, dict) and isinstance(plain.get("op"), str):
+            return cls(plain["op"], {name: value for name, value in plain.items() if name != "op"})
+        raise ConfigError(f"{plain!r} is not allowed; expected an op name or a mapping {{op: name, ...params}}")
 
 
 @dataclass
@@ -147,6 +170,107 @@ class RunConfig:
         plain["augment"]["pipeline"] = [spec.to_plain() for spec in self.augment.pipeline]
         return plain
 
+    @classmethod
+    def from_plain(cls, plain: Any) -> RunConfig:
+        """The inverse of to_plain(): `from_plain(c.to_plain()) == c`. Sections and keys left out keep
+        their defaults. Strict, like a study file: an unknown section or key, or a value of the wrong
+        type (see `coerce`), raises ConfigError naming the dotted key and what is allowed. Op names
+        and the other values' ranges are checked by `validate` and `trainer.check_config`."""
+        config = cls()
+        sections = _checked_mapping(plain, "", _section_names(), "config sections")
+        for section, values in sections.items():
+            names = _field_names(section)
+            for name, value in _checked_mapping(values, section, names, f"{section} settings").items():
+                key = f"{section}.{name}"
+                config.set(key, cls.coerce(key, value))
+        return config
+
+    # Dotted keys (`train.temperature`): how study files, overrides and trial records name a field.
+
+    @classmethod
+    def field_keys(cls) -> tuple[str, ...]:
+        """Every field's dotted key, sections and fields in declaration order."""
+        return tuple(f"{section}.{name}" for section in _section_names() for name in _field_names(section))
+
+    @classmethod
+    def check_key(cls, key: Any) -> None:
+        """ConfigError unless `key` is `section.field` naming a field; the message lists what exists."""
+        sections = _section_names()
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise ConfigError(f"expected a dotted key section.field, one of the sections {', '.join(sections)}",
+                              str(key))
+        section, name = key.split(".")
+        if section not in sections:
+            raise ConfigError(f"unknown section {section!r}; allowed: {', '.join(sections)}", key)
+        if name not in _field_names(section):
+            raise ConfigError(f"unknown key; {section} takes {', '.join(_field_names(section))}", key)
+
+    @classmethod
+    def field_type(cls, key: str) -> Any:
+        """The type the field takes, null left out: bool, int, float, str or list[OpSpec]."""
+        return _strip_optional(_field_hint(key))
+
+    @classmethod
+    def describe_field(cls, key: str) -> str:
+        """What the field takes, as messages say it: `an integer or null`, `true or false`."""
+        hint = _field_hint(key)
+        names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        base = _strip_optional(hint)
+        if base in names:
+            text = names[base]
+        elif typing.get_origin(base) is list:
+            text = "a list of op names or {op: name, ...params} mappings"
+        else:
+            text = str(base)
+        return f"{text} or null" if _is_nullable(hint) else text
+
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> Any:
+        """`value` (plain: YAML/JSON) checked against the type of the field `key`, in that type.
+
+        Strict: no strings for numbers, no 1 for true, no 2.0 for an integer, no infinities. An int
+        is accepted where a float is expected (YAML writes 1 for 1.0). A pipeline is a list of op
+        names or `{op: name, **params}` mappings. Else ConfigError naming the key (`key[index]` for a
+        pipeline entry)."""
+        cls.check_key(key)
+        hint = _field_hint(key)
+        base = _strip_optional(hint)
+        if value is None and _is_nullable(hint):
+            return None
+        if typing.get_origin(base) is list and typing.get_args(base) == (OpSpec,):
+            if not isinstance(value, list):
+                raise ConfigError("expected a list of op names or {op: name, ...params} mappings, got "
+                                  f"{plain_type_name(value)}", key)
+            pipeline = []
+            for index, entry in enumerate(value):
+                try:
+                    pipeline.append(OpSpec.from_plain(entry))
+                except ConfigError as error:
+                    raise ConfigError(error.reason, f"{key}[{index}]") from None
+            return pipeline
+        if base not in (bool, int, float, str):
+            raise ConfigError(f"fields of type {hint} cannot be set from plain values", key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)  # True is an int in Python
+        if base is bool and isinstance(value, bool) or base is str and isinstance(value, str):
+            return value
+        if base is int and number and isinstance(value, int):
+            return value
+        if base is float and number and math.isfinite(value):
+            return float(value)
+        raise ConfigError(f"{value!r} is not allowed; expected {cls.describe_field(key)}", key)
+
+    def get(self, key: str) -> Any:
+        """The value under a dotted key: `config.get("train.lr")`."""
+        self.check_key(key)
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name)
+
+    def set(self, key: str, value: Any) -> None:
+        """Store `value` under a dotted key as given; `coerce` it first where it comes from outside."""
+        self.check_key(key)
+        section, name = key.split(".")
+        setattr(getattr(self, section), name, value)
+
     def validate(self) -> None:
         """Check the scalar values no run can use; raise ConfigError naming the dotted key.
 
@@ -201,3 +325,50 @@ def _get_dotted(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def plain_type_name(value: Any) -> str:
+    """How messages name a plain value's type: `a mapping`, `a list`, `a string`, `nothing`, `int`."""
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def _section_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def _section_class(section: str) -> type:
+    return typing.get_type_hints(RunConfig)[section]
+
+
+def _field_names(section: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(_section_class(section)))
+
+
+def _field_hint(key: str) -> Any:
+    RunConfig.check_key(key)
+    section, name = key.split(".")
+    return typing.get_type_hints(_section_class(section))[name]
+
+
+def _is_nullable(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _strip_optional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _checked_mapping(raw: Any, key: str, allowed: tuple[str, ...], what: str) -> dict:
+    """`raw` if it is a mapping whose keys are all in `allowed`; else ConfigError at `key` or the
+    unknown key under it."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of {what}, got {plain_type_name(raw)}", key)
+    for name in raw:
+        if name not in allowed:
+            raise ConfigError(f"unknown key; allowed: {', '.join(allowed)}", f"{key}.{name}" if key else str(name))
+    return raw
