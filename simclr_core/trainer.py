@@ -11,7 +11,7 @@ import ctypes
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -68,6 +68,11 @@ class RunResult:
     steps: int
     # How the colour ops ran (augmentations.colour_path): compiled, eager, or why not compiled.
     colour_ops: str = "none"
+    # Where this process's wall time went, seconds (PHASES): set-up (data loading and placement, model
+    # and optimiser, checkpoint), training steps (views, forward, loss, backward, step; the first
+    # batch also compiles the colour kernel), the per-epoch kNN monitor, the final linear probe
+    # (feature extraction and L-BFGS fits).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -290,7 +295,8 @@ def train(
     knn_test = slice(0, config.probe.knn_test_rows)
     feature_kwargs = dict(batch_size=config.probe.batch_size, autocast_dtype=autocast_dtype,
                           channels_last=channels_last)
-    train_seconds, trained_images = 0.0, 0
+    train_seconds, knn_seconds, trained_images = 0.0, 0.0, 0
+    setup_seconds = time.perf_counter() - started
     step = start_epoch * steps_per_epoch
     model.train()
     for epoch in range(start_epoch, tc.epochs):
@@ -326,12 +332,14 @@ def train(
         )
         knn_due = config.probe.knn_every and ((epoch + 1) % config.probe.knn_every == 0 or epoch + 1 == tc.epochs)
         if knn_due:
+            knn_started = time.perf_counter()
             bank, _ = extract_features(model, train_images[knn_train], **feature_kwargs)
             queries, _ = extract_features(model, test_images[knn_test], **feature_kwargs)
             metrics.knn_acc = knn_accuracy(
                 bank, train_labels[knn_train], queries, test_labels[knn_test],
                 k=config.probe.knn_k, temperature=config.probe.knn_temperature,
             )
+            knn_seconds += time.perf_counter() - knn_started
         history.append(metrics)
         if checkpoint_dir:
             checkpoint.save(checkpoint_dir, checkpoint.Checkpoint(
@@ -342,9 +350,11 @@ def train(
             callback(metrics)
 
     probe = None
+    probe_started = time.perf_counter()
     if config.probe.enabled:
         probe = linear_probe(model, train_images, train_labels, test_images, test_labels, config.probe,
                              autocast_dtype=autocast_dtype, channels_last=channels_last)
+    probe_seconds = time.perf_counter() - probe_started
     knn_values = [m.knn_acc for m in history if m.knn_acc is not None]
     return RunResult(
         config=config.to_plain(),
@@ -360,4 +370,5 @@ def train(
         test_images=len(test_images),
         steps=step,
         colour_ops=colour_path(config.augment, device),
+        phase_seconds={"setup": setup_seconds, "train": train_seconds, "knn": knn_seconds, "probe": probe_seconds},
     )

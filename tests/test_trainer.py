@@ -77,6 +77,11 @@ def test_training_reports_every_epoch_and_returns_a_full_result(cpp_compiler):
     assert result.versions["torch"] == torch.__version__
     assert result.metrics["probe_h"] == result.probe_h
     assert result.train_images == 160 and result.steps == 10
+    # The phases account for the wall time without overlap: training is the epochs' own seconds.
+    phases = result.phase_seconds
+    assert set(phases) == {"setup", "train", "knn", "probe"} and all(v > 0 for v in phases.values())
+    assert phases["train"] == pytest.approx(sum(m.seconds for m in seen))
+    assert sum(phases.values()) <= result.wall_time_s
     # The default pipeline's colour ops ran as the compiled kernel (augment.compile: auto on CPU),
     # or eagerly, saying why, where there is no C++ compiler for torch.compile.
     if cpp_compiler:
