@@ -12,10 +12,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ablations import figures, reference
-from ablations.report import (
-    cell_stats, main, pair_verdict, pooled_sd, read_study, runs_table, spearman, summarize,
-)
+from ablations.report import figures, main, reference
+from ablations.report.records import read_study
+from ablations.report.stats import cell_stats, pair_verdict, pooled_sd, spearman
+from ablations.report.tables import runs_table, summarize
 
 EPOCHS = 3
 OPS = ("crop", "color", "noise")  # three of Figure 5's seven, in its order

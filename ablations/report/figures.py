@@ -4,7 +4,8 @@ Every function takes plain pandas frames of per-configuration statistics (accura
 [0, 1], spread = sample standard deviation over seeds) and returns `(figure, data)`: the matplotlib
 Figure and the DataFrame it plots, in the units it shows (percent for accuracies, the paper's unit).
 `save` writes both, PNG and CSV side by side, so every number in a picture can be scripted against.
-Statistics (rank correlation, pooled spread, verdicts) are computed by `ablations.report` and passed in.
+Statistics (rank correlation, pooled spread, verdicts) are computed by `ablations.report.stats` and passed
+in; which figure a study gets, and its title, is decided by the registry in `ablations.report.specs`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ablations import reference  # noqa: E402
+from ablations.report import reference  # noqa: E402
+from ablations.report.formatting import strength_label  # noqa: E402
 
 DPI = 200  # print quality
 ROW_MEAN = "row mean"
@@ -198,7 +200,7 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     ax.set_xscale("log", base=2)
     ticks = sorted(set(data["augment.color_strength"].astype(float)) | set(reference.TABLE1_SIMCLR))
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_strength_label))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(strength_label))
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("colour distortion strength s")
     ax.set_ylabel("linear-probe top-1 (%)", color="C0")
@@ -213,13 +215,6 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure, data.round(4)
-
-
-def _strength_label(value: float, _position=None) -> str:
-    """1/8, 1/4, 1/2, 1: the paper's notation for colour strengths."""
-    if 0 < value < 1 and float(1 / value).is_integer():
-        return f"1/{int(1 / value)}"
-    return f"{value:g}"
 
 
 def projection_head(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:

@@ -1,0 +1,76 @@
+"""One study's report, written to `<out>/<study>/` and logged under `report/` of its parent run:
+runs.parquet and summary.parquet, each figure of the registry that applies (PNG + CSV), README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablations.messages import one_line
+from ablations.report import figures
+from ablations.report.readme import render_readme, with_analysis
+from ablations.report.records import ReportError, StudyRecords, call_store, read_histories
+from ablations.report.specs import FIGURES, FigureInput
+from ablations.report.stats import Verdict, study_verdict
+from ablations.report.tables import Tables, build_tables, write_parquet
+
+
+@dataclass
+class Written:
+    paths: list[Path] = field(default_factory=list)
+    readings: dict[str, list[str]] = field(default_factory=dict)  # figure name -> two lines
+    verdict: Verdict | None = None
+
+
+def write_figures(study: FigureInput, figures_dir: Path) -> Written:
+    """Every figure of the registry that applies to the study, PNG and CSV, with the README's readings."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for spec in FIGURES:  # figures of an earlier report that no longer apply must not linger
+        for suffix in (".png", ".csv"):
+            (figures_dir / f"{spec.stem}{suffix}").unlink(missing_ok=True)
+    out = Written(verdict=study.verdict)
+    for spec in FIGURES:
+        if spec.applies(study):
+            drawn = spec.draw(study)
+            out.paths += figures.save(drawn.figure, drawn.data, figures_dir / spec.stem, index=spec.index)
+            out.readings[spec.stem] = drawn.reading
+    return out
+
+
+def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bool = True) -> Written:
+    """runs.parquet, summary.parquet, figures and README.md for one study; logged to its parent run."""
+    tables = build_tables(records)
+    study_dir = out_dir / records.name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    table_paths = _write_tables(records, tables, study_dir)
+    histories = read_histories(client, [r for r in records.trials if r.info.status == "FINISHED"])
+    study = FigureInput(records, tables, histories, study_verdict(tables))
+    written = write_figures(study, study_dir / "figures")
+    readme = study_dir / "README.md"
+    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings), study_dir))
+    written.paths = table_paths + [readme] + written.paths
+    if log_artifacts:
+        _log_to_parent(client, records, written.paths, study_dir)
+    return written
+
+
+def _write_tables(records: StudyRecords, tables: Tables, study_dir: Path) -> list[Path]:
+    meta = {"study": records.name, "parent_run_id": records.parent.info.run_id, "config_keys": tables.config_keys}
+    runs_path = write_parquet(tables.runs, study_dir / "runs.parquet", meta)
+    summary_path = write_parquet(tables.summary, study_dir / "summary.parquet", {
+        **meta, "left_out": sum(tables.left_out.values()), "left_out_by_reason": tables.left_out,
+        "included": int(tables.summary["n"].sum())})
+    return [runs_path, summary_path]
+
+
+def _log_to_parent(client, records: StudyRecords, paths: list[Path], study_dir: Path) -> None:
+    """Each file under report/ (figures under report/figures), so the MLflow UI shows the report."""
+    parent_id = records.parent.info.run_id
+    try:
+        for path in paths:
+            artifact_dir = "report/figures" if path.parent.name == "figures" else "report"
+            call_store(client.log_artifact, parent_id, str(path), artifact_dir)
+    except Exception as error:
+        raise ReportError(f"wrote {study_dir}, but could not log it to parent run {parent_id}: "
+                          f"{one_line(error)} (--no-log to skip)") from None

@@ -1,0 +1,69 @@
+"""`python -m ablations.report`: parse the command line, report every study asked for, print what was
+written. The work is in `records` (reading MLflow) and `build` (writing one study's report); errors of
+input (an unknown study, a study without trial runs, a store that cannot be read) end as one line
+`error: ...` and exit status 2, through `ablations.messages.run_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ablations.messages import EXIT_BAD_INPUT, run_command
+from ablations.report.build import build_report
+from ablations.report.records import ReportError, list_studies, open_client, read_study
+from ablations.tracking import resolve_tracking_uri
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ablations.report",
+        description="Tables (Parquet), figures (PNG + CSV) and a README from what a study recorded in MLflow. "
+                    "Trains nothing.",
+        epilog="The columns of runs.parquet and summary.parquet are documented in reports/README.md.",
+    )
+    parser.add_argument("--study", default=None,
+                        help="the study (MLflow experiment) to report; default: every experiment with a study's "
+                             "parent run")
+    parser.add_argument("--out", default="reports",
+                        help="output folder; each study gets <out>/<study>/ (default reports)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    parser.add_argument("--no-log", action="store_true",
+                        help="do not log the report to the study's parent run (a read-only store, say)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv, report_studies, {ReportError: EXIT_BAD_INPUT})
+
+
+def report_studies(args: argparse.Namespace) -> int:
+    """The report of --study, or of every study in the store (skipping, with a line, those it cannot read)."""
+    uri = resolve_tracking_uri(args.tracking_uri)
+    client = open_client(uri)
+    names = [args.study] if args.study else list_studies(client, uri)
+    if not names:
+        raise ReportError(f"no studies in {uri} (no run tagged ablations.role=parent); run one first "
+                          "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")
+    for name in names:
+        try:
+            records = read_study(client, uri, name)
+        except ReportError as error:
+            if args.study:
+                raise
+            print(f"skipped {name}: {error}", file=sys.stderr)
+            continue
+        written = build_report(client, records, Path(args.out), log_artifacts=not args.no_log)
+        statuses = Counter(run.info.status for run in records.trials)
+        print(f"{name}: {len(records.trials)} runs ("
+              + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")")
+        for path in written.paths:
+            print(f"  wrote {path}")
+        if written.verdict is not None:
+            print(f"  {written.verdict.sentence}")
+        if not args.no_log:
+            print(f"  logged to MLflow parent run {records.parent.info.run_id} under report/")
+    return 0

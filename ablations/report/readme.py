@@ -1,0 +1,222 @@
+"""A study's README.md: the evidence header (hardware, versions, runs, wall time, budget), a reading of
+each table and figure, the verdict on SimCLR's crop-plus-colour finding for pair studies, and the
+hand-written ANALYSIS.md kept beside it. Every number comes from the tables, the statistics or the
+figures' readings; nothing here computes a statistic of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib
+import mlflow
+import pandas as pd
+import seaborn
+
+from ablations.messages import duration
+from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, value_text
+from ablations.report.records import StudyRecords, shared_param
+from ablations.report.specs import FIGURES
+from ablations.report.stats import MARGIN_SD, Verdict
+from ablations.report.tables import OBJECTIVE, PAIR_KEYS, PIPELINE_KEY, Tables, included
+
+# Budget keys worth stating in the header when constant over a study's runs.
+BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",
+               "model.head", "train.epochs", "train.batch_size", "train.optimizer", "train.lr",
+               "train.weight_decay", "train.temperature", "augment.protocol", "augment.base_crop",
+               "augment.color_strength")
+# A hand-written reading of a study's results, kept beside its README and included in it on every rebuild.
+ANALYSIS_NAME = "ANALYSIS.md"
+
+
+def render_readme(records: StudyRecords, tables: Tables, verdict: Verdict | None,
+                  readings: dict[str, list[str]]) -> str:
+    """The README's text; `readings` holds two lines per figure drawn, by stem."""
+    budget = _budget(records, tables)
+    lines = _header(records, tables, budget) + _tables_section(tables)
+    if verdict is not None:
+        lines += _verdict_section(verdict, budget)
+    lines += _figures_section(readings)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def with_analysis(text: str, study_dir: Path) -> str:
+    """The README text with the study's ANALYSIS.md appended, when there is one."""
+    analysis = study_dir / ANALYSIS_NAME
+    if not analysis.exists():
+        return text
+    return text + (f"\n## Analysis\n\nFrom [`{ANALYSIS_NAME}`]({ANALYSIS_NAME}), written by hand after reading "
+                   "the figures above; the report includes it again whenever it is rebuilt.\n\n"
+                   + analysis.read_text())
+
+
+def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
+    """Title, provenance and the evidence table (lesson 10: hardware, versions and wall time)."""
+    runs, kept, parent = tables.runs, included(tables.runs), records.parent
+    statuses = Counter(runs["status"])
+    devices = Counter(d for d in runs["device"] if isinstance(d, str))
+    hardware = "; ".join(f"{device} ({count} runs)" for device, count in devices.most_common())
+    torch_versions = sorted({v for v in runs["torch_version"] if isinstance(v, str)})
+    commits = sorted({c for c in runs["git_commit"] if isinstance(c, str)})
+    dirty = parent.data.tags.get("git_dirty")
+    left_out = sum(tables.left_out.values())
+    lines = [
+        f"# {records.name}: report",
+        "",
+        f"Built by `python -m ablations.report --study {records.name}` on "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{records.uri}`, experiment "
+        f"`{records.name}`, parent run `{parent.info.run_id}` ({parent.info.status}). The report trains nothing: "
+        "every number below is read from the runs' records.",
+    ]
+    description = parent.data.tags.get("mlflow.note.content")
+    if description and description != records.name:
+        lines += ["", f"> {description}"]
+    lines += [
+        "",
+        "| | |",
+        "|---|---|",
+        f"| hardware | {hardware or 'not recorded'} |",
+        f"| libraries | runs: torch {', '.join(torch_versions) or 'not recorded'}; report: pandas {pd.__version__}, "
+        f"mlflow {mlflow.__version__}, seaborn {seaborn.__version__}, matplotlib {matplotlib.__version__} |",
+        f"| code | git {', '.join(c[:12] for c in commits) or 'not recorded'}"
+        + (f" (working tree dirty: {dirty})" if dirty else "") + " |",
+        f"| runs | {len(runs)}: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        + (f" ({tables.left_out.get('pruned', 0)} of them pruned)" if tables.left_out.get("pruned") else "")
+        + f"; {left_out} left out of the summary |",
+        _wall_time_row(runs, kept),
+        f"| dates | runs started {runs['start_time'].min():%Y-%m-%d %H:%M} UTC to "
+        f"{runs['start_time'].max():%Y-%m-%d %H:%M} UTC |",
+        f"| budget | {budget or 'see the runs’ params'} |",
+        f"| varied | {_varied_text(tables)}; seeds {sorted(set(int(s) for s in runs['seed'].dropna()))} |",
+    ]
+    if records.earlier_parents:
+        lines += ["", f"Note: {records.earlier_parents} earlier parent run(s) of a study with this name are in the "
+                      "experiment; only the latest study's runs are reported."]
+    return lines
+
+
+def _wall_time_row(runs: pd.DataFrame, kept: pd.DataFrame) -> str:
+    """Training time summed over the runs, the runs' whole MLflow durations, and the median finished run."""
+    wall = float(runs["wall_time_s"].sum(skipna=True))
+    if not (len(kept) and kept["wall_time_s"].notna().any()):
+        return f"| wall time | {duration(wall)} in all (sum of the runs' wall_time_s) |"
+    run_time = float(runs["duration_s"].sum(skipna=True))
+    return (f"| wall time | {duration(wall)} in all (sum of the runs' wall_time_s); {duration(run_time)} summed over "
+            "the MLflow runs' start-to-end durations (data loading and tracking included); median "
+            f"{duration(float(kept['wall_time_s'].median()))} per finished run |")
+
+
+def _tables_section(tables: Tables) -> list[str]:
+    """What runs.parquet and summary.parquet hold, their extremes, and the runs left out and why."""
+    runs, summary, kept = tables.runs, tables.summary, included(tables.runs)
+    left_out = sum(tables.left_out.values())
+    lines = ["", "## Tables", "", "### `runs.parquet`: one row per trial run", ""]
+    if len(kept) and kept[OBJECTIVE].notna().any():
+        top, bottom = kept.loc[kept[OBJECTIVE].idxmax()], kept.loc[kept[OBJECTIVE].idxmin()]
+        lines += [f"{len(runs)} runs of {runs['cell'].nunique()} configurations; {len(kept)} finished. "
+                  f"probe_h ranges from {pct(bottom[OBJECTIVE])} (`{bottom['run_name']}`) to "
+                  f"{pct(top[OBJECTIVE])} (`{top['run_name']}`).  ",
+                  _seed_line(kept, tables.config_keys)]
+    else:
+        lines += [f"{len(runs)} runs of {runs['cell'].nunique()} configurations; {len(kept)} finished with a probe "
+                  "result.  ", "No finished run has probe_h, so no configuration can be compared."]
+    lines += ["", "### `summary.parquet`: one row per configuration, mean, SD and n over seeds", ""]
+    if summary[f"{OBJECTIVE}_mean"].notna().any():
+        best = summary.loc[summary[f"{OBJECTIVE}_mean"].idxmax()]
+        worst = summary.loc[summary[f"{OBJECTIVE}_mean"].idxmin()]
+        lines += [f"{len(summary)} configurations, {_n_range(kept, tables.config_keys)}. Best probe_h_mean: "
+                  f"{_config_name(best, tables)} {pct(best[f'{OBJECTIVE}_mean'])} ± "
+                  f"{pct(nan_to_zero(best[f'{OBJECTIVE}_std']), unit=False)} (n = {int(best['n'])}); worst: "
+                  f"{_config_name(worst, tables)} {pct(worst[f'{OBJECTIVE}_mean'])}.  ",
+                  f"{left_out} run(s) left out (status other than FINISHED, or pruned): "
+                  + (", ".join(f"{count} {reason}" for reason, count in tables.left_out.items()) or "none")
+                  + "; the count is in the file's metadata (`ablations.left_out`)."]
+    else:
+        lines += ["No configuration has a finished run.  ", f"{left_out} run(s) left out."]
+    if left_out:
+        lines += ["", "| run | trial | status | why |", "|---|---|---|---|"]
+        for _, row in runs[~runs.index.isin(kept.index)].head(20).iterrows():
+            why = row["error"] if isinstance(row["error"], str) else ""
+            lines.append(f"| `{row['run_name']}` | {row['trial']} | {row['status']}"
+                         f"{' (pruned)' if row['pruned'] else ''} | {why.replace('|', '/')[:200]} |")
+    return lines
+
+
+def _verdict_section(verdict: Verdict, budget: str) -> list[str]:
+    """The crop-plus-colour verdict, its numbers, its reasons and the rule it applies."""
+    lines = ["", "## The crop-plus-color finding (SimCLR Figure 5)", "", f"**{verdict.sentence}**", ""]
+    lines += [f"- Best cell: {pair_name(verdict.best)} at {pct(verdict.best_mean)}."]
+    if verdict.best_other is not None:
+        margin = (f"{verdict.margin_sd:.1f} pooled SD" if math.isfinite(verdict.margin_sd)
+                  else "cannot be judged (no cell has two finished seeds)")
+        subject = pair_name(verdict.best_crop_color) if verdict.best_crop_color else pair_name(verdict.best)
+        lines += [f"- Best cell that is not crop with colour: {pair_name(verdict.best_other)} at "
+                  f"{pct(verdict.best_other_mean)}; margin of {subject} over it: {margin}."]
+    pooled = (f"{verdict.pooled_sd * 100:.2f} points" if math.isfinite(verdict.pooled_sd) else "undefined")
+    lines += [f"- Pooled SD (seed-to-seed spread of one run, pooled over the cells with n ≥ 2): {pooled}."]
+    lines += [f"- Why: {reason}." for reason in verdict.reasons]
+    lines += ["- Rule: the finding holds when crop→color or color→crop is the best cell and beats every cell "
+              f"that does not combine crop with colour by more than {MARGIN_SD:g} pooled SD."]
+    if verdict.holds is False:
+        lines += [f"- This is reported as measured, not tuned away: the budget ({budget or 'see above'}) is far "
+                  "below the paper's (ImageNet, ResNet-50, batch 4096, 100 epochs)."]
+    return lines
+
+
+def _figures_section(readings: dict[str, list[str]]) -> list[str]:
+    """A heading, the image, its CSV and two lines of reading per figure drawn, in the registry's order."""
+    lines = ["", "## Figures", "", "Each PNG has its plotted data as CSV beside it (accuracies in percent there, "
+             "as in the paper). They are logged to the parent run under `report/figures`.", ""]
+    for spec in FIGURES:
+        if spec.stem not in readings:
+            continue
+        reading = readings[spec.stem]
+        lines += [f"### {spec.title}", "", f"![{spec.stem}](figures/{spec.stem}.png)", "",
+                  f"Data: [`figures/{spec.stem}.csv`](figures/{spec.stem}.csv).", "",
+                  reading[0] + "  ", reading[1], ""]
+    return lines
+
+
+def _varied_text(tables: Tables) -> str:
+    keys = [k for k in tables.config_keys if k not in PAIR_KEYS]
+    parts = ([f"{PIPELINE_KEY} as ordered pairs (columns first, second)"] if tables.pair else []) + keys
+    return ", ".join(parts) or "nothing but the seed"
+
+
+def _seed_line(kept: pd.DataFrame, config_keys: list[str]) -> str:
+    """How much the seed moves a configuration's probe accuracy."""
+    keys = config_keys or ["cell"]
+    spread = kept.groupby(keys, dropna=False)[OBJECTIVE].agg(["std", "count"])
+    spread = spread[spread["count"] >= 2]["std"].dropna()
+    if spread.empty:
+        return "One seed per configuration: the seed-to-seed spread is unknown."
+    return (f"Across seeds, a configuration's probe_h varies by a median SD of {spread.median() * 100:.2f} points "
+            f"(largest {spread.max() * 100:.2f}).")
+
+
+def _budget(records: StudyRecords, tables: Tables) -> str:
+    """The training budget: the BUDGET_KEYS params the runs share."""
+    parts = []
+    for key in BUDGET_KEYS:
+        if key in tables.config_keys:
+            continue
+        value = shared_param(records, key)
+        if value is not None:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _config_name(row: pd.Series, tables: Tables) -> str:
+    if tables.pair:
+        text = pair_name((row["first"], row["second"]))
+        rest = [k for k in tables.config_keys if k not in PAIR_KEYS]
+        return text + ("" if not rest else " " + " ".join(f"{k}={value_text(row[k])}" for k in rest))
+    return " ".join(f"{k}={value_text(row[k])}" for k in tables.config_keys) or "base"
+
+
+def _n_range(kept: pd.DataFrame, config_keys: list[str]) -> str:
+    """n per configuration over the included runs: `n = 2`, `n = 1 to 2`."""
+    return n_text(kept.groupby(config_keys or ["cell"], dropna=False).size()) if len(kept) else "n = 0"

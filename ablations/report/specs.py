@@ -1,0 +1,255 @@
+"""The report's figure registry: one declarative entry per figure, and the functions that draw them.
+
+A FigureSpec says which studies a figure applies to (a predicate on the study's tables and records),
+its README heading, and the function that draws it: that function computes the figure's statistics
+(`stats`), calls the drawing function (`figures`) and writes the figure's two README lines. Adding a
+figure is one entry in FIGURES and one drawing function; `build.write_figures` loops over FIGURES, and
+the README lists the figures in its order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from ablations.report import figures
+from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, value_text
+from ablations.report.records import StudyRecords, shared_param
+from ablations.report.reference import FIGURE5, FIGURE5_OPS, TABLE1_SIMCLR
+from ablations.report.stats import Verdict, cell_stats, is_monotonic, spearman
+from ablations.report.tables import (
+    OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
+)
+
+
+@dataclass
+class FigureInput:
+    """Everything a figure may be drawn from: the tables, the records, the per-epoch histories of the
+    finished runs and, for pair studies, the Figure 5 verdict. Never MLflow itself."""
+
+    records: StudyRecords
+    tables: Tables
+    histories: dict[str, dict[str, dict[int, float]]]
+    verdict: Verdict | None
+
+    def scope(self, used: list[str], stats: pd.DataFrame) -> str:
+        """`n = 2`, or `n = 8; averaged over model.head` when the figure pools other varied keys."""
+        rest = [k for k in self.tables.config_keys if k not in used]
+        return n_text(stats["n"]) + (f"; averaged over {', '.join(rest)}" if rest else "")
+
+    def pooled(self, used: list[str]) -> str:
+        """` (averaged over model.head)` for a reading that pools other varied keys, else nothing."""
+        rest = [k for k in self.tables.config_keys if k not in used]
+        return f" (averaged over {', '.join(rest)})" if rest else ""
+
+    def label(self, suffix: str = "") -> str:
+        """`this study (cifar10)` + suffix: how a legend names the study beside the paper; the data set
+        only when every run used the same one."""
+        dataset = shared_param(self.records, "data.dataset")
+        return f"this study ({dataset}){suffix}" if dataset else "this study"
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        runs = self.tables.runs
+        labels = configuration_labels(runs, self.tables.config_keys, self.tables.pair)
+        return history_frame(runs, self.histories, labels)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    figure: Any  # matplotlib Figure
+    data: pd.DataFrame  # the plotted data, written as CSV beside the PNG
+    reading: list[str]  # two lines for the README
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    stem: str  # figures/<stem>.png and .csv
+    title: str  # the README heading
+    applies: Callable[[FigureInput], bool]
+    draw: Callable[[FigureInput], Drawn]
+    index: bool = False  # whether the CSV keeps the data's index (the pair grid's row labels)
+
+
+def op_order(runs: pd.DataFrame) -> list[str]:
+    """The pair grid's ops: the paper's Figure 5 order when they are all among its seven, else the
+    order of first appearance in the study (its `pairs` list: cells run first-op outermost)."""
+    seen = list(dict.fromkeys(op for first, second in zip(runs["first"], runs["second"]) for op in (first, second)
+                              if isinstance(op, str)))
+    if set(seen) <= set(FIGURE5_OPS):
+        return [op for op in FIGURE5_OPS if op in seen]
+    return seen
+
+
+# ----------------------------------------------------------------------------------------------------
+# Which studies a figure applies to
+
+
+def _has_pairs(study: FigureInput) -> bool:
+    return study.tables.pair and study.tables.has_results
+
+
+def _shares_paper_cells(study: FigureInput) -> bool:
+    return _has_pairs(study) and len(_paper_cells(cell_stats(study.tables.runs, PAIR_KEYS))) > 0
+
+
+def _varies(*keys: str) -> Callable[[FigureInput], bool]:
+    """Applies when the study varies every one of `keys` and some value of them has a finished probe_h."""
+    def applies(study: FigureInput) -> bool:
+        return set(keys) <= set(study.tables.config_keys) and len(cell_stats(study.tables.runs, list(keys))) > 0
+    return applies
+
+
+def _varies_head(study: FigureInput) -> bool:
+    return "model.head" in study.tables.config_keys and bool(_head_stats(study))
+
+
+def _has_history(study: FigureInput) -> bool:
+    return len(study.history) > 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Drawing, with the README's two lines
+
+
+def _paper_cells(stats: pd.DataFrame) -> pd.DataFrame:
+    """The pair cells that the paper's Figure 5 also has."""
+    return stats[[f in FIGURE5 and s in FIGURE5_OPS for f, s in zip(stats["first"], stats["second"])]]
+
+
+def draw_pair_grid(study: FigureInput) -> Drawn:
+    stats = cell_stats(study.tables.runs, PAIR_KEYS)
+    title = (f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds "
+             f"({study.scope(PAIR_KEYS, stats)})")
+    figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title)
+    verdict = study.verdict
+    row_means = data[figures.ROW_MEAN].dropna()
+    diagonal = stats[stats["first"] == stats["second"]]
+    best_single = diagonal.loc[diagonal["mean"].idxmax()] if not diagonal.empty else None
+    return Drawn(figure, data, [
+        f"Best cell: {pair_name(verdict.best)} at {pct(verdict.best_mean)}"
+        + (f"; best single transformation (diagonal): {best_single['first']} at {pct(best_single['mean'])}"
+           if best_single is not None else "") + ".",
+        f"Row means (first transformation, averaged over the second): highest {row_means.idxmax()} "
+        f"({row_means.max():.1f} %), lowest {row_means.idxmin()} ({row_means.min():.1f} %)."
+        if len(row_means) else "No row has a finished cell.",
+    ])
+
+
+def draw_paper_comparison(study: FigureInput) -> Drawn:
+    stats = cell_stats(study.tables.runs, PAIR_KEYS)
+    common = _paper_cells(stats)
+    rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
+    figure, data = figures.paper_comparison(
+        stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name} against SimCLR Figure 5",
+        study_label=study.label(", mean ± SD over seeds"))
+    paper_best = data.loc[data["paper_rank"].idxmin()]
+    here_best = data.loc[data["study_rank"].idxmin()]
+    rho_text = f"{rho:.2f}" if math.isfinite(rho) else "undefined (under 3 cells, or a constant side)"
+    return Drawn(figure, data, [
+        f"Spearman rank correlation with the paper's ImageNet grid over the {len(common)} shared cells: {rho_text}.",
+        f"The paper's best shared cell, {pair_name((paper_best['first'], paper_best['second']))} "
+        f"({paper_best['paper_percent']:.1f} % there), ranks {ordinal(paper_best['study_rank'])} here; "
+        f"this study's best, {pair_name((here_best['first'], here_best['second']))}, ranks "
+        f"{ordinal(here_best['paper_rank'])} in the paper.",
+    ])
+
+
+def draw_temperature_batch(study: FigureInput) -> Drawn:
+    used = ["train.temperature", "train.batch_size"]
+    stats = cell_stats(study.tables.runs, used)
+    figure, data = figures.temperature_batch(
+        stats, f"{study.records.name}: linear probe on h, top-1 %, mean ± SD ({study.scope(used, stats)})")
+    best = data.loc[data["mean_percent"].idxmax()]
+    best_tau = data.loc[data.groupby("train.batch_size")["mean_percent"].idxmax()]
+    return Drawn(figure, data, [
+        f"Best: τ = {value_text(best['train.temperature'])}, batch {value_text(best['train.batch_size'])} "
+        f"at {best['mean_percent']:.1f} ± {nan_to_zero(best['std_percent']):.1f} % (n = {int(best['n'])})"
+        f"{study.pooled(used)}.",
+        "Best τ per batch size: " + ", ".join(
+            f"{value_text(b)}: {value_text(t)}" for b, t in zip(best_tau["train.batch_size"],
+                                                               best_tau["train.temperature"]))
+        + " (paper, ImageNet batch 4096: τ = 0.1 best of 0.05-1.0, Table 5).",
+    ])
+
+
+def draw_color_strength(study: FigureInput) -> Drawn:
+    used = ["augment.color_strength"]
+    stats = cell_stats(study.tables.runs, used)
+    figure, data = figures.color_strength(
+        stats, f"{study.records.name}: linear probe on h against colour strength ({study.scope(used, stats)})",
+        study_label=study.label())
+    low, high = data.iloc[0], data.iloc[-1]
+    best = data.loc[data["mean_percent"].idxmax()]
+    strengths = sorted(TABLE1_SIMCLR)
+    return Drawn(figure, data, [
+        f"From s = {value_text(low['augment.color_strength'])} to s = {value_text(high['augment.color_strength'])} "
+        f"the probe goes from {low['mean_percent']:.1f} % to {high['mean_percent']:.1f} % "
+        f"({high['mean_percent'] - low['mean_percent']:+.1f} points); best s = "
+        f"{value_text(best['augment.color_strength'])} at {best['mean_percent']:.1f} %{study.pooled(used)}.",
+        f"The paper (ImageNet, Table 1) rises monotonically from {TABLE1_SIMCLR[strengths[0]]} % at s = 1/8 "
+        f"to {TABLE1_SIMCLR[strengths[-1]]} % at s = 1; "
+        + ("here too." if is_monotonic(data["mean_percent"]) else "here the curve is not monotonic."),
+    ])
+
+
+def _head_stats(study: FigureInput) -> list[pd.DataFrame]:
+    """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
+    kept = included(study.tables.runs)
+    return [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
+            for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
+
+
+def draw_projection_head(study: FigureInput) -> Drawn:
+    used = ["model.head"]
+    stats = pd.concat(_head_stats(study), ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
+    figure, data = figures.projection_head(
+        stats, f"{study.records.name}: linear probe on h and z by projection head, mean ± SD "
+               f"({study.scope(used, stats)})")
+    h = data[data["representation"] == "h"].set_index("model.head")["mean_percent"]
+    z = data[data["representation"] == "z"].set_index("model.head")["mean_percent"]
+    gaps = (h - z).dropna()
+    return Drawn(figure, data, [
+        f"Best head on h: {h.idxmax()} at {h.max():.1f} %; " + ", ".join(
+            f"{head} {value:.1f} %" for head, value in h.items()) + f"{study.pooled(used)}.",
+        ("h minus z: " + ", ".join(f"{head} {gap:+.1f}" for head, gap in gaps.items())
+         + " points (paper: h beats z by more than 10 %, a nonlinear head beats a linear one by about 3 %).")
+        if len(gaps) else "probe_z was not recorded (probe.probe_z: false), so h and z cannot be compared.",
+    ])
+
+
+def draw_training_curves(study: FigureInput) -> Drawn:
+    history = study.history
+    figure, data = figures.training_curves(
+        history, f"{study.records.name}: per-epoch training curves of the finished runs")
+    last = history.sort_values("epoch").groupby("run_id").last()
+    first = history.sort_values("epoch").groupby("run_id").first()
+    knn_line = "No kNN accuracy was logged (probe.knn_every: 0)."
+    if "knn_acc" in history and history["knn_acc"].notna().any():
+        knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
+        knn_line = f"Last kNN accuracy: {pct(knn.min())} to {pct(knn.max())} (median {pct(knn.median())})."
+    return Drawn(figure, data, [
+        f"{last.shape[0]} finished runs over {int(history['epoch'].max())} epochs: loss from a median "
+        f"{first['loss'].median():.3f} at the first epoch to {last['loss'].median():.3f} at the last"
+        + (" (every run's loss fell)." if (last["loss"] < first["loss"]).all() else
+           f" ({int((last['loss'] >= first['loss']).sum())} runs did not lower their loss)."),
+        knn_line,
+    ])
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("pair_grid", "Pair grid in the layout of SimCLR Figure 5", _has_pairs, draw_pair_grid, index=True),
+    FigureSpec("pair_grid_vs_paper", "Pair grid beside the paper's Figure 5 (ImageNet)", _shares_paper_cells,
+               draw_paper_comparison),
+    FigureSpec("temperature_batch", "Temperature × batch size", _varies("train.temperature", "train.batch_size"),
+               draw_temperature_batch),
+    FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
+               draw_color_strength),
+    FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
+    FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),
+)
