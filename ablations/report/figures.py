@@ -139,7 +139,7 @@ def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: 
     _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n), *_limits(mean), study_label)
     paper_text = np.where(np.isfinite(paper.to_numpy()), paper.map(lambda v: f"{v:.1f}").to_numpy(), "")
     _draw_grid(axes[1], paper, paper_text, *_limits(paper),
-               "SimCLR Figure 5 (ImageNet, ResNet-50, 100 epochs"
+               f"SimCLR Figure 5 (ImageNet, ResNet-50, {reference.PAPER_EPOCHS} epochs"
                + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown") + ")")
     rho_text = f"{rho:.2f}" if np.isfinite(rho) else "undefined"
     figure.suptitle(f"{title}\nSpearman rank correlation over the {n_common} cells in both: {rho_text}",

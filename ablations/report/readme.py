@@ -19,6 +19,7 @@ import seaborn
 from ablations.messages import duration
 from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, value_text
 from ablations.report.records import StudyRecords, shared_param
+from ablations.report.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.stats import MARGIN_SD, Verdict
 from ablations.report.tables import OBJECTIVE, PAIR_KEYS, PIPELINE_KEY, Tables, included
@@ -162,7 +163,7 @@ def _verdict_section(verdict: Verdict, budget: str) -> list[str]:
               f"that does not combine crop with colour by more than {MARGIN_SD:g} pooled SD."]
     if verdict.holds is False:
         lines += [f"- This is reported as measured, not tuned away: the budget ({budget or 'see above'}) is far "
-                  "below the paper's (ImageNet, ResNet-50, batch 4096, 100 epochs)."]
+                  f"below the paper's (ImageNet, ResNet-50, batch {PAPER_BATCH_SIZE}, {PAPER_EPOCHS} epochs)."]
     return lines
 
 

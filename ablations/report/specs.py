@@ -18,9 +18,12 @@ from typing import Any
 import pandas as pd
 
 from ablations.report import figures
-from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, value_text
+from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text
 from ablations.report.records import StudyRecords, shared_param
-from ablations.report.reference import FIGURE5, FIGURE5_OPS, TABLE1_SIMCLR
+from ablations.report.reference import (
+    FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
+    TABLE5_TEMPERATURE,
+)
 from ablations.report.stats import Verdict, cell_stats, is_monotonic, spearman
 from ablations.report.tables import (
     OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
@@ -167,6 +170,7 @@ def draw_temperature_batch(study: FigureInput) -> Drawn:
         stats, f"{study.records.name}: linear probe on h, top-1 %, mean ± SD ({study.scope(used, stats)})")
     best = data.loc[data["mean_percent"].idxmax()]
     best_tau = data.loc[data.groupby("train.batch_size")["mean_percent"].idxmax()]
+    paper_best = max(TABLE5_TEMPERATURE, key=TABLE5_TEMPERATURE.get)
     return Drawn(figure, data, [
         f"Best: τ = {value_text(best['train.temperature'])}, batch {value_text(best['train.batch_size'])} "
         f"at {best['mean_percent']:.1f} ± {nan_to_zero(best['std_percent']):.1f} % (n = {int(best['n'])})"
@@ -174,7 +178,8 @@ def draw_temperature_batch(study: FigureInput) -> Drawn:
         "Best τ per batch size: " + ", ".join(
             f"{value_text(b)}: {value_text(t)}" for b, t in zip(best_tau["train.batch_size"],
                                                                best_tau["train.temperature"]))
-        + " (paper, ImageNet batch 4096: τ = 0.1 best of 0.05-1.0, Table 5).",
+        + f" (paper, ImageNet batch {PAPER_BATCH_SIZE}: τ = {paper_best} best of {min(TABLE5_TEMPERATURE)}-"
+          f"{max(TABLE5_TEMPERATURE)}, Table 5).",
     ])
 
 
@@ -186,14 +191,14 @@ def draw_color_strength(study: FigureInput) -> Drawn:
         study_label=study.label())
     low, high = data.iloc[0], data.iloc[-1]
     best = data.loc[data["mean_percent"].idxmax()]
-    strengths = sorted(TABLE1_SIMCLR)
+    weakest, strongest = min(TABLE1_SIMCLR), max(TABLE1_SIMCLR)
     return Drawn(figure, data, [
         f"From s = {value_text(low['augment.color_strength'])} to s = {value_text(high['augment.color_strength'])} "
         f"the probe goes from {low['mean_percent']:.1f} % to {high['mean_percent']:.1f} % "
         f"({high['mean_percent'] - low['mean_percent']:+.1f} points); best s = "
         f"{value_text(best['augment.color_strength'])} at {best['mean_percent']:.1f} %{study.pooled(used)}.",
-        f"The paper (ImageNet, Table 1) rises monotonically from {TABLE1_SIMCLR[strengths[0]]} % at s = 1/8 "
-        f"to {TABLE1_SIMCLR[strengths[-1]]} % at s = 1; "
+        f"The paper (ImageNet, Table 1) rises monotonically from {TABLE1_SIMCLR[weakest]} % at "
+        f"s = {strength_label(weakest)} to {TABLE1_SIMCLR[strongest]} % at s = {strength_label(strongest)}; "
         + ("here too." if is_monotonic(data["mean_percent"]) else "here the curve is not monotonic."),
     ])
 
@@ -218,7 +223,8 @@ def draw_projection_head(study: FigureInput) -> Drawn:
         f"Best head on h: {h.idxmax()} at {h.max():.1f} %; " + ", ".join(
             f"{head} {value:.1f} %" for head, value in h.items()) + f"{study.pooled(used)}.",
         ("h minus z: " + ", ".join(f"{head} {gap:+.1f}" for head, gap in gaps.items())
-         + " points (paper: h beats z by more than 10 %, a nonlinear head beats a linear one by about 3 %).")
+         + f" points (paper: h beats z by more than {HEAD_H_OVER_Z:g} %, a nonlinear head beats a linear one by "
+           f"about {HEAD_NONLINEAR_OVER_LINEAR:g} %).")
         if len(gaps) else "probe_z was not recorded (probe.probe_z: false), so h and z cannot be compared.",
     ])
 
