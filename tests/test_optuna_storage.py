@@ -1,0 +1,107 @@
+"""Opening Optuna storages: one-line errors before any training, torn journal lines, journal
+heartbeats, and the atomic WAITING -> RUNNING claim on SQLite."""
+
+import threading
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablations.optuna_storage import (
+    HEARTBEAT_ATTR, Heartbeat, HeartbeatJournalStorage, RetryingRDBStorage, SearchError, open_storage,
+    repair_journal,
+)
+
+
+@pytest.mark.parametrize("url, interval, message", [
+    (None, 0, "--heartbeat-interval: 0 is not allowed; expected seconds >= 1"),
+    ("optuna.db", 30, "is neither a path ending in .journal nor a database URL"),
+    ("postgres://user:secret@localhost/db", 30, "write postgresql://, SQLAlchemy's name for it"),
+    ("sqlite:////no/such/folder/optuna.db", 30, "cannot connect"),
+])
+def test_unusable_storages_are_one_clear_error(tmp_path, url, interval, message):
+    with pytest.raises(SearchError) as caught:
+        open_storage(url, tmp_path / "default.journal", interval)
+    assert message in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_journal_path_is_made_absolute_and_its_folder_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage("studies/s.journal", tmp_path / "unused.journal", heartbeat_interval=30)
+    assert isinstance(storage, HeartbeatJournalStorage)
+    assert (tmp_path / "studies").is_dir()
+    default = open_storage(None, tmp_path / "runs" / "default.journal", heartbeat_interval=30, grace_period=90)
+    assert default.get_heartbeat_interval() == 30 and default.grace_period == 90
+    assert (tmp_path / "runs").is_dir()
+
+
+def test_a_database_url_opens_a_retrying_rdb_storage_with_heartbeats(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", tmp_path / "unused", heartbeat_interval=7, retry_for=3)
+    assert isinstance(storage, RetryingRDBStorage)
+    assert storage.get_heartbeat_interval() == 7 and storage.retry_for == 3
+
+
+def test_a_torn_last_journal_line_is_cut(tmp_path):
+    journal = tmp_path / "s.journal"
+    assert not repair_journal(journal)  # nothing there yet
+    journal.write_bytes(b'{"op_code": 0}\n{"op_code": 5, "worker_')
+    assert repair_journal(journal)
+    assert journal.read_bytes() == b'{"op_code": 0}\n'
+    assert not repair_journal(journal)
+
+
+def journal_study(path, callback=None, grace_period=1):
+    storage = HeartbeatJournalStorage(optuna.storages.journal.JournalFileBackend(str(path)), heartbeat_interval=1,
+                                      grace_period=grace_period, stale_trial_callback=callback)
+    return storage, optuna.load_study(study_name="s", storage=storage)
+
+
+def test_journal_heartbeats_find_dead_trials_and_one_process_alone_retries_them(tmp_path):
+    path = tmp_path / "s.journal"
+    optuna.create_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(path))))
+    calls = []
+    first, study = journal_study(path, callback=lambda study, trial: calls.append(trial.number))
+    second, other_study = journal_study(path, callback=lambda study, trial: calls.append(trial.number))
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING) for _ in range(3)])
+    study_id = first.get_study_id_from_name("s")
+    ids = [first.get_trial_id_from_study_id_trial_number(study_id, n) for n in range(3)]
+    for trial_id in ids:
+        assert first.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+    first.record_heartbeat(ids[1])  # trial 0 never beats: it counts from its start
+    with Heartbeat(first, ids[2]):  # trial 2 beats every second
+        time.sleep(2.5)
+        assert first.get_trial(ids[2]).system_attrs[HEARTBEAT_ATTR] > time.time() - 1.5
+        assert sorted(first.stale_trial_ids(study_id)) == ids[:2]
+        threads = [threading.Thread(target=s.fail_stale_trials, args=(st,))
+                   for s, st in ((first, study), (second, other_study))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(calls) == [0, 1]  # each dead trial retried once, by whichever process failed it
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
+
+
+def test_sqlite_claims_are_atomic_between_storages(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    storages = [open_storage(url, tmp_path, heartbeat_interval=30) for _ in range(2)]
+    study = optuna.create_study(study_name="s", storage=storages[0])
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING) for _ in range(20)])
+    study_id = storages[0].get_study_id_from_name("s")
+    won: list[list[int]] = [[], []]
+
+    def claim_all(index: int) -> None:
+        for number in range(20):
+            trial_id = storages[index].get_trial_id_from_study_id_trial_number(study_id, number)
+            if storages[index].set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                won[index].append(number)
+
+    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won[0] + won[1]) == list(range(20))
