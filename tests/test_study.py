@@ -1,12 +1,11 @@
-"""Study files: strict parsing (every bad input names the file and the dotted key) and expansion."""
+"""Study files: strict parsing (every bad input names the file and the dotted key) and --set overrides."""
 
 from pathlib import Path
 
 import pytest
 
-from ablations.study import (
-    StudyError, config_from_plain, expand_cells, flat_config, load_study, SearchSpec,
-)
+from ablations.plan import expand_cells
+from ablations.study import StudyError, config_from_plain, load_study
 from simclr_core.config import OpSpec, RunConfig
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -115,17 +114,6 @@ def test_data_root_comes_from_simclr_data_only_when_the_study_leaves_it_unset(tm
     assert load_study(unset, ["data.root=/set"], data_root="/datasets").base.data.root == "/set"
 
 
-def test_pair_grid_of_seven_ops_has_49_cells_with_single_ops_on_the_diagonal():
-    cells = expand_cells(SearchSpec(pairs=FIGURE5_OPS))
-    assert len(cells) == 49
-    assert len({cell.id for cell in cells}) == 49
-    for cell in cells:
-        first, second = cell.pair
-        expected = [OpSpec(first)] if first == second else [OpSpec(first), OpSpec(second)]
-        assert cell.values["augment.pipeline"] == expected
-    assert cells[1].pair == ("crop", "cutout")  # rows are the first op, as in the paper's figure
-
-
 def test_seeds_multiply_cells_and_name_the_runs(tmp_path):
     path = write(tmp_path, f"name: s\nsearch: {{pairs: {FIGURE5_OPS}}}\nseeds: [0, 1]\n")
     trials = load_study(path).trials()
@@ -174,13 +162,21 @@ def test_sampled_search_parses_typed_distributions(tmp_path):
     assert search.params["augment.pipeline"].choices[1] == [OpSpec("crop"), OpSpec("color")]
 
 
-def test_flat_config_round_trips_through_plain():
+def test_deprecated_config_from_plain_is_from_plain_with_errors_naming_the_source():
     config = RunConfig()
     config.augment.pipeline = [OpSpec("crop", {"scale": [0.2, 1.0]}), OpSpec("color")]
-    flat = flat_config(config)
-    assert flat["train.temperature"] == 0.5
-    assert flat["augment.pipeline"] == [{"op": "crop", "scale": [0.2, 1.0]}, "color"]
     assert config_from_plain(config.to_plain()) == config
+    with pytest.raises(StudyError, match=r"^trial 3: train.epochs: 'ten' is not allowed; expected an integer$"):
+        config_from_plain({"train": {"epochs": "ten"}}, source="trial 3")
+    with pytest.raises(StudyError, match=r"^trial 3: \(top level\): expected a mapping of config sections"):
+        config_from_plain([], source="trial 3")
+    with pytest.raises(StudyError, match=r"^trial 3: augment.pipeline\[0\]: unknown augmentation 'bogus'"):
+        config_from_plain({"augment": {"pipeline": ["bogus"]}}, source="trial 3")
+
+
+def test_an_empty_base_section_takes_the_defaults(tmp_path):
+    spec = load_study(write(tmp_path, "name: s\nbase: {train: , probe: {knn_k: 5}}\n"))
+    assert spec.base.train == RunConfig().train and spec.base.probe.knn_k == 5
 
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.name)

@@ -1,0 +1,192 @@
+"""What a study runs, as data: the checked study (`StudySpec`), the cells its search space expands
+to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and how each is named.
+
+`study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
+name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from simclr_core.config import OpSpec, RunConfig
+
+PIPELINE_KEY = "augment.pipeline"
+# The seed is varied by a study's top-level `seeds` list; trial records carry it under this key.
+SEED_KEY = "train.seed"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One sampled dimension of a tpe/random search (an Optuna distribution, described plainly)."""
+
+    key: str
+    type: str  # float | int | categorical
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: int | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass
+class SearchSpec:
+    sampler: str = "grid"
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # dotted key -> coerced values
+    pairs: list[str] = field(default_factory=list)  # op names for the Figure 5 grid
+    n_trials: int | None = None
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    pruner: str = "none"
+
+    @property
+    def varied_keys(self) -> list[str]:
+        """The dotted keys this search varies, in file order (seed excluded)."""
+        keys = [PIPELINE_KEY] if self.pairs else []
+        return keys + list(self.grid) + list(self.params)
+
+
+@dataclass
+class TrackingSpec:
+    log_model: bool = False
+    preview: bool = True
+
+
+@dataclass
+class Cell:
+    """One point of the search space: the varied values, before seeds multiply it."""
+
+    values: dict[str, Any]  # dotted key -> coerced value (OpSpec lists for augment.pipeline)
+    pair: tuple[str, str] | None = None  # (first, second) for pair-grid cells
+
+    @property
+    def id(self) -> str:
+        """Stable and readable: `augment.pipeline=crop+color train.temperature=0.5`; `base` if none."""
+        return " ".join(f"{key}={format_value(value)}" for key, value in self.values.items()) or "base"
+
+
+@dataclass
+class PlannedTrial:
+    """One unit of work: a cell at one seed, with its resolved configuration."""
+
+    cell: Cell
+    seed: int
+    config: RunConfig
+
+    @property
+    def unit(self) -> str:
+        """The key that must be run exactly once in a grid study."""
+        return f"{self.cell.id} seed={self.seed}"
+
+    @property
+    def run_name(self) -> str:
+        """`crop+color seed=1`, `temperature=0.1 batch_size=256 seed=0`."""
+        return run_name(self.cell.values, self.seed)
+
+    @property
+    def varied(self) -> dict[str, Any]:
+        """Dotted key -> plain value of what this study varies, seed included as train.seed."""
+        return varied_plain(self.cell.values, self.seed)
+
+
+@dataclass
+class StudySpec:
+    name: str
+    source: str  # the file the spec came from, for messages
+    base: RunConfig
+    search: SearchSpec
+    seeds: list[int]
+    tracking: TrackingSpec
+    description: str = ""
+
+    def trials(self) -> list[PlannedTrial]:
+        """Every cell times every seed, cells outermost (grid studies only)."""
+        if self.search.sampler != "grid":
+            raise ValueError(f"{self.source}: a {self.search.sampler} study samples its trials; only grids expand")
+        return [PlannedTrial(cell, seed, self.config_for(cell.values, seed))
+                for cell in expand_cells(self.search) for seed in self.seeds]
+
+    def config_for(self, values: dict[str, Any], seed: int) -> RunConfig:
+        """The base configuration with a cell's values and the seed applied."""
+        config = copy.deepcopy(self.base)
+        for key, value in values.items():
+            config.set(key, copy.deepcopy(value))
+        config.train.seed = seed
+        return config
+
+
+def expand_cells(search: SearchSpec) -> list[Cell]:
+    """Every combination of the grid's values (pairs outermost, then grid keys in file order).
+
+    `pairs` is the SimCLR Figure 5 grid: every ordered pair (first, second) of the listed ops, the
+    diagonal included; off the diagonal the pipeline is [first, second], on it the single op [first]
+    (the paper's diagonal is "the single transformation"). 7 ops give 49 cells.
+    """
+    pair_cells: list[tuple[dict[str, Any], tuple[str, str] | None]] = [({}, None)]
+    if search.pairs:
+        pair_cells = [
+            ({PIPELINE_KEY: [OpSpec(first)] if first == second else [OpSpec(first), OpSpec(second)]},
+             (first, second))
+            for first in search.pairs for second in search.pairs
+        ]
+    keys = list(search.grid)
+    cells = []
+    for values, pair in pair_cells:
+        for combination in itertools.product(*(search.grid[key] for key in keys)):
+            cell_values = dict(values)
+            cell_values.update(zip(keys, combination))
+            cells.append(Cell(cell_values, pair))
+    return cells
+
+
+# ----------------------------------------------------------------------------------------------------
+# Naming and plain forms
+
+
+def plain_value(value: Any) -> Any:
+    """JSON/YAML-ready form: pipelines in study-file form."""
+    if isinstance(value, list) and all(isinstance(v, OpSpec) for v in value) and value:
+        return [v.to_plain() for v in value]
+    return value
+
+
+def format_value(value: Any) -> str:
+    """Short and stable: `crop+color`, `color(strength=0.25)`, `0.5`, `mlp`, `null`; `[]` for no ops."""
+    if isinstance(value, list) and all(isinstance(v, OpSpec) for v in value):
+        if not value:
+            return "[]"
+        parts = []
+        for spec in value:
+            params = ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted(spec.params.items()))
+            parts.append(f"{spec.op}({params})" if params else spec.op)
+        return "+".join(parts)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def run_name(values: dict[str, Any], seed: int) -> str:
+    """Named after the varied values: `crop+color seed=1`, `temperature=0.1 seed=0`."""
+    parts = [format_value(value) if key == PIPELINE_KEY else f"{key.split('.')[1]}={format_value(value)}"
+             for key, value in values.items()]
+    return " ".join(parts + [f"seed={seed}"])
+
+
+def varied_plain(values: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Dotted key -> plain value of a cell's values, the seed added under SEED_KEY."""
+    plain = {key: plain_value(value) for key, value in values.items()}
+    plain[SEED_KEY] = seed
+    return plain
+
+
+def flat_config(config: RunConfig) -> dict[str, Any]:
+    """Every resolved value under its dotted key (`train.temperature`), pipeline in study-file form."""
+    return flat_plain(config.to_plain())
+
+
+def flat_plain(plain: dict[str, Any]) -> dict[str, Any]:
+    """`RunConfig.to_plain()`'s nested sections as one mapping of dotted keys."""
+    return {f"{section}.{name}": value for section, fields in plain.items() for name, value in fields.items()}

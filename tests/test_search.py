@@ -1,0 +1,169 @@
+"""Scheduling on Optuna, without training: every unit claimed exactly once (duplicates back off),
+dead trials failed and their units enqueued again once, resume, sampled studies' budgets.
+
+The multi-process races and kill -9 runs are in tests/test_run.py and tests/test_distributed.py."""
+
+import json
+import threading
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from ablations import search
+from ablations.study import load_study
+
+FOUR_CELLS = "search: {pairs: [crop, color]}\n"
+
+
+def study_file(tmp_path, body: str, name: str = "s"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nbase: {{data: {{dataset: synthetic}}, train: {{epochs: 1}}}}\n{body}")
+    return path
+
+
+@pytest.fixture(params=["journal", "sqlite"])
+def storage_url(request, tmp_path) -> str:
+    return str(tmp_path / "s.journal") if request.param == "journal" else f"sqlite:///{tmp_path}/s.db"
+
+
+def opened(spec, url, tmp_path, **kwargs):
+    """A worker's view: its own storage object and study, as a separate process would have."""
+    storage = search.open_storage(url, tmp_path / "unused.journal", kwargs.pop("heartbeat_interval", 30), **kwargs)
+    study, _ = search.open_study(spec, storage)
+    return storage, study
+
+
+def claim_all(study, spec, storage) -> list:
+    claims = []
+    while (claim := search.claim_next(study, spec, storage)) is not None:
+        claims.append(claim)
+    return claims
+
+
+def test_every_waiting_unit_is_claimed_once_with_its_plan(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
+    storage, study = opened(spec, storage_url, tmp_path)
+    assert search.enqueue_plan(study, spec) == 8
+    claims = claim_all(study, spec, storage)
+    planned = {p.unit: p for p in spec.trials()}
+    assert sorted(c.attrs["unit"] for c in claims) == sorted(planned)
+    for claim in claims:
+        assert claim.attrs["config"] == planned[claim.attrs["unit"]].config.to_plain()
+        assert claim.run_name == planned[claim.attrs["unit"]].run_name
+        assert claim.attrs["checkpoint"] == f"trial-{claim.number}" and ":" in claim.attrs["worker"]
+        assert storage.get_trial(claim.trial_id).number == claim.number
+    assert search.work_left(study, spec) == (0, 8)
+    assert all(search.finish(study, c, value=0.5, state=TrialState.COMPLETE) for c in claims)
+    assert search.units_done(study) == 8 and search.claim_next(study, spec, storage) is None
+
+
+def test_a_duplicate_copy_of_a_unit_backs_off(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, ""))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    search.enqueue_plan(study, spec)  # as two processes re-enqueueing one dead unit at once would
+    first = search.claim_next(study, spec, storage)
+    assert first.number == 0
+    assert search.claim_next(study, spec, storage) is None
+    copy = study.get_trials()[1]
+    assert copy.state == TrialState.FAIL and copy.user_attrs["duplicate_of"] == 0
+
+
+def test_two_workers_claim_every_unit_exactly_once(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color, cutout]}\nseeds: [0, 1]\n"))
+    workers = [opened(spec, storage_url, tmp_path) for _ in range(2)]
+    study = workers[0][1]
+    search.enqueue_plan(study, spec)
+    for planned in spec.trials()[::4]:  # duplicate copies of 5 units
+        study.add_trial(search.optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=search.plan_attrs(planned)))
+    done: list[list[str]] = [[], []]
+
+    def work(index: int) -> None:
+        storage, worker_study = workers[index]
+        while (claim := search.claim_next(worker_study, spec, storage)) is not None:
+            assert search.finish(worker_study, claim, value=0.5, state=TrialState.COMPLETE)
+            done[index].append(claim.attrs["unit"])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(done[0] + done[1]) == sorted(p.unit for p in spec.trials())
+    backed_off = [t for t in study.get_trials() if t.state != TrialState.COMPLETE]
+    assert len(backed_off) == 5 and all("duplicate_of" in t.user_attrs for t in backed_off)
+
+
+def test_a_dead_trial_is_failed_and_its_unit_enqueued_again_once(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    storage, study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
+    other_storage, other_study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
+    search.enqueue_plan(study, spec)
+    dead, alive = search.claim_next(study, spec, storage), search.claim_next(study, spec, storage)
+    with alive.heartbeat():
+        time.sleep(3.5)  # past the grace period; SQLite's clock counts whole seconds
+        failed = search.fail_stale(study, storage) + search.fail_stale(other_study, other_storage)
+    assert failed == [dead.number]
+    assert not search.finish(study, dead, value=0.5, state=TrialState.COMPLETE)  # its result no longer counts
+    copies = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == dead.number]
+    assert len(copies) == 1 and copies[0].state == TrialState.WAITING
+    assert {k: copies[0].user_attrs[k] for k in search.PLAN_ATTRS} == {k: dead.attrs[k] for k in search.PLAN_ATTRS}
+    rest = {claim.number: claim.attrs["unit"] for claim in claim_all(study, spec, storage)}
+    assert len(rest) == 3 and rest[copies[0].number] == dead.attrs["unit"]
+    assert search.finish(study, alive, value=0.5, state=TrialState.COMPLETE)
+
+
+def test_callers_that_pass_no_storage_get_the_studys_own(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, ""))
+    _, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    claim = search.claim_next(study, spec)
+    with search.Heartbeat(study, claim.trial_id) as beating:
+        assert beating.interval == 30
+    assert search.fail_stale(study) == []
+    assert search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
+
+
+def test_resume_enqueues_what_is_missing_and_refuses_a_changed_configuration(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    for claim in claim_all(study, spec, storage)[:2]:
+        search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
+    more_seeds = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
+    prepared = search.prepare(study, more_seeds, storage=storage)
+    assert (prepared.units, prepared.done, prepared.enqueued, prepared.failed_stale) == (8, 2, 4, [])
+    longer = load_study(study_file(tmp_path, FOUR_CELLS), ["train.epochs=2"])
+    with pytest.raises(search.SearchError, match="another configuration .*train.epochs: 1 -> 2"):
+        search.prepare(study, longer, storage=storage)
+
+
+def test_interrupted_units_come_back_and_failed_ones_only_when_asked(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    interrupted, failed, *_ = claim_all(study, spec, storage)
+    search.finish(study, interrupted, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
+    search.finish(study, failed, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
+    assert search.requeue_orphans(study) == 1
+    assert search.requeue_orphans(study) == 0  # its copy is waiting now
+    assert search.requeue_orphans(study, retry_failed=True) == 1
+    units = [t.user_attrs["unit"] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert sorted(units) == sorted([interrupted.attrs["unit"], failed.attrs["unit"]])
+
+
+def test_a_sampled_study_samples_each_claim_and_keeps_to_its_budget(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, "search:\n  sampler: random\n  n_trials: 3\n  params:\n"
+                                           "    train.lr: {type: float, low: 0.1, high: 1.0}\n"
+                                           "    augment.pipeline: {type: categorical, choices: [[crop], [crop, color]]}\n"))
+    storage, study = opened(spec, storage_url, tmp_path)
+    assert search.enqueue_plan(study, spec) == 0
+    claims = claim_all(study, spec, storage)
+    assert [c.attrs["unit"] for c in claims] == ["trial-0", "trial-1", "trial-2"]
+    for claim in claims:
+        lr = claim.attrs["config"]["train"]["lr"]
+        assert 0.1 <= lr <= 1.0 and claim.varied["train.lr"] == lr
+        assert claim.attrs["config"]["augment"]["pipeline"] in (["crop"], ["crop", "color"])
+        # Pipelines go to Optuna as JSON strings (optuna-dashboard shows them) and come back decoded.
+        assert json.loads(claim.trial.params["augment.pipeline"]) == claim.attrs["config"]["augment"]["pipeline"]
