@@ -3,6 +3,7 @@ to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and 
 
 `study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
 name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
+The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY (see `tracking`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablations.tracking import PIPELINE_KEY, SEED_KEY
 from simclr_core.config import OpSpec, RunConfig
-
-PIPELINE_KEY = "augment.pipeline"
-# The seed is varied by a study's top-level `seeds` list; trial records carry it under this key.
-SEED_KEY = "train.seed"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ from ablations.stores import (
 )
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Keys of a trial's `ablations.varied` record that its readers single out (defined here, with the
+# record, so that the report reads them without importing the engine): the seed, which every study
+# varies through its `seeds` list, and the augmentation pipeline, which pair studies vary.
+SEED_KEY = "train.seed"
+PIPELINE_KEY = "augment.pipeline"
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # MLflow's limits per log_batch call.
 MAX_PARAMS_PER_BATCH = 100
