@@ -22,7 +22,8 @@ from ablations.report.records import StudyRecords, shared_param
 from ablations.report.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.stats import MARGIN_SD, Verdict
-from ablations.report.tables import OBJECTIVE, PAIR_KEYS, PIPELINE_KEY, Tables, included
+from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
+from ablations.tracking import PIPELINE_KEY
 
 # Budget keys worth stating in the header when constant over a study's runs.
 BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",

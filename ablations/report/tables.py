@@ -21,9 +21,8 @@ import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import StudyRecords, as_int
-from ablations.tracking import EPOCH_METRICS
+from ablations.tracking import EPOCH_METRICS, PIPELINE_KEY, SEED_KEY
 
-SEED_KEY, PIPELINE_KEY = "train.seed", "augment.pipeline"
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
 FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
 # The objective, and the metric every figure shows.
