@@ -1,0 +1,54 @@
+"""Writing one study's report (ablations.report.build): the files in the order they are printed, no
+figure left from an earlier report that no longer applies, and a store that refuses the artifacts."""
+
+import pytest
+from mlflow import MlflowClient
+from test_report_records import FakeStudy, store  # noqa: F401 (store is a fixture)
+
+from ablations.report.build import build_report
+from ablations.report.records import ReportError, read_study
+
+
+def seeds_study(store: str, tmp_path):
+    study = FakeStudy(store, "seeds", tmp_path)
+    for seed in (0, 1):
+        study.trial({"train.temperature": 0.5}, seed, 0.4 + 0.01 * seed)
+    study.finish()
+    return read_study(MlflowClient(store), store, "seeds")
+
+
+def test_build_writes_tables_readme_then_figures_and_clears_stale_ones(store, tmp_path):  # noqa: F811
+    records = seeds_study(store, tmp_path)
+    figures_dir = tmp_path / "reports" / "seeds" / "figures"
+    figures_dir.mkdir(parents=True)
+    (figures_dir / "pair_grid.png").write_bytes(b"from an earlier report")  # this study has no pairs
+    (figures_dir / "notes.txt").write_text("not the report's")
+    written = build_report(MlflowClient(store), records, tmp_path / "reports", log_artifacts=False)
+    study_dir = tmp_path / "reports" / "seeds"
+    assert written.paths == [study_dir / "runs.parquet", study_dir / "summary.parquet", study_dir / "README.md",
+                             figures_dir / "training_curves.png", figures_dir / "training_curves.csv"]
+    assert list(written.readings) == ["training_curves"] and written.verdict is None
+    assert not (figures_dir / "pair_grid.png").exists() and (figures_dir / "notes.txt").exists()
+
+
+class RefusingArtifacts:
+    """An MlflowClient whose log_artifact fails, as a read-only tracking server's would."""
+
+    tracking_uri = "http://tracking.invalid"  # not SQLite: called once, not retried
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def log_artifact(self, *args):
+        raise PermissionError("read-only artifact store")
+
+
+def test_a_store_that_refuses_the_artifacts_is_one_clear_error(store, tmp_path):  # noqa: F811
+    records = seeds_study(store, tmp_path)
+    with pytest.raises(ReportError, match=r"wrote .*seeds, but could not log it to parent run \w+: read-only "
+                                          r"artifact store \(--no-log to skip\)"):
+        build_report(RefusingArtifacts(MlflowClient(store)), records, tmp_path / "reports")
+    assert (tmp_path / "reports" / "seeds" / "README.md").exists()  # the files are written first

@@ -1,0 +1,168 @@
+"""The command (`python -m ablations.report`, ablations.report.cli): end to end from MLflow records to
+Parquet tables, figures, README and artifacts on the parent run; bad input as one line and exit status 2;
+and once from a tiny real study on synthetic data. Also `from ablations import report; report.main(argv)`,
+which ablations.run calls when a study finishes."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from test_report_records import (  # noqa: F401 (store is a fixture)
+    OPS, SEED_OFFSET, WINNING, FakeStudy, pair_study, store,
+)
+
+from ablations import report
+from ablations.report import main
+
+
+def test_pair_report_tables_figures_verdict_and_artifacts(store, tmp_path, capsys):  # noqa: F811
+    study, logged = pair_study(store, tmp_path, WINNING)
+    assert main(["--study", "pairs", "--tracking-uri", store, "--out", str(tmp_path / "reports")]) == 0
+    out_dir = tmp_path / "reports" / "pairs"
+    printed = capsys.readouterr().out
+    assert str(out_dir / "runs.parquet") in printed and "The crop-plus-color finding holds" in printed
+
+    # runs.parquet: every run, failed and killed included, with proper dtypes.
+    runs = pd.read_parquet(out_dir / "runs.parquet")
+    assert len(runs) == 9 * 2 + 1  # 17 finished, 1 failed, 1 killed
+    assert runs["status"].value_counts().to_dict() == {"FINISHED": 17, "FAILED": 1, "KILLED": 1}
+    for column in ("run_id", "run_name", "status", "first", "second", "cell", "device", "git_commit", "error"):
+        assert pd.api.types.is_string_dtype(runs[column]), column
+    for column in ("trial", "seed"):
+        assert runs[column].dtype == "int64", column
+    for column in ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s", "duration_s"):
+        assert runs[column].dtype == "float64", column
+    assert isinstance(runs["start_time"].dtype, pd.DatetimeTZDtype)
+    assert sorted(runs["trial"]) == list(range(19))
+    assert (runs["duration_s"] == 55.0).all()
+    assert set(runs["device"]) == {"cpu (x86_64, 1 threads)"}
+    failed = runs[runs["status"] == "FAILED"].iloc[0]
+    assert (failed["first"], failed["second"], failed["seed"]) == ("noise", "noise", 1)
+    assert "non-finite loss" in failed["error"] and math.isnan(failed["probe_h"])
+    diagonal = runs[runs["first"] == runs["second"]]
+    assert set(diagonal["run_name"].str.split().str[0]) == set(OPS)
+
+    # summary.parquet: one row per cell over the finished runs; the left-out runs are counted.
+    summary = pd.read_parquet(out_dir / "summary.parquet")
+    assert len(summary) == 9
+    assert list(summary.columns[:2]) == ["first", "second"]
+    for column in ("probe_h_mean", "probe_h_std", "probe_z_mean", "probe_z_std", "n"):
+        assert column in summary.columns
+        assert pd.api.types.is_numeric_dtype(summary[column]), column
+    assert summary["n"].dtype == "int64" and summary["n"].sum() == 17
+    for (first, second), values in logged.items():
+        row = summary[(summary["first"] == first) & (summary["second"] == second)].iloc[0]
+        assert row["n"] == len(values)
+        assert row["probe_h_mean"] == pytest.approx(np.mean(values))
+        assert row["probe_z_mean"] == pytest.approx(np.mean(values) - 0.1)
+        if len(values) > 1:
+            assert row["probe_h_std"] == pytest.approx(np.std(values, ddof=1))
+        else:
+            assert math.isnan(row["probe_h_std"])
+    metadata = pq.read_schema(out_dir / "summary.parquet").metadata
+    assert json.loads(metadata[b"ablations.left_out"]) == 2
+    assert json.loads(metadata[b"ablations.left_out_by_reason"]) == {"FAILED": 1, "KILLED": 1}
+    assert summary.attrs["left_out"] == 2
+
+    # The heatmap's data: 3 rows (first op) x 4 columns (second op, then the row mean), in percent.
+    grid = pd.read_csv(out_dir / "figures" / "pair_grid.csv", index_col=0)
+    assert grid.shape == (3, 4)
+    assert list(grid.index) == list(OPS) and list(grid.columns) == [*OPS, "row mean"]
+    assert grid.loc["crop", "color"] == pytest.approx(60.0)
+    assert grid.loc["noise", "noise"] == pytest.approx(100 * (WINNING["noise", "noise"] + SEED_OFFSET[0]))
+    assert grid.loc["crop", "row mean"] == pytest.approx(np.mean([40.0, 60.0, 42.0]))
+    for stem in ("pair_grid", "pair_grid_vs_paper", "training_curves"):
+        assert (out_dir / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out_dir / "figures" / f"{stem}.csv").exists()
+    for stem in ("temperature_batch", "color_strength", "projection_head"):  # nothing of these varies
+        assert not (out_dir / "figures" / f"{stem}.png").exists()
+    comparison = pd.read_csv(out_dir / "figures" / "pair_grid_vs_paper.csv")
+    assert len(comparison) == 9
+    assert comparison.set_index(["first", "second"]).loc[("crop", "color"), "paper_percent"] == 56.3
+
+    # README: the header, a reading per figure, and the verdict.
+    readme = (out_dir / "README.md").read_text()
+    assert "cpu (x86_64, 1 threads) (19 runs)" in readme and "torch 2.14.1" in readme
+    assert "19: 1 FAILED, 17 FINISHED, 1 KILLED; 2 left out of the summary" in readme
+    assert "11.9 min in all" in readme  # 17 finished runs with wall_time_s = 42 s
+    assert "**The crop-plus-color finding holds at this budget.**" in readme
+    assert "Best cell: crop→color at 60.0 %" in readme
+    assert "Best cell that is not crop with colour: crop→noise at 42.0 %" in readme
+    assert "non-finite loss" in readme  # the left-out runs are listed with why
+    for stem in ("pair_grid", "pair_grid_vs_paper", "training_curves"):
+        assert f"![{stem}](figures/{stem}.png)" in readme
+
+    # Logged to the parent run, so the MLflow UI shows them.
+    client = study.client
+    artifacts = {a.path for a in client.list_artifacts(study.parent_id, "report")}
+    assert {"report/README.md", "report/runs.parquet", "report/summary.parquet", "report/figures"} <= artifacts
+    figures_logged = {a.path for a in client.list_artifacts(study.parent_id, "report/figures")}
+    assert {"report/figures/pair_grid.png", "report/figures/pair_grid.csv"} <= figures_logged
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unknown", "error: study 'nope' not found in sqlite:///"),
+    ("no_store", "error: no MLflow store at"),
+    ("no_parent", "error: experiment 'bare' in"),
+    ("no_trials", "error: study 'empty' in"),
+])
+def test_bad_input_exits_2_with_one_line(store, tmp_path, capsys, case, expected):  # noqa: F811
+    from mlflow import MlflowClient
+
+    study = FakeStudy(store, "pairs", tmp_path)
+    study.trial({"augment.pipeline": ["crop"]}, 0, 0.4, pair=("crop", "crop"))
+    FakeStudy(store, "empty", tmp_path)
+    MlflowClient(store).create_experiment("bare")
+    uri = {"no_store": f"sqlite:///{tmp_path}/missing/mlflow.db"}.get(case, store)
+    study_name = {"unknown": "nope", "no_parent": "bare", "no_trials": "empty"}.get(case, "pairs")
+    assert main(["--study", study_name, "--tracking-uri", uri, "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1 and "Traceback" not in err
+    if case == "unknown":
+        assert "studies there: empty, pairs" in err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_report_from_a_tiny_real_study(store, tmp_path):  # noqa: F811
+    """ablations.run on synthetic data, then the report on what it recorded."""
+    from ablations.run import main as run_main
+
+    study = tmp_path / "tiny.yaml"
+    study.write_text(textwrap.dedent("""\
+        name: tiny
+        base:
+          data: {dataset: synthetic, synthetic_per_class: 16, synthetic_classes: 4, synthetic_size: 16}
+          model: {encoder: small_cnn, width: 8}
+          train: {epochs: 2, batch_size: 16, num_threads: 1, device: cpu}
+          probe: {max_iter: 50, knn_k: 10, knn_every: 1}
+        search: {pairs: [crop, color]}
+        seeds: [0]
+        tracking: {preview: false}
+        """))
+    assert run_main([str(study), "--tracking-uri", store, "--no-progress"]) == 0
+    assert main(["--study", "tiny", "--tracking-uri", store, "--out", str(tmp_path / "reports")]) == 0
+    out_dir = tmp_path / "reports" / "tiny"
+    runs = pd.read_parquet(out_dir / "runs.parquet")
+    assert len(runs) == 4 and (runs["status"] == "FINISHED").all()
+    assert runs["probe_h"].between(0, 1).all() and runs["probe_z"].between(0, 1).all()
+    assert set(zip(runs["first"], runs["second"])) == {("crop", "crop"), ("crop", "color"), ("color", "crop"),
+                                                       ("color", "color")}
+    assert (runs["seed"] == 0).all() and runs["wall_time_s"].gt(0).all() and runs["git_commit"].notna().all()
+    summary = pd.read_parquet(out_dir / "summary.parquet")
+    assert len(summary) == 4 and (summary["n"] == 1).all()
+    curves = pd.read_csv(out_dir / "figures" / "training_curves.csv")
+    assert sorted(set(curves["epoch"])) == [1, 2] and curves.groupby("run_id").size().eq(2).all()
+    readme = (out_dir / "README.md").read_text()
+    assert "The crop-plus-color finding cannot be judged at this budget" in readme
+
+
+def test_run_calls_the_report_through_the_package():
+    assert report.main is main
+    help_text = subprocess.run([sys.executable, "-m", "ablations.report", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and help_text.stdout.startswith("usage: python -m ablations.report")

@@ -1,0 +1,114 @@
+"""The figure registry (ablations.report.specs): which figures a study gets, and the README lines each
+figure's drawing function writes, worked by hand; and once through the command for a study that varies
+temperature, batch size, head and colour strength (every non-pair figure)."""
+
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from test_report_records import SEED_OFFSET, FakeStudy, store  # noqa: F401 (store is a fixture)
+
+from ablations.report import main
+from ablations.report.specs import FIGURES, FigureInput, op_order
+from ablations.report.tables import Tables
+
+
+def test_grid_study_gets_its_figures_and_typed_columns(store, tmp_path):  # noqa: F811
+    """A study varying temperature, batch size, head and colour strength: each applicable figure."""
+    study = FakeStudy(store, "grid", tmp_path)
+    for temperature in (0.1, 0.5):
+        for batch in (64, 128):
+            for head in ("linear", "mlp"):
+                for strength in (0.25, 1.0):
+                    for seed in (0, 1):
+                        h = 0.3 + (temperature == 0.5) * 0.1 + (head == "mlp") * 0.05 + strength * 0.02
+                        study.trial({"train.temperature": temperature, "train.batch_size": batch,
+                                     "model.head": head, "augment.color_strength": strength}, seed,
+                                    h + SEED_OFFSET[seed], z=h - 0.1)
+    study.finish()
+    assert main(["--study", "grid", "--tracking-uri", store, "--out", str(tmp_path / "reports")]) == 0
+    out_dir = tmp_path / "reports" / "grid"
+    runs = pd.read_parquet(out_dir / "runs.parquet")
+    assert runs["train.temperature"].dtype == "float64" and runs["train.batch_size"].dtype == "int64"
+    assert runs["augment.color_strength"].dtype == "float64"
+    assert pd.api.types.is_string_dtype(runs["model.head"])
+    assert "first" not in runs.columns
+    summary = pd.read_parquet(out_dir / "summary.parquet")
+    assert len(summary) == 16 and (summary["n"] == 2).all()
+    assert list(summary.columns[:4]) == ["train.temperature", "train.batch_size", "model.head",
+                                         "augment.color_strength"]
+    for stem in ("temperature_batch", "color_strength", "projection_head", "training_curves"):
+        assert (out_dir / "figures" / f"{stem}.png").exists() and (out_dir / "figures" / f"{stem}.csv").exists()
+    assert not (out_dir / "figures" / "pair_grid.png").exists()
+    heads = pd.read_csv(out_dir / "figures" / "projection_head.csv")
+    assert set(zip(heads["model.head"], heads["representation"])) == {
+        ("linear", "h"), ("linear", "z"), ("mlp", "h"), ("mlp", "z")}
+    assert (heads["n"] == 16).all()  # averaged over the 8 other cells x 2 seeds
+    readme = (out_dir / "README.md").read_text()
+    assert "Best: τ = 0.5" in readme and "crop-plus-color" not in readme
+
+
+def test_registry_entries():
+    stems = [spec.stem for spec in FIGURES]
+    assert stems == ["pair_grid", "pair_grid_vs_paper", "temperature_batch", "color_strength", "projection_head",
+                     "training_curves"]  # the README's order
+    assert all(spec.title and callable(spec.applies) and callable(spec.draw) for spec in FIGURES)
+    assert [spec.stem for spec in FIGURES if spec.index] == ["pair_grid"]  # its CSV keeps the row labels
+
+
+def test_op_order_follows_figure5_else_the_study():
+    runs = pd.DataFrame({"first": ["color", "crop", "noise"], "second": ["crop", "crop", "noise"]})
+    assert op_order(runs) == ["crop", "color", "noise"]  # Figure 5's order: crop, cutout, color, sobel, noise
+    runs = pd.DataFrame({"first": ["hflip", "crop"], "second": ["crop", None]})
+    assert op_order(runs) == ["hflip", "crop"]
+
+
+def study_of(values: dict[str, list], probe_h: list[float], **columns) -> FigureInput:
+    """A finished, one-seed study of the given varied values, in memory (no MLflow); `columns` replace
+    the defaults (probe_z is not recorded unless given)."""
+    n = len(probe_h)
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "run_name": [f"run {i}" for i in range(n)],
+                         "seed": [0] * n, **values, "status": ["FINISHED"] * n, "pruned": [False] * n,
+                         "probe_h": probe_h, "probe_z": [float("nan")] * n, **columns})
+    trial = SimpleNamespace(data=SimpleNamespace(params={"data.dataset": "synthetic"}))
+    records = SimpleNamespace(name="s", trials=[trial])
+    return FigureInput(records, Tables(runs, pd.DataFrame(), list(values), ["probe_h"], pair=False), {}, None)
+
+
+def drawn(study: FigureInput) -> dict[str, list[str]]:
+    """stem -> the two README lines, for every figure that applies."""
+    readings = {}
+    for spec in FIGURES:
+        if spec.applies(study):
+            result = spec.draw(study)
+            plt.close(result.figure)
+            readings[spec.stem] = result.reading
+    return readings
+
+
+def test_color_strength_reading_by_hand():
+    study = study_of({"augment.color_strength": [0.25, 0.5, 1.0]}, [0.40, 0.45, 0.43])
+    assert drawn(study) == {"color_strength": [
+        "From s = 0.25 to s = 1 the probe goes from 40.0 % to 43.0 % (+3.0 points); best s = 0.5 at 45.0 %.",
+        "The paper (ImageNet, Table 1) rises monotonically from 59.6 % at s = 1/8 to 63.2 % at s = 1; "
+        "here the curve is not monotonic."]}
+
+
+def test_temperature_batch_reading_by_hand():
+    study = study_of({"train.temperature": [0.1, 0.5, 0.1, 0.5], "train.batch_size": [64, 64, 128, 128]},
+                     [0.40, 0.45, 0.47, 0.44])
+    assert drawn(study) == {"temperature_batch": [
+        "Best: τ = 0.1, batch 128 at 47.0 ± 0.0 % (n = 1).",
+        "Best τ per batch size: 64: 0.5, 128: 0.1 (paper, ImageNet batch 4096: τ = 0.1 best of 0.05-1.0, "
+        "Table 5)."]}
+
+
+def test_projection_head_reading_without_probe_z():
+    study = study_of({"model.head": ["none", "linear", "mlp"]}, [0.30, 0.35, 0.41])
+    assert drawn(study) == {"projection_head": [
+        "Best head on h: mlp at 41.0 %; none 30.0 %, linear 35.0 %, mlp 41.0 %.",
+        "probe_z was not recorded (probe.probe_z: false), so h and z cannot be compared."]}
+    with_z = study_of({"model.head": ["linear", "mlp"]}, [0.35, 0.41], probe_z=[0.20, 0.25])
+    assert drawn(with_z)["projection_head"][1] == (
+        "h minus z: linear +15.0, mlp +16.0 points (paper: h beats z by more than 10 %, a nonlinear head beats a "
+        "linear one by about 3 %).")
