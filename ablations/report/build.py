@@ -18,6 +18,8 @@ from ablations.report.tables import Tables, build_tables, write_parquet
 
 @dataclass
 class Written:
+    """What a study's report wrote, for the command to print."""
+
     paths: list[Path] = field(default_factory=list)
     readings: dict[str, list[str]] = field(default_factory=dict)  # figure name -> two lines
     verdict: Verdict | None = None

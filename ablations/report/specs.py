@@ -1,10 +1,10 @@
 """The report's figure registry: one declarative entry per figure, and the functions that draw them.
 
 A FigureSpec says which studies a figure applies to (a predicate on the study's tables and records),
-its README heading, and the function that draws it: that function computes the figure's statistics
-(`stats`), calls the drawing function (`figures`) and writes the figure's two README lines. Adding a
-figure is one entry in FIGURES and one drawing function; `build.write_figures` loops over FIGURES, and
-the README lists the figures in its order.
+its README heading, and the function that draws it: that function takes the figure's statistics from
+`stats`, plots them with a function of `figures` (matplotlib lives there) and writes the figure's two
+README lines. Adding a figure is one entry in FIGURES and one `draw_*` function (with its plot in
+`figures`); `build.write_figures` loops over FIGURES, and the README lists the figures in its order.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class FigureInput:
 
 @dataclass(frozen=True)
 class Drawn:
+    """A figure drawn, with the data it plots and its reading."""
+
     figure: Any  # matplotlib Figure
     data: pd.DataFrame  # the plotted data, written as CSV beside the PNG
     reading: list[str]  # two lines for the README
@@ -72,6 +74,8 @@ class Drawn:
 
 @dataclass(frozen=True)
 class FigureSpec:
+    """One figure of the report: its file stem, README heading, when it applies and how it is drawn."""
+
     stem: str  # figures/<stem>.png and .csv
     title: str  # the README heading
     applies: Callable[[FigureInput], bool]

@@ -33,6 +33,8 @@ PAIR_KEYS = ["first", "second"]
 
 @dataclass
 class Tables:
+    """A study's two tables and what names their columns."""
+
     runs: pd.DataFrame
     summary: pd.DataFrame
     config_keys: list[str]  # the columns that name a configuration
