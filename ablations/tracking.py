@@ -48,6 +48,12 @@ EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 MAX_PARAMS_PER_BATCH = 100
 # A tag that makes a retried create_run idempotent (see Tracker._create_run).
 REQUEST_TAG = "ablations.request"
+# On the parent run: the study's verdict rule (ablations.verdicts.RULES), as its file named it.
+VERDICT_TAG = "ablations.verdict"
+# On a trial run: "true" for the study's untrained floor (train.epochs 0), kept apart from its cells.
+FLOOR_TAG = "ablations.floor"
+# On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
+CONFIRM_TAG = "ablations.confirm"
 T = TypeVar("T")
 
 

@@ -27,7 +27,9 @@ def test_build_writes_tables_readme_then_figures_and_clears_stale_ones(store, tm
     study_dir = tmp_path / "reports" / "seeds"
     assert written.paths == [study_dir / "runs.parquet", study_dir / "summary.parquet", study_dir / "README.md",
                              figures_dir / "training_curves.png", figures_dir / "training_curves.csv"]
+    # temperature varies alone: no verdict rule applies, so no comparisons.parquet either.
     assert list(written.readings) == ["training_curves"] and written.verdict is None
+    assert not (study_dir / "comparisons.parquet").exists()
     assert not (figures_dir / "pair_grid.png").exists() and (figures_dir / "notes.txt").exists()
 
 

@@ -22,7 +22,7 @@ def test_pair_grid_heatmap_annotations(store, tmp_path):  # noqa: F811
     pair_study(store, tmp_path, WINNING)
 
     records = read_study(MlflowClient(store), store, "pairs")
-    runs, *_ = runs_table(records)
+    runs, *_ = runs_table(records.trials)
     figure, data = figures.pair_grid(cell_stats(runs, ["first", "second"]), list(OPS), "test")
     ax = figure.axes[0]
     texts = [t.get_text() for t in ax.texts]

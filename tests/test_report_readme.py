@@ -6,15 +6,17 @@ from test_report_records import LOSING, pair_study, store  # noqa: F401 (store i
 
 from ablations.report import main
 from ablations.report.readme import _verdict_section, _wall_time_row, with_analysis
-from ablations.report.stats import pair_verdict
+from ablations.verdicts import RULES
 
 
 def test_readme_says_when_the_finding_does_not_hold(store, tmp_path):  # noqa: F811
     pair_study(store, tmp_path, LOSING)
     assert main(["--tracking-uri", store, "--out", str(tmp_path / "reports"), "--no-log"]) == 0  # every study
     readme = (tmp_path / "reports" / "pairs" / "README.md").read_text()
-    assert "**The crop-plus-color finding does not hold at this budget.**" in readme
-    assert "the best cell is noise→crop (65.0 %), not crop with colour" in readme
+    assert "**does not hold** (rule `crop_color_best`)" in readme
+    # noise->crop (0.65) beats crop->color (0.60) by 5 points on both seeds: decided below.
+    assert "| augment.pipeline=crop+color | augment.pipeline=noise+crop | 2 | -5.00 |" in readme
+    assert "Reported as measured, not tuned away" in readme
 
 
 def test_hand_written_analysis_is_kept_across_rebuilds(store, tmp_path):  # noqa: F811
@@ -26,28 +28,27 @@ def test_hand_written_analysis_is_kept_across_rebuilds(store, tmp_path):  # noqa
         assert main(["--study", "pairs", "--tracking-uri", store, "--out", str(tmp_path / "reports"), "--no-log"]) == 0
     readme = (study_dir / "README.md").read_text()
     assert readme.count("Noise wins here because the probe saw only 10 images.") == 1
-    assert readme.index("## Analysis") > readme.index("does not hold at this budget")
+    assert readme.index("## Analysis") > readme.index("**does not hold**")
 
 
-def test_verdict_section_states_numbers_rule_and_budget():
-    # Two seeds per cell with SD 0.01 each: pooled SD 1.00 point; crop→color 0.60 against crop→noise 0.42.
-    stats = pd.DataFrame({"first": ["crop", "crop", "color"], "second": ["color", "noise", "color"],
-                          "mean": [0.60, 0.42, 0.30], "std": [0.01, 0.01, 0.01], "n": [2, 2, 2]})
-    lines = _verdict_section(pair_verdict(stats), budget="train.epochs=1")
-    assert lines[3:] == [
-        "**The crop-plus-color finding holds at this budget.**", "",
-        "- Best cell: crop→color at 60.0 %.",
-        "- Best cell that is not crop with colour: crop→noise at 42.0 %; margin of crop→color over it: "
-        "18.0 pooled SD.",
-        "- Pooled SD (seed-to-seed spread of one run, pooled over the cells with n ≥ 2): 1.00 points.",
-        "- Why: crop→color is the best cell (60.0 %) and beats the best cell without crop and colour, "
-        "crop→noise (42.0 %), by 18.0 pooled SD (> 2).",
-        "- Rule: the finding holds when crop→color or color→crop is the best cell and beats every cell that does "
-        "not combine crop with colour by more than 2 pooled SD."]
-    noise_wins = stats.assign(mean=[0.60, 0.65, 0.30])
-    assert _verdict_section(pair_verdict(noise_wins), budget="train.epochs=1")[-1] == (
-        "- This is reported as measured, not tuned away: the budget (train.epochs=1) is far below the paper's "
-        "(ImageNet, ResNet-50, batch 4096, 100 epochs).")
+def test_verdict_section_states_rule_method_floor_and_comparisons_by_hand():
+    # crop->color 0.60, 0.62 against crop->noise 0.42, 0.41: differences 0.18, 0.21, mean 0.195,
+    # SD 0.03 / sqrt 2 = 0.0212; t(0.975, 1) = 12.706, so the interval is 0.195 -+ 12.706 * 0.015 =
+    # [0.0044, 0.3856]; t = 0.195 / 0.015 = 13, and with one degree of freedom p = 1 - (2 / pi) atan 13
+    # = 0.0489: under 0.05, decided.
+    runs = pd.DataFrame({"cell": ["cc", "cc", "cn", "cn"], "first": ["crop", "crop", "crop", "crop"],
+                         "second": ["color", "color", "noise", "noise"], "seed": [0, 1, 0, 1],
+                         "probe_h": [0.60, 0.62, 0.42, 0.41], "probe_z": [0.5] * 4})
+    verdict = RULES["crop_color_best"](runs)
+    lines = _verdict_section(verdict, budget="train.epochs=1", floor="Untrained floor: 40.0 %.")
+    assert lines[1] == "## Verdict: Crop with colour (either order) beats every pair without both (Figure 5)"
+    assert lines[3].startswith("**holds** (rule `crop_color_best`).")
+    assert "- Untrained floor: 40.0 %." in lines
+    assert any(line.startswith("- Rule (chosen in the study file before it ran): holds when the better of") for line in lines)
+    assert lines[-1] == "| cc | cn | 2 | +19.50 | [+0.44, +38.56] | 1.00 | 0.0489 | above |"
+    losing = RULES["crop_color_best"](runs.assign(probe_h=[0.60, 0.62, 0.70, 0.73]))
+    assert losing.status == "does not hold"
+    assert any("not tuned away" in line for line in _verdict_section(losing, "train.epochs=1", "floor"))
 
 
 def test_wall_time_row():

@@ -4,6 +4,7 @@ temperature, batch size, head and colour strength (every non-pair figure)."""
 
 from types import SimpleNamespace
 
+import pytest
 import matplotlib.pyplot as plt
 import pandas as pd
 from test_report_records import SEED_OFFSET, FakeStudy, store  # noqa: F401 (store is a fixture)
@@ -51,7 +52,7 @@ def test_grid_study_gets_its_figures_and_typed_columns(store, tmp_path):  # noqa
 def test_registry_entries():
     stems = [spec.stem for spec in FIGURES]
     assert stems == ["pair_grid", "pair_grid_vs_paper", "temperature_batch", "color_strength", "projection_head",
-                     "training_curves"]  # the README's order
+                     "paired_differences", "training_curves"]  # the README's order
     assert all(spec.title and callable(spec.applies) and callable(spec.draw) for spec in FIGURES)
     assert [spec.stem for spec in FIGURES if spec.index] == ["pair_grid"]  # its CSV keeps the row labels
 
@@ -112,3 +113,15 @@ def test_projection_head_reading_without_probe_z():
     assert drawn(with_z)["projection_head"][1] == (
         "h minus z: linear +15.0, mlp +16.0 points (paper: h beats z by more than 10 %, a nonlinear head beats a "
         "linear one by about 3 %).")
+
+
+def test_paired_differences_figure_plots_each_comparison_with_its_interval():
+    from ablations.report import figures
+    from ablations.paired import compare, table
+
+    frame = table([compare([0.10, 0.12, 0.11], "A", "B"), compare([0.3], "A", "C")])
+    figure, data = figures.paired_differences(frame, "title")
+    assert list(data["better"] + " vs " + data["worse"]) == ["A vs C", "A vs B"]  # first comparison on top
+    assert data.loc[1, "mean_diff_points"] == pytest.approx(11.0) and data.loc[1, "decision"] == "above"
+    assert data.loc[1, "ci_low_points"] > 0 and pd.isna(data.loc[0, "ci_low_points"])
+    assert len(figure.axes[0].get_yticklabels()) == 2

@@ -20,7 +20,7 @@ def test_summary_groups_by_cell_without_the_seed(store, tmp_path):  # noqa: F811
         study.trial({"train.temperature": 0.5}, seed, 0.4 + 0.01 * seed)
     study.finish()
 
-    runs, keys, metrics, pair = runs_table(read_study(MlflowClient(store), store, "seeds"))
+    runs, keys, metrics, pair = runs_table(read_study(MlflowClient(store), store, "seeds").trials)
     assert keys == ["train.temperature"] and not pair and list(runs["seed"]) == [0, 1, 2]
     summary = summarize(runs, keys, metrics)
     assert len(summary) == 1 and summary["n"].iloc[0] == 3

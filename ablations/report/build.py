@@ -1,5 +1,6 @@
 """One study's report, written to `<out>/<study>/` and logged under `report/` of its parent run:
-runs.parquet and summary.parquet, each figure of the registry that applies (PNG + CSV), README.md.
+runs.parquet and summary.parquet, comparisons.parquet (the verdict's paired comparisons), each figure
+of the registry that applies (PNG + CSV), README.md.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from ablations.report import figures
 from ablations.report.readme import render_readme, with_analysis
 from ablations.report.records import ReportError, StudyRecords, call_store, read_histories
 from ablations.report.specs import FIGURES, FigureInput
-from ablations.report.stats import Verdict, study_verdict
 from ablations.report.tables import Tables, build_tables, write_parquet
+from ablations.report.verdict import floor_of, judge, write_comparisons
+from ablations.verdicts import Verdict
 
 
 @dataclass
@@ -47,10 +49,17 @@ def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bo
     study_dir.mkdir(parents=True, exist_ok=True)
     table_paths = _write_tables(records, tables, study_dir)
     histories = read_histories(client, [r for r in records.trials if r.info.status == "FINISHED"])
-    study = FigureInput(records, tables, histories, study_verdict(tables))
+    verdict = judge(records, tables)
+    if verdict is not None:
+        table_paths.append(write_comparisons(verdict, study_dir / "comparisons.parquet", {
+            "study": records.name, "parent_run_id": records.parent.info.run_id}))
+    else:  # a comparisons table of an earlier report must not outlive its verdict
+        (study_dir / "comparisons.parquet").unlink(missing_ok=True)
+    study = FigureInput(records, tables, histories, verdict)
     written = write_figures(study, study_dir / "figures")
     readme = study_dir / "README.md"
-    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings), study_dir))
+    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings,
+                                                  floor_of(tables)), study_dir))
     written.paths = table_paths + [readme] + written.paths
     if log_artifacts:
         _log_to_parent(client, records, written.paths, study_dir)

@@ -272,3 +272,33 @@ def training_curves(history: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.D
     figure.suptitle(title + note, fontsize=9)
     figure.tight_layout()
     return figure, history.reset_index(drop=True)
+
+
+DECISION_COLOURS = {"above": "C2", "below": "C3", "undecided": "C7"}
+
+
+def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """The verdict's paired comparisons: mean difference (better - worse) over shared seeds with its 95 %
+    interval, in percentage points, one row each, coloured by the (Holm-corrected) decision.
+
+    comparisons: ablations.paired.table() (fractions). data: the same in points, plotted order."""
+    data = comparisons.copy()
+    for column in ("mean_diff", "ci_low", "ci_high"):
+        data[f"{column}_points"] = percent(data[column])
+    data = data.drop(columns=["mean_diff", "ci_low", "ci_high", "sd_diff"]).iloc[::-1].reset_index(drop=True)
+    labels = [f"{better}  vs  {worse}" for better, worse in zip(data["better"], data["worse"])]
+    figure, ax = plt.subplots(figsize=(7.5, 1.2 + 0.28 * len(data)))
+    for row, (label, mean, low, high, decision) in enumerate(zip(
+            labels, data["mean_diff_points"], data["ci_low_points"], data["ci_high_points"], data["decision"])):
+        colour = DECISION_COLOURS.get(decision, "C7")
+        if np.isfinite(low):
+            ax.plot([low, high], [row, row], color=colour, linewidth=2)
+        ax.plot([mean], [row], marker="o", color=colour)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("paired difference in linear-probe top-1 (percentage points), mean and 95 % interval")
+    handles = [plt.Line2D([], [], color=c, marker="o", label=d) for d, c in DECISION_COLOURS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="best", title="decision (Holm)", title_fontsize=7)
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure, data.round(6)

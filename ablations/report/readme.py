@@ -6,7 +6,6 @@ figures' readings; nothing here computes a statistic of its own.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,9 +20,10 @@ from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, val
 from ablations.report.records import StudyRecords, shared_param
 from ablations.report.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
-from ablations.report.stats import MARGIN_SD, Verdict
 from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
+from ablations.report.verdict import Floor, comparison_rows, floor_line
 from ablations.tracking import PIPELINE_KEY
+from ablations.verdicts import Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.
 BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",
@@ -35,12 +35,13 @@ ANALYSIS_NAME = "ANALYSIS.md"
 
 
 def render_readme(records: StudyRecords, tables: Tables, verdict: Verdict | None,
-                  readings: dict[str, list[str]]) -> str:
+                  readings: dict[str, list[str]], floor: Floor | None = None) -> str:
     """The README's text; `readings` holds two lines per figure drawn, by stem."""
     budget = _budget(records, tables)
     lines = _header(records, tables, budget) + _tables_section(tables)
     if verdict is not None:
-        lines += _verdict_section(verdict, budget)
+        best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
+        lines += _verdict_section(verdict, budget, floor_line(floor, best))
     lines += _figures_section(readings)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -147,25 +148,35 @@ def _tables_section(tables: Tables) -> list[str]:
     return lines
 
 
-def _verdict_section(verdict: Verdict, budget: str) -> list[str]:
-    """The crop-plus-colour verdict, its numbers, its reasons and the rule it applies."""
-    lines = ["", "## The crop-plus-color finding (SimCLR Figure 5)", "", f"**{verdict.sentence}**", ""]
-    lines += [f"- Best cell: {pair_name(verdict.best)} at {pct(verdict.best_mean)}."]
-    if verdict.best_other is not None:
-        margin = (f"{verdict.margin_sd:.1f} pooled SD" if math.isfinite(verdict.margin_sd)
-                  else "cannot be judged (no cell has two finished seeds)")
-        subject = pair_name(verdict.best_crop_color) if verdict.best_crop_color else pair_name(verdict.best)
-        lines += [f"- Best cell that is not crop with colour: {pair_name(verdict.best_other)} at "
-                  f"{pct(verdict.best_other_mean)}; margin of {subject} over it: {margin}."]
-    pooled = (f"{verdict.pooled_sd * 100:.2f} points" if math.isfinite(verdict.pooled_sd) else "undefined")
-    lines += [f"- Pooled SD (seed-to-seed spread of one run, pooled over the cells with n ≥ 2): {pooled}."]
-    lines += [f"- Why: {reason}." for reason in verdict.reasons]
-    lines += ["- Rule: the finding holds when crop→color or color→crop is the best cell and beats every cell "
-              f"that does not combine crop with colour by more than {MARGIN_SD:g} pooled SD."]
-    if verdict.holds is False:
-        lines += [f"- This is reported as measured, not tuned away: the budget ({budget or 'see above'}) is far "
-                  f"below the paper's (ImageNet, ResNet-50, batch {PAPER_BATCH_SIZE}, {PAPER_EPOCHS} epochs)."]
-    return lines
+def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
+    """The study's claim, its rule, the verdict, the paired comparisons it rests on and the floor."""
+    lines = ["", f"## Verdict: {verdict.claim}", "", f"**{verdict.status}** (rule `{verdict.rule}`). "
+             + verdict.sentence, "", f"- {floor}",
+             "- Method: each comparison pairs two configurations on the seeds they share (one seed is the same "
+             "initial weights, image order and base crops in every configuration); its 95 % interval is Student's "
+             "t on the per-seed differences (with n seeds, t(0.975, n - 1) * SD / sqrt(n): wide with few seeds, "
+             "none with one); P(better > worse) is the share of shared seeds it won. The comparisons are judged "
+             "together: Holm-corrected two-sided p < 0.05 decides one.",
+             "- Rule (chosen in the study file before it ran): " + _RULE_TEXT.get(verdict.rule, verdict.rule) + ".",
+             "- Table: [`comparisons.parquet`](comparisons.parquet); figure: `paired_differences` below."]
+    if verdict.status == "does not hold":
+        lines += [f"- Reported as measured, not tuned away: the budget ({budget or 'see above'}) is far below "
+                  f"the paper's (ImageNet, ResNet-50, batch {PAPER_BATCH_SIZE}, {PAPER_EPOCHS} epochs)."]
+    if verdict.note:
+        return lines
+    return lines + ["", *comparison_rows(verdict)]
+
+
+_RULE_TEXT = {
+    "crop_color_best": "holds when the better of crop→color and color→crop beats every cell that does not combine "
+                       "crop with colour; does not hold when any such cell is decided better",
+    "color_strength_rises": "holds when the strongest colour distortion beats the weakest and no step up in strength "
+                            "is decided worse; does not hold when either fails",
+    "head_order": "holds when, on h, the mlp head beats the linear head, the linear head beats no head, and h beats "
+                  "z for the mlp head; does not hold when any is decided the other way",
+    "temperature_half_best": "holds when τ = 0.5 beats every other temperature at every batch size; does not hold "
+                             "when any is decided better than 0.5",
+}
 
 
 def _figures_section(readings: dict[str, list[str]]) -> list[str]:

@@ -17,28 +17,32 @@ from typing import Any
 
 import pandas as pd
 
+from ablations import paired as paired_stats
 from ablations.report import figures
-from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text
+from ablations.report.formatting import (
+    n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
+)
 from ablations.report.records import StudyRecords, shared_param
 from ablations.report.reference import (
     FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
     TABLE5_TEMPERATURE,
 )
-from ablations.report.stats import Verdict, cell_stats, is_monotonic, spearman
+from ablations.report.stats import cell_stats, is_monotonic, spearman
 from ablations.report.tables import (
     OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
 )
+from ablations.verdicts import Verdict
 
 
 @dataclass
 class FigureInput:
     """Everything a figure may be drawn from: the tables, the records, the per-epoch histories of the
-    finished runs and, for pair studies, the Figure 5 verdict. Never MLflow itself."""
+    finished runs and the study's verdict. Never MLflow itself."""
 
     records: StudyRecords
     tables: Tables
     histories: dict[str, dict[str, dict[int, float]]]
-    verdict: Verdict | None
+    verdict: Verdict | None  # the study's rule on paired comparisons (report.verdict.judge)
 
     def scope(self, used: list[str], stats: pd.DataFrame) -> str:
         """`n = 2`, or `n = 8; averaged over model.head` when the figure pools other varied keys."""
@@ -116,6 +120,10 @@ def _varies_head(study: FigureInput) -> bool:
     return "model.head" in study.tables.config_keys and bool(_head_stats(study))
 
 
+def _has_comparisons(study: FigureInput) -> bool:
+    return study.verdict is not None and len(study.verdict.comparisons) > 0
+
+
 def _has_history(study: FigureInput) -> bool:
     return len(study.history) > 0
 
@@ -134,12 +142,12 @@ def draw_pair_grid(study: FigureInput) -> Drawn:
     title = (f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds "
              f"({study.scope(PAIR_KEYS, stats)})")
     figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title)
-    verdict = study.verdict
+    best = stats.loc[stats["mean"].idxmax()]
     row_means = data[figures.ROW_MEAN].dropna()
     diagonal = stats[stats["first"] == stats["second"]]
     best_single = diagonal.loc[diagonal["mean"].idxmax()] if not diagonal.empty else None
     return Drawn(figure, data, [
-        f"Best cell: {pair_name(verdict.best)} at {pct(verdict.best_mean)}"
+        f"Best cell: {pair_name((best['first'], best['second']))} at {pct(best['mean'])}"
         + (f"; best single transformation (diagonal): {best_single['first']} at {pct(best_single['mean'])}"
            if best_single is not None else "") + ".",
         f"Row means (first transformation, averaged over the second): highest {row_means.idxmax()} "
@@ -233,6 +241,20 @@ def draw_projection_head(study: FigureInput) -> Drawn:
     ])
 
 
+def draw_paired_differences(study: FigureInput) -> Drawn:
+    verdict = study.verdict
+    figure, data = figures.paired_differences(
+        paired_stats.table(verdict.comparisons),
+        f"{study.records.name}: {verdict.rule}, paired over shared seeds")
+    counts = data["decision"].value_counts()
+    return Drawn(figure, data, [
+        f"{len(data)} paired comparisons for the rule {verdict.rule}: "
+        + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("above", "below", "undecided"))
+        + " (Holm-corrected, 95 %).",
+        f"Verdict: {verdict.sentence}",
+    ])
+
+
 def draw_training_curves(study: FigureInput) -> Drawn:
     history = study.history
     figure, data = figures.training_curves(
@@ -261,5 +283,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
                draw_color_strength),
     FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
+    FigureSpec("paired_differences", "Paired differences behind the verdict", _has_comparisons,
+               draw_paired_differences),
     FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),
 )

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import StudyRecords, as_int
-from ablations.tracking import EPOCH_METRICS, PIPELINE_KEY, SEED_KEY
+from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY
 
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
 FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
@@ -41,6 +41,8 @@ class Tables:
     metrics: list[str]  # the final-metric columns
     pair: bool  # a Figure 5 pair study (first/second columns)
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> runs left out of the summary
+    # The study's untrained-floor runs (tag ablations.floor), apart from its configurations; None if none.
+    floor: pd.DataFrame | None = None
 
     @property
     def has_results(self) -> bool:
@@ -48,14 +50,14 @@ class Tables:
         return bool(included(self.runs)[OBJECTIVE].notna().any())
 
 
-def runs_table(records: StudyRecords) -> tuple[pd.DataFrame, list[str], list[str], bool]:
+def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], list[str], bool]:
     """One row per trial run: identity, configuration, outcome, final metrics, provenance.
     Returns (table, configuration keys, final-metric columns, whether it is a pair study)."""
     varied_keys: list[str] = []
     metric_keys: list[str] = list(FINAL_METRICS)
-    pair = any("ablations.first" in run.data.tags for run in records.trials)
+    pair = any("ablations.first" in run.data.tags for run in trials)
     rows = []
-    for run in records.trials:
+    for run in trials:
         row, varied = _run_row(run)
         for key in varied:
             if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
@@ -155,9 +157,12 @@ def summarize(runs: pd.DataFrame, config_keys: list[str], metrics: list[str]) ->
 
 def build_tables(records: StudyRecords) -> Tables:
     """Both tables, with the study's identity in their attrs (which write_parquet stores)."""
-    runs, config_keys, metrics, pair = runs_table(records)
+    floor_runs = [run for run in records.trials if run.data.tags.get(FLOOR_TAG) == "true"]
+    floor_ids = {run.info.run_id for run in floor_runs}
+    runs, config_keys, metrics, pair = runs_table([run for run in records.trials if run.info.run_id not in floor_ids])
     summary = summarize(runs, config_keys, metrics)
-    tables = Tables(runs, summary, config_keys, metrics, pair, left_out_reasons(runs))
+    floor = runs_table(floor_runs)[0] if floor_runs else None
+    tables = Tables(runs, summary, config_keys, metrics, pair, left_out_reasons(runs), floor)
     attrs = {"study": records.name, "parent_run_id": records.parent.info.run_id, "tracking_uri": records.uri,
              "config_keys": config_keys}
     runs.attrs.update(attrs)
