@@ -87,6 +87,45 @@ def git_state(path: Path) -> tuple[str, bool | None]:
     return commit or "none", (bool(status) if status is not None else None)
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+def _open_sqlite_store(uri: str) -> Any:
+    """An MlflowClient on an SQLite store, its schema created (or migrated) by one process at a time.
+
+    MLflow creates the tables when a store is first opened, and two processes doing that at once race in
+    its migrations ("Online migration expected to match one row", "table _alembic_tmp_tags already
+    exists"); the loser dies and can leave the file half-migrated for good. An exclusive lock on a file
+    beside the database serialises the opening; later processes find the schema current and wait only
+    for the lock. A store already left half-migrated (alembic's temporary tables still there, seen under
+    the lock, so not another process's migration in flight) is reported, not touched: those tables may
+    hold the only copy of a table's rows."""
+    import fcntl
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    path = Path(uri.removeprefix(SQLITE_PREFIX)).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if path.exists():
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+                    leftovers = [row[0] for row in connection.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '_alembic_tmp_%'")]
+                if leftovers:
+                    raise TrackingError(
+                        f"MLflow store {path} was left half-migrated by an interrupted schema update (tables "
+                        f"{', '.join(leftovers)}); back it up, then run `mlflow db upgrade sqlite:///{path}` or "
+                        "start from a new file (--tracking-uri sqlite:///other.db)")
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
+            return client
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Tracker:
     """One study's experiment in one tracking store."""
 
@@ -114,7 +153,9 @@ class Tracker:
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
         try:
-            self.client = MlflowClient(uri)
+            self.client = _open_sqlite_store(uri) if uri.startswith(SQLITE_PREFIX) else MlflowClient(uri)
+        except TrackingError:
+            raise
         except Exception as error:
             raise TrackingError(f"tracking store {mask_url(uri)}: {describe(error)}") from None
         self._experiment_id: str | None = None

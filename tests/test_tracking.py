@@ -1,0 +1,44 @@
+"""ablations.tracking: creating a fresh SQLite tracking store from several processes at once, and a
+store left half-migrated."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ablations.tracking import Tracker, TrackingError
+
+OPEN_AND_LOG = textwrap.dedent("""
+    import sys
+    from ablations.tracking import Tracker
+    tracker = Tracker(sys.argv[1], "race")
+    run = tracker.client.create_run(tracker.experiment_id, run_name=sys.argv[2])
+    tracker.client.set_terminated(run.info.run_id)
+""")
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_started_together_on_a_fresh_sqlite_store_all_finish(tmp_path, processes):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    started = [subprocess.Popen([sys.executable, "-c", OPEN_AND_LOG, uri, f"run{i}"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(processes)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in started]
+    assert [rc for rc, _ in results] == [0] * processes, [err[-500:] for _, err in results]
+    tracker = Tracker(uri, "race")
+    runs = tracker.client.search_runs([tracker.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"run{i}" for i in range(processes)]
+    with sqlite3.connect(tmp_path / "mlflow.db") as connection:
+        assert not connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp_%'").fetchall()
+
+
+def test_a_half_migrated_store_is_reported_and_left_alone(tmp_path, mlflow_template):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(mlflow_template.read_bytes())
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE _alembic_tmp_tags (key TEXT)")
+    before = db.read_bytes()
+    with pytest.raises(TrackingError, match=r"half-migrated .* _alembic_tmp_tags.*mlflow db upgrade"):
+        Tracker(f"sqlite:///{db}", "study")
+    assert db.read_bytes() == before
