@@ -1,0 +1,125 @@
+"""Run a study: `python -m ablations.run studies/aug_pairs.yaml`.
+
+Parses the study file (strictly), plans its trials, runs them through Optuna (one study per file,
+resumable, safe for several workers and machines on one storage) and records every trial in MLflow.
+Run the same command again to continue a study; `mlflow ui --backend-store-uri sqlite:///mlflow.db`
+shows the runs. `--dry-run` prints the trials and an estimate of their cost without training.
+
+Bad input (study file, --set, data set, storage or tracking URL) exits with status 2 and one line
+`error: ...`; a store lost for longer than --retry-for exits with 75 (its trial runs again elsewhere);
+Ctrl-C exits with 130 after marking the running trial failed (Optuna) and KILLED (MLflow).
+
+This module parses and reports; the work is in the package's other modules (session, runner,
+workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST, run_command
+from ablations.run import console
+from ablations.run.estimate import dry_run
+from ablations.run.runner import DataCache
+from ablations.run.session import finalize, open_session
+from ablations.run.workers import run_here, run_workers, worker_main
+from ablations.search import SearchError
+from ablations.stores import DEFAULT_RETRY_FOR_S, StoreUnavailable
+from ablations.study import StudyError, load_study
+from ablations.tracking import TrackingError
+from simclr_core.config import ConfigError
+from simclr_core.data import DatasetError
+from simclr_core.trainer import select_device
+
+# Errors that end the command with one line and a status, never a traceback; bad input first.
+EXITS = {StudyError: EXIT_BAD_INPUT, ConfigError: EXIT_BAD_INPUT, DatasetError: EXIT_BAD_INPUT,
+         SearchError: EXIT_BAD_INPUT, TrackingError: EXIT_BAD_INPUT, StoreUnavailable: EXIT_STORE_LOST}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ablations.run",
+        description="Run (or resume) a SimCLR ablation study: Optuna schedules the trials, MLflow records them.",
+        epilog="Rerun the same command to resume: finished trials are kept, dead ones run again.",
+    )
+    parser.add_argument("study", help="study file, e.g. studies/quickstart.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a base value, validated like the file; repeatable "
+                             "(--set data.dataset=synthetic --set train.epochs=1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="trials run at once on this machine, each in its own process with "
+                             "cores/N torch threads. Small CPU models run faster as 2 workers x 1 thread "
+                             "than 1 x 2; on a GPU, more workers pay off while it has spare capacity")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage: a path ending in .journal (default runs/<study>/optuna.journal), "
+                             "sqlite:///optuna.db, or postgresql://user:password@host/db to share a study "
+                             "between machines (start the same command on each)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db); "
+                             "http://host:5000 for an `mlflow server` shared between machines")
+    parser.add_argument("--retry-for", type=float, default=DEFAULT_RETRY_FOR_S, metavar="S",
+                        help="seconds to keep retrying a storage or tracking server that stopped answering "
+                             f"(a restart) before this worker stops with status 75 (default {DEFAULT_RETRY_FOR_S:g}); "
+                             "keep it above the longest restart you expect")
+    parser.add_argument("--runs-dir", default="runs",
+                        help="folder for the default journal, per-trial checkpoints and worker logs (default runs)")
+    parser.add_argument("--heartbeat-interval", type=int, default=30,
+                        help="seconds between a running trial's heartbeats; a trial silent for twice this "
+                             "is declared dead and its cell runs again (default 30). On a shared database keep "
+                             "twice this above its longest restart, or live trials are taken for dead")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="also rerun trials that failed with an error (out of memory, non-finite loss)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the trials and an estimate of their cost; train nothing")
+    parser.add_argument("--top", type=int, default=10, help="rows of the final table of best trials (default 10)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (summary lines only)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not build the report (python -m ablations.report) when the study finishes")
+    # Internal: set by the parent process for the worker processes it spawns.
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_command(build_parser(), argv, _main, EXITS)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume the study", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise StudyError("--workers", "", f"{args.workers} is not allowed; expected an integer >= 1")
+    if not args.retry_for >= 0:
+        raise StudyError("--retry-for", "", f"{args.retry_for} is not allowed; expected seconds >= 0")
+    spec = load_study(args.study, args.overrides, data_root=os.environ.get("SIMCLR_DATA"))
+    if args.dry_run:
+        return dry_run(spec, args)
+    select_device(spec.base.train.device)  # a CUDA device asked for on a machine without one: fail now
+    if args.worker_index is not None:
+        return worker_main(spec, args)
+
+    # Load the data set before touching any storage: a missing data set is one clear error, and the
+    # decoded-array cache is warm before several workers read it at once.
+    data = DataCache()
+    if "data" not in {key.split(".")[0] for key in spec.search.varied_keys}:
+        data.get(spec.base.data)
+    session = open_session(spec, args, setup=True)
+    console.print_header(session)
+    if args.workers == 1:
+        status = run_here(session, data, args)
+    else:
+        data.clear()
+        status = run_workers(session, args)
+    finished = finalize(session, interrupted=status == EXIT_INTERRUPTED)
+    console.print_summary(session, args.top)
+    report = console.write_report(session) if finished and not args.no_report else None
+    console.print_locations(session, report)
+    if status == EXIT_INTERRUPTED:
+        print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "
+              "rerun the same command to resume", file=sys.stderr)
+    return status

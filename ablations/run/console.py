@@ -1,0 +1,161 @@
+"""What a study prints: the opening line, progress bars, one line per finished trial, the table of the
+best cells, the report step and where the results are.
+
+Only formatting and printing: the numbers come from the Optuna study (`Session.study`) and MLflow.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from optuna.trial import FrozenTrial
+from tqdm import tqdm
+
+from ablations import search
+from ablations.messages import one_line
+from ablations.stores import mask_url, redact
+from ablations.tracking import ui_command
+
+if TYPE_CHECKING:
+    from ablations.run.session import Session
+
+# Rows of failed trials listed under the summary table.
+FAILED_SHOWN = 5
+# The widest cell name the summary table pads to.
+CELL_WIDTH = 60
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_header(session: Session) -> None:
+    """The study's first line: its name, commit, trials and what this start put back in the queue."""
+    prepared = session.prepared
+    print(f"study {session.spec.name} (git {session.env_tags['git_commit'][:12]}): "
+          f"{prepared.units} trials, {prepared.done} done"
+          + (f", {prepared.enqueued} (re)queued" if prepared.enqueued else "")
+          + (f"; trials {prepared.failed_stale} had died: their cells run again"
+             if prepared.failed_stale else ""))
+
+
+def trials_bar(session: Session) -> tqdm:
+    """The bar over the study's cell x seed units."""
+    # disable=None: bars on a terminal only; logs and pipes get the one-line summaries.
+    return tqdm(total=session.prepared.units, initial=session.prepared.done, desc=session.spec.name,
+                unit="trial", dynamic_ncols=True, disable=None)
+
+
+def epoch_bar(name: str, epochs: int) -> tqdm:
+    """The bar over one trial's epochs, gone when the trial ends."""
+    return tqdm(total=epochs, desc=f"  {name}", unit="epoch", leave=False, dynamic_ncols=True, disable=None)
+
+
+def write(line: str, bar: tqdm | None) -> None:
+    """A line above the bars where there are bars, else a plain printed line."""
+    tqdm.write(line) if bar is not None else print(line, flush=True)
+
+
+def trial_line(trial: FrozenTrial) -> str:
+    """One finished trial as read back from the study (a worker process's trial, seen by its parent)."""
+    name = trial.user_attrs.get("run_name", f"trial-{trial.number}")
+    attrs = trial.user_attrs
+    if trial.state.name == "COMPLETE":
+        z = f" probe_z {fmt(attrs.get('probe_z'))}" if attrs.get("probe_z") is not None else ""
+        return f"trial {trial.number:>3} {name}: probe_h {fmt(attrs.get('probe_h'))}{z} ({attrs.get('wall_time_s', 0):.0f} s)"
+    if trial.state.name == "PRUNED":
+        return f"trial {trial.number:>3} {name}: {attrs.get('pruned', 'pruned')}"
+    if "error" in attrs:
+        return f"trial {trial.number:>3} {name}: FAILED: {attrs['error']}"
+    return f"trial {trial.number:>3} {name}: {'interrupted' if attrs.get('outcome') else 'worker died'}; will run again"
+
+
+def running_epochs(trials: list[FrozenTrial]) -> str:
+    """The progress bar's postfix: epoch and loss of up to four running trials."""
+    running = [t for t in trials if t.state.name == "RUNNING" and "progress" in t.user_attrs]
+    return "  ".join(
+        f"#{t.number} {t.user_attrs['progress']['epoch']}/{t.user_attrs['progress']['epochs']}"
+        f" loss {t.user_attrs['progress']['loss']:.3f}" for t in running[:4])
+
+
+class CellRow(NamedTuple):
+    """One row of the summary table: a cell's complete trials, over its seeds."""
+
+    mean: float  # of probe_h (or knn_acc where the probe is off): the trial's value
+    sd: float  # 0 for one seed
+    n: int
+    probe_z: float | None  # mean, where recorded
+    wall_s: float  # mean
+    cell: str
+    trials: list[int]
+
+
+def summary_rows(trials: list[FrozenTrial]) -> list[CellRow]:
+    """The complete trials grouped by cell, best mean first."""
+    by_cell: dict[str, list[FrozenTrial]] = {}
+    for trial in trials:
+        by_cell.setdefault(trial.user_attrs.get("cell", str(trial.number)), []).append(trial)
+    rows = []
+    for cell, members in by_cell.items():
+        h = [t.value for t in members]
+        z = [t.user_attrs["probe_z"] for t in members if t.user_attrs.get("probe_z") is not None]
+        rows.append(CellRow(statistics.fmean(h), statistics.stdev(h) if len(h) > 1 else 0.0, len(h),
+                            statistics.fmean(z) if z else None,
+                            statistics.fmean(t.user_attrs.get("wall_time_s", 0) for t in members),
+                            cell, sorted(t.number for t in members)))
+    rows.sort(key=lambda row: -row.mean)
+    return rows
+
+
+def print_summary(session: Session, top: int) -> None:
+    """The best cells (mean over seeds, with spread and n), then the failed trials."""
+    spec, study = session.spec, session.study
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    failed = [t for t in study.get_trials(deepcopy=False)
+              if t.state.name == "FAIL" and "error" in t.user_attrs]
+    rows = summary_rows(trials)
+    done = search.units_done(study)
+    print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
+          f"{done} of {session.prepared.units} cell x seed units done")
+    if rows:
+        width = min(CELL_WIDTH, max(len(row.cell) for row in rows[:top]))
+        print(f"{'probe_h (mean ± sd, n)':<24} {'probe_z':>8} {'wall s':>7}  {'cell':<{width}}  trials")
+        for mean, sd, n, z, wall, cell, numbers in rows[:top]:
+            print(f"{mean:.3f} ± {sd:.3f} (n={n}){'':<6} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  "
+                  f"{','.join(map(str, numbers))}")
+    for trial in failed[:FAILED_SHOWN]:
+        print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
+
+
+def print_locations(session: Session, report: Path | None) -> None:
+    """Where the results are, and the command that opens them; the last lines the user sees."""
+    name, uri = session.spec.name, mask_url(session.tracker.uri)
+    print(f"\nOptuna study '{name}': {session.storage_label}")
+    print(f"MLflow experiment '{name}' (parent run {session.parent_run_id}): {uri}")
+    if report is not None:
+        print(f"Report: {report}")
+    print(f"Open the MLflow UI:  {ui_command(uri)}")
+
+
+def write_report(session: Session) -> Path | None:
+    """The study's report (tables, figures, README under reports/<study>/), built from MLflow alone
+    by ablations.report; its failure is reported, not raised: the study itself is done."""
+    try:
+        # Here, not at the top: a checkout without the report module still runs studies.
+        from ablations import report
+    except ImportError:
+        return None
+    command = ["--study", session.spec.name, "--tracking-uri", session.tracker.uri]
+    print(f"\nReport (python -m ablations.report {redact(' '.join(command))}):")
+    try:
+        status = report.main(command)
+    except Exception as error:
+        status = one_line(error, limit=500, with_type=True)
+    if status:
+        print(f"warning: the report failed ({status}); the study's records are complete: rerun the report "
+              "with the command above", file=sys.stderr)
+        return None
+    return Path("reports") / session.spec.name / "README.md"

@@ -1,0 +1,157 @@
+"""`--dry-run`: the trials a study file plans and an estimate of what they cost, from timing a few
+training steps on real images. Nothing is trained and no store is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+
+import torch
+
+from ablations.messages import duration, one_line
+from ablations.run.runner import DataCache
+from ablations.study import StudySpec, format_value
+from simclr_core.augmentations import make_views
+from simclr_core.config import RunConfig
+from simclr_core.data import Dataset
+from simclr_core.loss import nt_xent_multi
+from simclr_core.model import SimCLRModel
+from simclr_core.trainer import describe_device, numeric_settings, select_device
+
+# The timed batch grows from this size (or the configured batch, if smaller) ...
+FIRST_TIMED_BATCH = 32
+# ... until a step takes this long, or the configured batch is reached.
+LONG_ENOUGH_STEP_S = 0.5
+# A trial's fixed costs: its tracking and preview; one L-BFGS fit of the linear probe.
+TRACKING_S = 1.5
+PROBE_FIT_S = 2.0
+
+
+def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
+    search = spec.search
+    if search.sampler == "grid":
+        planned = spec.trials()
+        cells = len(planned) // len(spec.seeds)
+        print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = {len(planned)} trials")
+        for index, trial in enumerate(planned):
+            print(f"  {index:>4}  {trial.run_name}")
+        configs = [trial.config for trial in planned]
+    else:
+        print(f"study {spec.name} ({spec.source}): {search.sampler}, {search.n_trials} trials, "
+              f"seed {spec.seeds[0]}, pruner {search.pruner}")
+        for key, param in search.params.items():
+            if param.type == "categorical":
+                print(f"  {key}: one of {', '.join(format_value(c) for c in param.choices)}")
+            else:
+                print(f"  {key}: {param.type} in [{param.low}, {param.high}]{' (log)' if param.log else ''}")
+        configs = [spec.base] * search.n_trials
+    try:
+        per_trial, how = estimate_trial_seconds(configs, workers=args.workers)
+    except Exception as error:  # the data set is missing, say: still a useful dry run
+        print(f"estimate unavailable: {one_line(error, limit=500, with_type=True)}")
+        return 0
+    total = sum(per_trial) / args.workers
+    print(f"estimate: {duration(statistics.fmean(per_trial))} per trial, {duration(total)} in all with "
+          f"{args.workers} worker{'s' if args.workers > 1 else ''} ({how})")
+    print("nothing was trained (--dry-run)")
+    return 0
+
+
+def estimate_trial_seconds(configs: list[RunConfig], workers: int = 1) -> tuple[list[float], str]:
+    """Seconds per trial from timing training steps on real images, scaled to the trial's epochs,
+    data size, kNN monitor and probe. Batches grow from 32 until a step takes half a second or the
+    configured batch is reached (per-image cost changes with the batch: caches on a CPU, occupancy on
+    a GPU). The model step is timed once per model, the views once per augmentation. A rough guide,
+    ±50%: other processes on the machine change it."""
+    data = DataCache()
+    model_costs: dict[str, tuple[float, int]] = {}  # model key -> (seconds per image, batch timed)
+    view_costs: dict[str, float] = {}  # augmentation key -> seconds per image
+    seconds = []
+    how = ""
+    for config in configs:
+        dataset = data.get(config.data)
+        torch.set_num_threads(config.train.num_threads or max(1, (os.cpu_count() or 1) // workers))
+        device = select_device(config.train.device)
+        plain = config.to_plain()
+        model_key = json.dumps([plain["model"], config.train.n_views, config.train.batch_size, str(device),
+                                torch.get_num_threads(), plain["data"]])
+        if model_key not in model_costs:
+            model_costs[model_key] = _model_cost(config, dataset, device)
+            how = f"from timed steps of {model_costs[model_key][1]} images on {describe_device(device)}; roughly ±50%"
+        model_cost, batch = model_costs[model_key]
+        view_key = json.dumps([model_key, plain["augment"]])
+        if view_key not in view_costs:
+            view_costs[view_key] = _view_cost(config, dataset, device, batch)
+        seconds.append(_trial_cost(config, dataset, model_cost, view_costs[view_key]))
+    return seconds, how
+
+
+def _model_cost(config: RunConfig, dataset: Dataset, device: torch.device) -> tuple[float, int]:
+    """(seconds per image of a training step, the batch it was timed on)."""
+    model = SimCLRModel(config.model).to(device)
+    batch = min(config.train.batch_size, FIRST_TIMED_BATCH)
+    while True:
+        step = _time_model_step(model, dataset.train_images[:batch].to(device), config, device)
+        if batch >= min(config.train.batch_size, len(dataset.train_images)) or step > LONG_ENOUGH_STEP_S:
+            break
+        batch = min(config.train.batch_size, 2 * batch)
+    return step / batch, batch
+
+
+def _view_cost(config: RunConfig, dataset: Dataset, device: torch.device, batch: int) -> float:
+    """Seconds per image of making its views (mean of two timings, after a warm-up)."""
+    images = dataset.train_images[:batch].to(device).float() / 255
+    generator = torch.Generator(device=device).manual_seed(0)
+    timed = []
+    for _ in range(3):
+        started = time.perf_counter()
+        make_views(images, config.augment, generator, n_views=config.train.n_views)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timed.append(time.perf_counter() - started)
+    return statistics.fmean(timed[1:]) / batch
+
+
+def _trial_cost(config: RunConfig, dataset: Dataset, model_cost: float, view_cost: float) -> float:
+    """Seconds of one trial: its epochs of steps and views, kNN monitors, probe and tracking."""
+    per_image = model_cost + view_cost
+    forward_only = model_cost / (3 * config.train.n_views)  # no backward, one view
+    n_train, n_test = len(dataset.train_images), len(dataset.test_images)
+    trained = (n_train // config.train.batch_size) * config.train.batch_size
+    cost = config.train.epochs * trained * per_image + TRACKING_S
+    if config.probe.knn_every:
+        evaluations = math.ceil(config.train.epochs / config.probe.knn_every)
+        rows = min(config.probe.knn_train_rows, n_train) + min(config.probe.knn_test_rows, n_test)
+        cost += evaluations * rows * forward_only
+    if config.probe.enabled:
+        fits = 2 if config.probe.probe_z else 1
+        cost += (n_train + n_test) * forward_only + PROBE_FIT_S * fits  # features, then L-BFGS on them
+    return cost
+
+
+def _time_model_step(model: SimCLRModel, images: torch.Tensor, config: RunConfig, device: torch.device) -> float:
+    """Seconds of one step's forward, NT-Xent, backward and update on unaugmented views, after two
+    warm-ups."""
+    autocast_dtype, memory_format = numeric_settings(config.train, device)  # as train() chooses them
+    model.to(memory_format=memory_format)
+    images = images.float() / 255
+    batch = torch.cat([images] * config.train.n_views).contiguous(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    steps = []
+    for _ in range(4):
+        started = time.perf_counter()
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+            _, z = model(batch)
+        loss = nt_xent_multi(z.float().view(config.train.n_views, len(images), -1), config.train.temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        steps.append(time.perf_counter() - started)
+    return statistics.fmean(steps[2:])

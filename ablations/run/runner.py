@@ -1,0 +1,320 @@
+"""Running trials: claim a trial from the Optuna study, train it with the engine, record it in MLflow
+and in Optuna, until the study has no work left.
+
+One `Runner` per process (the only worker, or one of the worker processes). How a trial ends decides
+what is recorded: complete, pruned, failed (a result: not run again unless asked), interrupted or its
+store lost (run again on resume, from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import optuna
+import torch
+import yaml
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from ablations import search
+from ablations.messages import one_line
+from ablations.run import console
+from ablations.run.session import Session
+from ablations.run.signals import ignoring_sigint, interrupts
+from ablations.search import PLACE_KEYS, Claim
+from ablations.stores import StoreUnavailable
+from ablations.study import config_from_plain, flat_config, get_dotted, set_dotted
+from ablations.tracking import TrialRun
+from simclr_core.augmentations import render_preview
+from simclr_core.checkpoint import CHECKPOINT_NAME
+from simclr_core.config import DataConfig, RunConfig
+from simclr_core.data import Dataset, load_dataset
+from simclr_core.trainer import EpochMetrics, RunResult, describe_device, select_device, train
+
+# Images in a trial's augmentation preview.
+PREVIEW_IMAGES = 8
+
+
+class DataCache:
+    """The data set of the last trial, reused while consecutive trials' data configs are equal."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._dataset: Dataset | None = None
+
+    def get(self, config: DataConfig) -> Dataset:
+        key = json.dumps(asdict(config), sort_keys=True)
+        if key != self._key:
+            self._dataset, self._key = None, None
+            self._dataset = load_dataset(config)
+            self._key = key
+        return self._dataset
+
+    def clear(self) -> None:
+        self._key, self._dataset = None, None
+
+
+@dataclass
+class Outcome:
+    number: int
+    run_name: str
+    state: str  # COMPLETE | PRUNED | FAIL
+    line: str  # one-line summary
+
+
+@dataclass
+class _Attempt:
+    """One trial as far as this process got with it: what the handlers of its end must close."""
+
+    claim: Claim
+    trial_dir: Path
+    config: RunConfig | None = None
+    run: TrialRun | None = None
+    bar: tqdm | None = None
+    first_epoch: int | None = None  # the first epoch this process trained (later ones on a resume)
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        """The engine's callback: log the epoch, show it, and let Optuna's pruner judge its kNN."""
+        trial, bar = self.claim.trial, self.bar
+        if self.first_epoch is None:
+            self.first_epoch = metrics.epoch
+            if bar is not None:
+                bar.n = metrics.epoch - 1
+        self.run.log_epoch(metrics)
+        trial.set_user_attr("progress", {"epoch": metrics.epoch, "epochs": self.config.train.epochs,
+                                         "loss": metrics.loss})
+        if bar is not None:
+            bar.set_postfix(loss=f"{metrics.loss:.3f}",
+                            knn="-" if metrics.knn_acc is None else f"{metrics.knn_acc:.3f}")
+            bar.update(1)
+        if metrics.knn_acc is not None:
+            trial.report(metrics.knn_acc, metrics.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch} (knn_acc {metrics.knn_acc:.3f})")
+
+
+class Runner:
+    """Claims trials and runs them, one at a time, until the study has no work left."""
+
+    def __init__(self, session: Session, data: DataCache, show_progress: bool):
+        self.session = session
+        self.spec = session.spec
+        self.data = data
+        self.show_progress = show_progress
+        self.outer: tqdm | None = None  # the bar over trials, where this process shows one
+
+    def loop(self, poll_s: float) -> list[Outcome]:
+        outcomes = []
+        study = self.session.study
+        while True:
+            claim = search.claim_next(study, self.spec)
+            if claim is not None:
+                outcome = self.run_trial(claim)
+                outcomes.append(outcome)
+                console.write(outcome.line, self.outer)
+                if self.outer is not None:
+                    self.outer.n = search.units_done(study)
+                    self.outer.refresh()
+                continue
+            if search.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
+                self.session.tracker.sweep(self.session.study_uid, study.get_trials(deepcopy=False))
+            waiting, running = search.work_left(study, self.spec)
+            if waiting or (not running and search.requeue_orphans(study)):
+                continue
+            if not running:
+                return outcomes
+            time.sleep(poll_s)  # other workers' trials: wait to see them finish or die
+
+    def config_for(self, claim: Claim) -> RunConfig:
+        """The configuration enqueued for the trial, with this machine's places (data.root, ...)."""
+        config = config_from_plain(claim.attrs["config"], source=f"trial {claim.number}")
+        for key in PLACE_KEYS - set(claim.varied):  # a study may vary one of them on purpose
+            set_dotted(config, key, get_dotted(self.spec.base, key))
+        return config
+
+    def run_trial(self, claim: Claim) -> Outcome:
+        attempt = _Attempt(claim, self.session.runs_dir / claim.attrs["checkpoint"])
+        attempt.trial_dir.mkdir(parents=True, exist_ok=True)
+        with search.Heartbeat(self.session.study, claim.trial._trial_id):
+            try:
+                return self._train(attempt)
+            except optuna.TrialPruned as pruned:
+                return self._pruned(attempt, pruned)
+            except StoreUnavailable as lost:
+                self._store_lost(attempt, lost)
+                raise
+            except KeyboardInterrupt:
+                self._interrupted(attempt)
+                raise
+            except Exception as error:
+                return self._failed(attempt, error)
+            finally:
+                if attempt.bar is not None:
+                    attempt.bar.close()
+
+    def _train(self, attempt: _Attempt) -> Outcome:
+        claim, trial_dir = attempt.claim, attempt.trial_dir
+        config = attempt.config = self.config_for(claim)
+        run = attempt.run = self._start_run(claim, config)
+        claim.trial.set_user_attr("mlflow_run_id", run.run_id)
+        dataset = self.data.get(config.data)
+        self._log_inputs(run, config, dataset, trial_dir)
+        _drop_foreign_checkpoint(trial_dir, config)
+        if self.show_progress:
+            attempt.bar = console.epoch_bar(claim.run_name, config.train.epochs)
+        result = train(config, callback=attempt.on_epoch, checkpoint_dir=trial_dir, dataset=dataset)
+        return self._complete(attempt, result)
+
+    def _pruned(self, attempt: _Attempt, pruned: optuna.TrialPruned) -> Outcome:
+        claim, run = attempt.claim, attempt.run
+        search.finish(self.session.study, claim, state=TrialState.PRUNED, attrs={"pruned": str(pruned)})
+        if run is not None:
+            run.set_tags({"ablations.pruned": str(pruned)})
+            run.end("FINISHED")
+        _remove_checkpoint(attempt.trial_dir)
+        return Outcome(claim.number, claim.run_name, "PRUNED", f"trial {claim.number:>3} {claim.run_name}: {pruned}")
+
+    def _store_lost(self, attempt: _Attempt, lost: StoreUnavailable) -> None:
+        # Left RUNNING in Optuna: its heartbeat stops with this process, so a surviving worker
+        # declares it dead and runs the cell again, as for a worker that died.
+        run = attempt.run
+        if run is not None and lost.store != self.session.tracker.label:
+            _quietly(run.set_tags, {"ablations.killed": f"its worker stopped: {lost}"})
+            _quietly(run.end, "KILLED")
+
+    def _interrupted(self, attempt: _Attempt) -> None:
+        # Marked so the rerun's resume enqueues the cell again; its checkpoint is kept, so the
+        # rerun continues from the last finished epoch. A second Ctrl-C must not cut this short.
+        interrupts.handled()
+        with ignoring_sigint():
+            search.finish(self.session.study, attempt.claim, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
+            if attempt.run is not None:
+                _quietly(attempt.run.end, "KILLED")
+
+    def _failed(self, attempt: _Attempt, error: Exception) -> Outcome:
+        """Recorded as a result (error.txt, the message in both stores); called while handling it."""
+        claim, run, trial_dir = attempt.claim, attempt.run, attempt.trial_dir
+        message = one_line(error, limit=500, with_type=True)
+        (trial_dir / "error.txt").write_text(traceback.format_exc())
+        search.finish(self.session.study, claim, state=TrialState.FAIL, attrs={"error": message})
+        if run is not None:
+            _quietly(run.log_artifact, trial_dir / "error.txt")
+            _quietly(run.end, "FAILED", message)
+        _remove_checkpoint(trial_dir)
+        return Outcome(claim.number, claim.run_name, "FAIL", f"trial {claim.number:>3} {claim.run_name}: FAILED: {message}")
+
+    def _start_run(self, claim: Claim, config: RunConfig) -> TrialRun:
+        session = self.session
+        attrs = claim.attrs
+        if config.train.num_threads:  # as train() will, so that the device tag tells the truth
+            torch.set_num_threads(config.train.num_threads)
+        tags = {
+            "ablations.role": "trial", "ablations.study": self.spec.name, "ablations.study_uid": session.study_uid,
+            "optuna.study": self.spec.name, "optuna.trial": str(claim.number),
+            "ablations.cell": attrs["cell"], "ablations.unit": attrs["unit"],
+            "ablations.varied": json.dumps(attrs["varied"]), "ablations.seed": str(attrs["seed"]),
+            "ablations.worker": attrs["worker"], "torch_version": torch.__version__,
+            "device": describe_device(select_device(config.train.device)), **session.env_tags,
+        }
+        if attrs.get("pair"):
+            tags["ablations.first"], tags["ablations.second"] = attrs["pair"]
+        if "retry_of" in claim.trial.user_attrs:
+            tags["ablations.retry_of"] = str(claim.trial.user_attrs["retry_of"])
+        params = {key: value if isinstance(value, str) else json.dumps(value)
+                  for key, value in flat_config(config).items()}
+        return session.tracker.start_trial(session.parent_run_id, claim.run_name, tags, params)
+
+    def _log_inputs(self, run: TrialRun, config: RunConfig, dataset: Dataset, trial_dir: Path) -> None:
+        """config.yaml and the augmentation preview (a broken preview does not cost the trial)."""
+        config_path = trial_dir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config.to_plain(), sort_keys=False))
+        run.log_artifact(config_path)
+        if not self.spec.tracking.preview:
+            return
+        try:
+            generator = torch.Generator().manual_seed(config.train.seed)
+            path = render_preview(dataset.train_images[:PREVIEW_IMAGES], config.augment, generator,
+                                  trial_dir / "augment_preview.png", n_views=config.train.n_views)
+            run.log_artifact(path)
+        except Exception as error:
+            run.set_tags({"ablations.preview_error": one_line(error, limit=500, with_type=True)})
+
+    def _complete(self, attempt: _Attempt, result: RunResult) -> Outcome:
+        claim, run, config, trial_dir = attempt.claim, attempt.run, attempt.config, attempt.trial_dir
+        # Epochs restored from a checkpoint (a retried trial) were logged by the dead run; log them here
+        # too, so every finished run holds the whole history.
+        first = attempt.first_epoch or (len(result.history) + 1)
+        for metrics in result.history:
+            if metrics.epoch < first:
+                run.log_epoch(metrics)
+        value = result.probe_h if result.probe_h is not None else result.knn_acc
+        if value is None or not math.isfinite(value):
+            raise RuntimeError(f"no objective: probe_h={result.probe_h}, knn_acc={result.knn_acc}")
+        run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s})
+        if self.spec.tracking.log_model and config.train.epochs > 0:
+            run.log_artifact(_save_encoder(trial_dir, config))
+        run.log_metrics({"tracking_s": run.seconds})
+        results = {"probe_h": result.probe_h, "probe_z": result.probe_z, "knn_acc": result.knn_acc,
+                   "wall_time_s": result.wall_time_s, "device": result.device}
+        if search.finish(self.session.study, claim, value=value, state=TrialState.COMPLETE, attrs=results):
+            run.set_tags({"device": result.device, "colour_ops": result.colour_ops})
+            run.end("FINISHED")
+        else:
+            run.set_tags({"ablations.killed": "declared dead by another worker while running; its cell ran again"})
+            run.end("KILLED")
+        _remove_checkpoint(trial_dir)
+        z = f" probe_z {result.probe_z:.3f}" if result.probe_z is not None else ""
+        knn = f" knn {result.knn_acc:.3f}" if result.knn_acc is not None else ""
+        return Outcome(claim.number, claim.run_name, "COMPLETE",
+                       f"trial {claim.number:>3} {claim.run_name}: probe_h {console.fmt(result.probe_h)}{z}{knn} "
+                       f"({result.wall_time_s:.0f} s)")
+
+
+def _quietly(call: Callable[..., object], *args: object) -> None:
+    """Tracking calls on the way out of a failed trial must not hide the trial's own error."""
+    try:
+        call(*args)
+    except Exception as error:
+        print(f"warning: MLflow: {one_line(error, limit=500, with_type=True)}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A trial's checkpoint folder (to be replaced by the engine's checkpoint API)
+
+
+def _drop_foreign_checkpoint(trial_dir: Path, config: RunConfig) -> None:
+    """A checkpoint written by another configuration (another machine's data.root, say) is not
+    resumable; start over rather than fail."""
+    path = trial_dir / CHECKPOINT_NAME
+    if not path.exists():
+        return
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False).get("config")
+    except Exception:
+        saved = None
+    if saved != config.to_plain():
+        path.unlink()
+
+
+def _remove_checkpoint(trial_dir: Path) -> None:
+    (trial_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+
+
+def _save_encoder(trial_dir: Path, config: RunConfig) -> Path:
+    """encoder.pt: the final encoder (and head) weights with the config that made them."""
+    state = torch.load(trial_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    weights = state["model"]
+    path = trial_dir / "encoder.pt"
+    torch.save({
+        "encoder": {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")},
+        "head": {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")},
+        "config": config.to_plain(),
+    }, path)
+    return path

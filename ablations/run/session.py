@@ -1,0 +1,114 @@
+"""The study's set-up and teardown: open (or create) the Optuna study and its MLflow experiment and
+parent run, prepare the study for work, and bring MLflow in line with Optuna at the end.
+
+A `Session` is what every other part of a run works through: the study, the tracker and the parent
+run's identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+from ablations import search
+from ablations.stores import mask_url
+from ablations.study import StudySpec
+from ablations.tracking import Tracker, git_state, resolve_tracking_uri
+
+# How long a process that found an existing study waits for its creator to finish enqueueing.
+READY_TIMEOUT_S = 300
+
+
+@dataclass
+class Session:
+    spec: StudySpec
+    study: optuna.Study
+    tracker: Tracker
+    study_uid: str  # the study's own id, kept in Optuna and tagged on every MLflow run of it
+    parent_run_id: str
+    storage_label: str  # the Optuna storage, without its password
+    runs_dir: Path  # runs/<study>: checkpoints, worker logs, the default journal
+    prepared: search.Prepared | None = None  # set where this process prepared the study (setup=True)
+    env_tags: dict[str, str] = field(default_factory=dict)  # git commit and state, on every run
+
+
+def tracking_uri(args: argparse.Namespace) -> str:
+    return resolve_tracking_uri(args.tracking_uri)
+
+
+def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Session:
+    """Open (or create) the Optuna study and its MLflow experiment and parent run.
+
+    setup: this process prepares the study for work (enqueue, fail dead trials, sweep MLflow);
+    worker processes spawned by a parent that did so pass False.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs_dir = Path(args.runs_dir) / spec.name
+    default_journal = runs_dir / "optuna.journal"
+    # Both stores are reached before the study is created: a wrong tracking URL must not leave a
+    # study that its next run would wait on (an unready study: its creator died).
+    storage = search.open_storage(args.storage, default_journal, args.heartbeat_interval, retry_for=args.retry_for)
+    tracker = Tracker(tracking_uri(args), spec.name, retry_for=args.retry_for)
+    tracker.experiment_id  # created here, so that workers starting at once race for it before any work
+    study, created = search.open_study(spec, storage)
+    storage_label = mask_url(args.storage) if args.storage else str(default_journal)
+
+    commit, dirty = git_state(Path(__file__).resolve().parent)
+    env_tags = {"git_commit": commit, "git_dirty": str(dirty).lower()}
+    if commit != "none":
+        env_tags["mlflow.source.git.commit"] = commit
+    parent_tags = {
+        "optuna.study": spec.name, "optuna.storage": storage_label, "ablations.sampler": spec.search.sampler,
+        "ablations.study_file": spec.source, "mlflow.note.content": spec.description or spec.name, **env_tags,
+    }
+    study_uid, parent_run_id = _join(spec, study, created, tracker, parent_tags)
+    session = Session(spec, study, tracker, study_uid, parent_run_id, storage_label, runs_dir, env_tags=env_tags)
+    if setup:
+        session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
+        tracker.sweep(study_uid, study.get_trials(deepcopy=False))
+        if tracker.run_status(parent_run_id) != "RUNNING":
+            tracker.set_status(parent_run_id, "RUNNING")
+    return session
+
+
+def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
+          parent_tags: dict[str, str]) -> tuple[str, str]:
+    """The study's uid and its parent run: made and the plan enqueued by the process that created the
+    study; found (after waiting for the creator to be done) by every other one."""
+    if created:
+        study_uid = uuid.uuid4().hex
+        study.set_user_attr("ablations.uid", study_uid)
+        parent_run_id = tracker.parent_run(study_uid, parent_tags)
+        tracker.log_artifact(parent_run_id, spec.source)
+        search.mark_ready(study, search.enqueue_plan(study, spec), parent_run_id)
+        return study_uid, parent_run_id
+    ready = search.wait_until_ready(study, READY_TIMEOUT_S)
+    study_uid = study.user_attrs.get("ablations.uid")
+    if study_uid is None:  # its creator died before getting this far
+        study_uid = uuid.uuid4().hex
+        study.set_user_attr("ablations.uid", study_uid)
+    parent_run_id = tracker.parent_run(study_uid, parent_tags)
+    if not ready:
+        search.mark_ready(study, 0, parent_run_id)
+    return study_uid, parent_run_id
+
+
+def finalize(session: Session, interrupted: bool) -> bool:
+    """Bring MLflow in line with Optuna; end the parent run when nothing is left to run anywhere.
+    True when the study is finished."""
+    study = session.study
+    search.fail_stale(study)
+    session.tracker.sweep(session.study_uid, study.get_trials(deepcopy=False))
+    waiting, running = search.work_left(study, session.spec)
+    if running:
+        return False  # other processes are still at work: the last one to finish ends the parent run
+    if interrupted:
+        session.tracker.set_status(session.parent_run_id, "KILLED")
+        return False
+    # Nothing waiting: the study is done. Work left with no one running it: workers crashed.
+    session.tracker.set_status(session.parent_run_id, "FAILED" if waiting else "FINISHED")
+    return not waiting

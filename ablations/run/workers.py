@@ -1,0 +1,145 @@
+"""Where the trials run: in this process (one worker), or in N worker processes that each run the
+claim loop, with the parent showing their progress by polling the study's storage.
+
+Worker processes are this same command (`python -m ablations.run ... --worker-index i`), so a worker
+on another machine and one spawned here do the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import torch
+from tqdm import tqdm
+
+from ablations import search
+from ablations.messages import EXIT_INTERRUPTED
+from ablations.run import console
+from ablations.run.runner import DataCache, Runner
+from ablations.run.session import Session, open_session, tracking_uri
+from ablations.run.signals import interrupts
+from ablations.study import StudySpec
+
+# Seconds the parent waits, after a Ctrl-C, for workers that got it too to end their trials on their
+# own, then for each worker it interrupted itself.
+GRACE_S = 10
+STOP_TIMEOUT_S = 120
+
+
+def run_here(session: Session, data: DataCache, args: argparse.Namespace) -> int:
+    """One worker, in this process, with a progress bar over trials and one over epochs."""
+    runner = Runner(session, data, show_progress=not args.no_progress)
+    if not args.no_progress:
+        runner.outer = console.trials_bar(session)
+    try:
+        return _claim_until_done(runner, args)
+    finally:
+        if runner.outer is not None:
+            runner.outer.close()
+
+
+def worker_main(spec: StudySpec, args: argparse.Namespace) -> int:
+    """A spawned worker: the claim loop, no setup, no bars; its output goes to its log file."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.worker_count))
+    session = open_session(spec, args, setup=False)
+    return _claim_until_done(Runner(session, DataCache(), show_progress=False), args)
+
+
+def _claim_until_done(runner: Runner, args: argparse.Namespace) -> int:
+    try:
+        with interrupts():
+            runner.loop(poll_s=min(5.0, args.heartbeat_interval))
+        return 0
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def run_workers(session: Session, args: argparse.Namespace) -> int:
+    """Spawn N worker processes running the claim loop; show progress by polling the storage."""
+    session.runs_dir.mkdir(parents=True, exist_ok=True)
+    argv = _worker_argv(args)
+    processes: list[subprocess.Popen] = []
+    logs: list[tuple[Path, IO[str]]] = []
+    for index in range(args.workers):
+        log_path = session.runs_dir / f"worker-{index}.log"
+        log = open(log_path, "a")
+        logs.append((log_path, log))
+        processes.append(subprocess.Popen([sys.executable, "-m", "ablations.run", *argv, "--worker-index", str(index)],
+                                          stdout=log, stderr=subprocess.STDOUT))
+    seen = {t.number for t in session.study.get_trials(deepcopy=False) if t.state.is_finished()}
+    bar = None if args.no_progress else console.trials_bar(session)
+    interrupted = False
+    try:
+        with interrupts():
+            _poll_workers(session, processes, seen, bar)
+    except KeyboardInterrupt:
+        interrupted = True
+        _stop_workers(processes)
+    finally:
+        if bar is not None:
+            bar.close()
+        for _, log in logs:
+            log.close()
+    codes = [p.returncode for p in processes]
+    if interrupted or EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
+    failed = [(i, code) for i, code in enumerate(codes) if code]
+    for index, code in failed:
+        path = logs[index][0]
+        tail = path.read_text().strip().splitlines()[-1:] if path.exists() else []
+        print(f"worker {index} exited with status {code}: {tail[0] if tail else ''} (log: {path})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The parent's command line for its workers: the same study, stores and overrides."""
+    argv = [args.study, "--runs-dir", args.runs_dir, "--heartbeat-interval", str(args.heartbeat_interval),
+            "--tracking-uri", tracking_uri(args), "--retry-for", str(args.retry_for),
+            "--worker-count", str(args.workers)]
+    if args.storage:
+        argv += ["--storage", args.storage]
+    for override in args.overrides:
+        argv += ["--set", override]
+    return argv
+
+
+def _stop_workers(processes: list[subprocess.Popen]) -> None:
+    # From a terminal the workers got the SIGINT too and are ending their trials; give them a
+    # moment before interrupting the ones that did not (the parent alone got a `kill`).
+    deadline = time.monotonic() + GRACE_S
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set[int], bar: tqdm | None) -> None:
+    """Until every worker has exited: one line per newly finished trial, the bar, running epochs."""
+    while True:
+        finished = [p.poll() is not None for p in processes]
+        trials = session.study.get_trials(deepcopy=False)
+        for trial in trials:
+            if trial.state.is_finished() and trial.number not in seen:
+                seen.add(trial.number)
+                if not trial.user_attrs.get("duplicate_of"):
+                    console.write(console.trial_line(trial), bar)
+        if bar is not None:
+            bar.n = search.units_done(session.study)
+            bar.set_postfix_str(console.running_epochs(trials))
+            bar.refresh()
+        if all(finished):
+            return
+        time.sleep(1.0)

@@ -1,0 +1,46 @@
+"""ablations.run.console: the one-line trial summaries read back from the study, the summary table's
+rows (worked by hand) and the progress postfix."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablations.run.console import running_epochs, summary_rows, trial_line
+
+
+def trial(number: int, state: TrialState, value: float | None = None, **attrs) -> optuna.trial.FrozenTrial:
+    frozen = optuna.trial.create_trial(state=state, value=value, user_attrs={"run_name": f"cell seed={number}", **attrs})
+    frozen.number = number
+    return frozen
+
+
+def test_trial_lines_say_how_each_trial_ended():
+    assert trial_line(trial(3, TrialState.COMPLETE, 0.5, probe_h=0.5, probe_z=0.25, wall_time_s=12.4)) == \
+        "trial   3 cell seed=3: probe_h 0.500 probe_z 0.250 (12 s)"
+    assert trial_line(trial(4, TrialState.COMPLETE, 0.5, probe_h=0.5)) == "trial   4 cell seed=4: probe_h 0.500 (0 s)"
+    assert trial_line(trial(5, TrialState.PRUNED, pruned="pruned at epoch 2 (knn_acc 0.100)")) == \
+        "trial   5 cell seed=5: pruned at epoch 2 (knn_acc 0.100)"
+    assert trial_line(trial(6, TrialState.FAIL, error="NonFiniteLossError: boom")) == \
+        "trial   6 cell seed=6: FAILED: NonFiniteLossError: boom"
+    assert trial_line(trial(7, TrialState.FAIL, outcome="interrupted")) == \
+        "trial   7 cell seed=7: interrupted; will run again"
+    assert trial_line(trial(8, TrialState.FAIL)) == "trial   8 cell seed=8: worker died; will run again"
+
+
+def test_summary_rows_are_per_cell_means_with_spread_best_first():
+    trials = [trial(0, TrialState.COMPLETE, 0.2, cell="a", probe_z=0.1, wall_time_s=10),
+              trial(1, TrialState.COMPLETE, 0.4, cell="a", probe_z=0.3, wall_time_s=20),
+              trial(2, TrialState.COMPLETE, 0.5, cell="b", wall_time_s=5)]
+    best, second = summary_rows(trials)
+    assert (best.cell, best.mean, best.sd, best.n, best.probe_z, best.wall_s, best.trials) == ("b", 0.5, 0.0, 1, None, 5, [2])
+    assert (second.cell, second.n, second.trials) == ("a", 2, [0, 1])
+    # mean (0.2 + 0.4) / 2; sample sd sqrt(((-0.1)^2 + 0.1^2) / (2 - 1)) = sqrt(0.02)
+    assert second.mean == pytest.approx(0.3) and second.sd == pytest.approx(0.02 ** 0.5)
+    assert second.probe_z == pytest.approx(0.2) and second.wall_s == 15
+
+
+def test_the_progress_postfix_shows_up_to_four_running_trials():
+    running = [trial(n, TrialState.RUNNING, progress={"epoch": n, "epochs": 9, "loss": 1.0 / (n + 1)})
+               for n in range(5)]
+    assert running_epochs(running + [trial(9, TrialState.RUNNING)]) == \
+        "#0 0/9 loss 1.000  #1 1/9 loss 0.500  #2 2/9 loss 0.333  #3 3/9 loss 0.250"

@@ -1,0 +1,136 @@
+"""ablations.run.runner: a trial claimed, trained and recorded in Optuna and MLflow (params, tags,
+per-epoch metrics, artifacts), failures recorded as results, pruning, and the data set cache."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from ablations.run import main
+from ablations.run.runner import DataCache
+from ablations.study import flat_config, load_study
+from simclr_core.config import DataConfig
+from simclr_core.model import SimCLRModel
+from test_run_support import (  # noqa: F401 (workdir is a fixture)
+    EPOCHS, cli, complete_once_per_unit, mlflow_runs, optuna_trials, study_file, uri, workdir,
+)
+
+
+def test_tiny_pair_study_end_to_end(workdir, capsys):
+    study = study_file(workdir, "pairs", "search: {pairs: [crop, color]}\n")
+    argv = [str(study), "--tracking-uri", uri(workdir), "--no-progress", "--set", "tracking.log_model=true"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"mlflow ui --backend-store-uri {uri(workdir)}" in out
+    assert "runs/pairs/optuna.journal" in out
+    assert (workdir / "reports" / "pairs" / "README.md").exists()  # the finished study's report
+
+    trials = optuna_trials(workdir, "pairs")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert all(0 <= t.value <= 1 for t in trials)
+    complete_once_per_unit(trials)
+
+    client, parents, children = mlflow_runs(workdir, "pairs")
+    assert len(parents) == 1 and parents[0].info.run_name == "pairs" and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["ablations.study"] == "pairs"
+    assert len(children) == 4
+    spec = load_study(study)
+    planned = {t.run_name: t for t in spec.trials()}
+    assert {r.info.run_name for r in children} == set(planned) == {
+        "crop seed=0", "crop+color seed=0", "color+crop seed=0", "color seed=0"}
+    for run in children:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        plan = planned[run.info.run_name]
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert tags["ablations.study"] == tags["optuna.study"] == "pairs"
+        assert int(tags["optuna.trial"]) in {t.number for t in trials}
+        assert tags["ablations.cell"] == plan.cell.id
+        assert json.loads(tags["ablations.varied"]) == plan.varied
+        assert tags["ablations.seed"] == "0"
+        assert (tags["ablations.first"], tags["ablations.second"]) == plan.cell.pair
+        assert tags["torch_version"] and tags["device"].startswith("cpu") and "git_commit" in tags
+        expected = {k: v if isinstance(v, str) else json.dumps(v) for k, v in flat_config(plan.config).items()}
+        assert params == expected
+        assert json.loads(params["augment.pipeline"]) == plan.varied["augment.pipeline"]
+        assert 0 <= metrics["probe_h"] <= 1 and 0 <= metrics["probe_z"] <= 1 and metrics["wall_time_s"] > 0
+        for key in ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "augment_preview.png", "encoder.pt"} <= artifacts
+        config_path = client.download_artifacts(run.info.run_id, "config.yaml", str(workdir / run.info.run_id))
+        assert yaml.safe_load(Path(config_path).read_text()) == plan.config.to_plain()
+        preview = client.download_artifacts(run.info.run_id, "augment_preview.png", str(workdir / run.info.run_id))
+        assert Path(preview).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        weights = torch.load(client.download_artifacts(run.info.run_id, "encoder.pt", str(workdir / run.info.run_id)))
+        encoder = SimCLRModel(plan.config.model).encoder
+        encoder.load_state_dict(weights["encoder"])
+        assert weights["config"] == plan.config.to_plain()
+
+    # Running the same command again continues the study: nothing is left, nothing is rerun.
+    assert main(cli(workdir, study)) == 0
+    assert len(optuna_trials(workdir, "pairs")) == 4
+    assert len(mlflow_runs(workdir, "pairs")[2]) == 4
+    # Seeds added to the file are enqueued on resume; the finished cells are not rerun.
+    study_file(workdir, "pairs", "search: {pairs: [crop, color]}\n", seeds=(0, 1))
+    assert main(cli(workdir, study)) == 0
+    trials = optuna_trials(workdir, "pairs")
+    assert len(complete_once_per_unit(trials)) == 8 and len(trials) == 8
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(workdir, capsys):
+    study = study_file(workdir, "diverge", "search: {grid: {train.lr: [1.0e+30, 0.3]}}\n")
+    assert main(cli(workdir, study)) == 0
+    assert "FAILED: NonFiniteLossError" in capsys.readouterr().out
+    failed, complete = optuna_trials(workdir, "diverge")
+    assert failed.state == TrialState.FAIL and "non-finite loss" in failed.user_attrs["error"]
+    assert complete.state == TrialState.COMPLETE
+    _, parents, children = mlflow_runs(workdir, "diverge")
+    by_trial = {int(r.data.tags["optuna.trial"]): r for r in children}
+    assert by_trial[failed.number].info.status == "FAILED"
+    assert "non-finite loss" in by_trial[failed.number].data.tags["ablations.error"]
+    assert by_trial[complete.number].info.status == "FINISHED"
+    assert parents[0].info.status == "FINISHED"
+    # A failure is a result: a rerun does not repeat it, unless asked to.
+    assert main(cli(workdir, study)) == 0
+    assert len(optuna_trials(workdir, "diverge")) == 2
+    assert main(cli(workdir, study, "--retry-failed")) == 0
+    assert [t.state for t in optuna_trials(workdir, "diverge")] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
+
+
+def test_tpe_study_samples_prunes_and_tracks(workdir):
+    study = study_file(workdir, "tuned", """\
+        search:
+          sampler: tpe
+          n_trials: 3
+          pruner: median
+          params:
+            train.temperature: {type: float, low: 0.1, high: 1.0, log: true}
+            augment.pipeline: {type: categorical, choices: [[crop], [crop, color]]}
+        """)
+    assert main(cli(workdir, study)) == 0
+    trials = optuna_trials(workdir, "tuned")
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(0.1 <= t.params["train.temperature"] <= 1.0 for t in trials)
+    _, _, children = mlflow_runs(workdir, "tuned")
+    for run in children:
+        varied = json.loads(run.data.tags["ablations.varied"])
+        assert set(varied) == {"train.temperature", "augment.pipeline", "train.seed"}
+        assert float(run.data.params["train.temperature"]) == varied["train.temperature"]
+    assert main(cli(workdir, study)) == 0  # the budget is spent: nothing more runs
+    assert len(optuna_trials(workdir, "tuned")) == 3
+
+
+def test_data_cache_reuses_the_last_data_set_while_its_config_is_equal():
+    cache = DataCache()
+    small = DataConfig(dataset="synthetic", synthetic_per_class=4, synthetic_classes=2, synthetic_size=8)
+    first = cache.get(small)
+    assert cache.get(dataclasses.replace(small)) is first  # an equal config, not the same object
+    other = cache.get(DataConfig(dataset="synthetic", synthetic_per_class=4, synthetic_classes=3, synthetic_size=8))
+    assert other is not first and len(other.classes) == 3
+    cache.clear()
+    assert cache.get(small) is not first

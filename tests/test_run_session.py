@@ -1,0 +1,86 @@
+"""ablations.run.session: a study's set-up on resume (dead trials found and run again from their
+checkpoints, a changed configuration refused, a torn journal repaired) and where it is tracked."""
+
+import signal
+from collections import Counter
+
+import pytest
+from optuna.trial import TrialState
+
+from ablations import search
+from ablations.run import main
+from ablations.run.cli import build_parser
+from ablations.run.session import tracking_uri
+from ablations.study import load_study
+from test_run_support import (  # noqa: F401 (workdir is a fixture)
+    EPOCHS, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
+    workdir,
+)
+
+
+@pytest.mark.parametrize("backend", ["journal", "sqlite"])
+def test_resume_after_sigkill_runs_every_cell_exactly_once(workdir, backend):
+    """Dead-trial detection through heartbeats, on the default journal and on an RDB storage."""
+    epochs = 30
+    study = study_file(workdir, "killed", "search: {sampler: grid}\n", seeds=(0, 1), epochs=epochs, knn_every=5)
+    storage = f"sqlite:///{workdir}/optuna.db" if backend == "sqlite" else None
+    args = cli(workdir, study, "--heartbeat-interval", "1", *(["--storage", storage] if storage else []))
+    worker = start(workdir, args)
+    victim = wait_for_running_epoch(workdir, "killed", worker, epoch=3, storage=storage)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    assert main(args) == 0
+    trials = optuna_trials(workdir, "killed", storage)
+    assert len(complete_once_per_unit(trials)) == 2
+    dead = trials[victim.number]
+    assert dead.state == TrialState.FAIL and "error" not in dead.user_attrs
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == victim.number)
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["unit"] == victim.user_attrs["unit"]
+
+    client, parents, children = mlflow_runs(workdir, "killed")
+    assert all(r.info.status != "RUNNING" for r in parents + children)
+    by_trial = {int(r.data.tags["optuna.trial"]): r for r in children}
+    assert by_trial[victim.number].info.status == "KILLED"
+    assert Counter(r.data.tags["ablations.unit"] for r in children if r.info.status == "FINISHED") == \
+        Counter({unit: 1 for unit in (t.user_attrs["unit"] for t in trials if t.state == TrialState.COMPLETE)})
+    # The retry resumed from the dead trial's checkpoint and still logged the whole history.
+    history = client.get_metric_history(by_trial[retry.number].info.run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+
+
+def test_a_changed_configuration_is_refused_on_resume(workdir, capsys):
+    study = study_file(workdir, "drift", "search: {sampler: grid}\n")
+    assert main(cli(workdir, study)) == 0
+    study_file(workdir, "drift", "search: {sampler: grid}\n", epochs=EPOCHS + 1)
+    assert main(cli(workdir, study)) == 2
+    err = capsys.readouterr().err
+    assert "train.epochs: 2 -> 3" in err and "new name" in err
+    # Where the data lives is not what is trained: another SIMCLR_DATA or thread count is fine.
+    study_file(workdir, "drift", "search: {sampler: grid}\n")
+    assert main(cli(workdir, study, "--set", "train.num_threads=2", "--set", "data.root=/elsewhere")) == 0
+
+
+def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
+    spec = load_study(study_file(workdir, "torn", "search: {sampler: grid}\n"))
+    journal = workdir / "torn.journal"
+    study, _ = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
+    search.enqueue_plan(study, spec)
+    with open(journal, "ab") as handle:
+        handle.write(b'{"op_code": 5, "worker_')  # what kill -9 during an append leaves
+    study, created = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
+    assert not created and [t.state for t in study.get_trials()] == [TrialState.WAITING]
+    study.enqueue_trial({})  # and it can be written again
+    assert len(study.get_trials()) == 2
+
+
+def test_tracking_store_comes_from_the_flag_then_the_environment_then_sqlite(monkeypatch):
+    from ablations.tracking import resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert resolve_tracking_uri(None) == "sqlite:///elsewhere.db"
+    assert resolve_tracking_uri("http://tracking:5000") == "http://tracking:5000"
+    parsed = build_parser().parse_args(["study.yaml", "--tracking-uri", "http://tracking:5000"])
+    assert tracking_uri(parsed) == "http://tracking:5000"

@@ -1,0 +1,56 @@
+"""ablations.run.signals: Ctrl-C ends the running trial, which is marked for a rerun to resume; an
+interrupt lost inside a finaliser is raised again."""
+
+import os
+import signal
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from ablations.run import main
+from ablations.run.signals import interrupts
+from test_run_support import (  # noqa: F401 (workdir is a fixture)
+    cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch, workdir,
+)
+
+
+def test_ctrl_c_marks_the_trial_and_a_rerun_resumes(workdir):
+    study = study_file(workdir, "stopped", "search: {sampler: grid}\n", seeds=(0, 1), epochs=30, knn_every=5)
+    args = cli(workdir, study)
+    worker = start(workdir, args)
+    victim = wait_for_running_epoch(workdir, "stopped", worker, epoch=2)
+    worker.send_signal(signal.SIGINT)
+    output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 130, output
+    assert "Traceback" not in output and "rerun the same command" in output
+    interrupted = optuna_trials(workdir, "stopped")[victim.number]
+    assert interrupted.state == TrialState.FAIL and interrupted.user_attrs["outcome"] == "interrupted"
+    _, parents, children = mlflow_runs(workdir, "stopped")
+    assert [r.info.status for r in children] == ["KILLED"]
+    assert parents[0].info.status == "KILLED"
+
+    assert main(args) == 0
+    trials = optuna_trials(workdir, "stopped")
+    assert len(complete_once_per_unit(trials)) == 2
+    _, parents, children = mlflow_runs(workdir, "stopped")
+    assert parents[0].info.status == "FINISHED"
+    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED", "KILLED"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one, on purpose
+def test_a_ctrl_c_lost_in_a_finaliser_is_raised_again():
+    # Python prints a KeyboardInterrupt raised inside __del__ or a weakref callback and carries on;
+    # torch.compile's caches run such callbacks. The runner's handler raises it again until handled.
+    class InterruptedWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, inside __del__: this KeyboardInterrupt is lost
+
+    with pytest.raises(KeyboardInterrupt), interrupts():
+        InterruptedWhileCollected()  # collected at once
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert time.monotonic() < deadline
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
