@@ -15,7 +15,7 @@ import torch
 
 from ablations.messages import duration, one_line
 from ablations.run.runner import DataCache
-from ablations.study import StudySpec, format_value
+from ablations.plan import StudySpec, format_value
 from simclr_core.augmentations import make_views
 from simclr_core.config import RunConfig
 from simclr_core.data import Dataset

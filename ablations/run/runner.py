@@ -25,12 +25,13 @@ from tqdm import tqdm
 
 from ablations import search
 from ablations.messages import one_line
+from ablations.plan import flat_config
 from ablations.run import console
 from ablations.run.session import Session
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.search import PLACE_KEYS, Claim
 from ablations.stores import StoreUnavailable
-from ablations.study import config_from_plain, flat_config, get_dotted, set_dotted
+from ablations.study import config_from_plain
 from ablations.tracking import TrialRun
 from simclr_core.augmentations import render_preview
 from simclr_core.checkpoint import CHECKPOINT_NAME
@@ -136,13 +137,13 @@ class Runner:
         """The configuration enqueued for the trial, with this machine's places (data.root, ...)."""
         config = config_from_plain(claim.attrs["config"], source=f"trial {claim.number}")
         for key in PLACE_KEYS - set(claim.varied):  # a study may vary one of them on purpose
-            set_dotted(config, key, get_dotted(self.spec.base, key))
+            config.set(key, self.spec.base.get(key))
         return config
 
     def run_trial(self, claim: Claim) -> Outcome:
         attempt = _Attempt(claim, self.session.runs_dir / claim.attrs["checkpoint"])
         attempt.trial_dir.mkdir(parents=True, exist_ok=True)
-        with search.Heartbeat(self.session.study, claim.trial._trial_id):
+        with claim.heartbeat():
             try:
                 return self._train(attempt)
             except optuna.TrialPruned as pruned:

@@ -16,7 +16,7 @@ import optuna
 
 from ablations import search
 from ablations.stores import mask_url
-from ablations.study import StudySpec
+from ablations.plan import StudySpec
 from ablations.tracking import Tracker, git_state, resolve_tracking_uri
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
