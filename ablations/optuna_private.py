@@ -3,8 +3,8 @@ loudly when one of them disappears or changes meaning in a new Optuna release.
 
 - `storage_of(study)` reads `Study._storage`. Optuna has no public accessor for a study's storage;
   `search` takes the storage as an argument instead, and falls back to this only for callers that
-  do not pass it yet (ablations/run.py's `claim_next(study, spec)`, `fail_stale(study)`,
-  `Heartbeat(study, trial_id)`). Remove it once every caller passes the storage it opened.
+  do not pass it yet (ablations/run/'s `claim_next(study, spec)`, `fail_stale(study)`,
+  `prepare(study, spec)`). Remove it once every caller passes the storage it opened.
 - `RDB_BACKEND_CALLS` names the private RDBStorage methods that `optuna.storages._CachedStorage` (the
   wrapper every Study puts around an RDBStorage) calls on its backend. `RetryingRDBStorage` must
   retry them too, or a study's own reads and writes (`study.get_trials`, `study.tell`, heartbeat

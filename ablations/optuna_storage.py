@@ -36,7 +36,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations.optuna_private import RDB_BACKEND_CALLS, storage_of
+from ablations.optuna_private import RDB_BACKEND_CALLS
 from ablations.stores import CONNECT_TIMEOUT_S, describe, mask_url, remember_secrets, retry
 
 HEARTBEAT_ATTR = "ablations:heartbeat"
@@ -100,13 +100,11 @@ class HeartbeatJournalStorage(JournalStorage):
 
 
 class Heartbeat:
-    """Records the trial's heartbeat every interval in a daemon thread while training runs.
+    """Records the trial's heartbeat every interval in a daemon thread while training runs:
+    `with Heartbeat(storage, trial_id):`, or `with claim.heartbeat():` (search.Claim)."""
 
-    `Heartbeat(storage, trial_id)`, or `search.Claim.heartbeat()`. A study in place of the storage (as
-    ablations/run.py still passes) means the study's own storage."""
-
-    def __init__(self, storage: BaseStorage | optuna.Study, trial_id: int):
-        self.storage = storage_of(storage) if isinstance(storage, optuna.Study) else storage
+    def __init__(self, storage: BaseStorage, trial_id: int):
+        self.storage = storage
         self.trial_id = trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

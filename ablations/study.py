@@ -35,7 +35,6 @@ import yaml
 from ablations.plan import (
     PIPELINE_KEY, SEED_KEY, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value, plain_value,
 )
-from ablations.plan import flat_config  # noqa: F401  (ablations/run.py and tests/test_run.py import it from here)
 from simclr_core.augmentations import validate_pipeline
 from simclr_core.config import ConfigError, OpSpec, RunConfig, plain_type_name
 from simclr_core.trainer import check_config
@@ -381,7 +380,7 @@ def _mapping(raw: Any, source: str, key: str, allowed: tuple[str, ...], what: st
 
 
 # ----------------------------------------------------------------------------------------------------
-# Deprecated: ablations/run.py still imports these three; new code uses the RunConfig methods.
+# Deprecated: ablations/run/runner.py still imports it; new code uses RunConfig.from_plain.
 
 
 def config_from_plain(plain: dict[str, Any], source: str = "config") -> RunConfig:
@@ -392,13 +391,3 @@ def config_from_plain(plain: dict[str, Any], source: str = "config") -> RunConfi
         raise StudyError(source, error.key or "(top level)", error.reason) from None
     _check_pipeline(config.augment.pipeline, source, PIPELINE_KEY)
     return config
-
-
-def get_dotted(config: RunConfig, key: str) -> Any:
-    """Deprecated: config.get(key)."""
-    return config.get(key)
-
-
-def set_dotted(config: RunConfig, key: str, value: Any) -> None:
-    """Deprecated: config.set(key, value)."""
-    config.set(key, value)

@@ -50,11 +50,7 @@ def test_storage_of_is_the_storage_a_study_reads_through(tmp_path):
     assert wrapper._backend is rdb  # Optuna's cache around it, which the RDB_BACKEND_CALLS come from
 
 
-@pytest.mark.parametrize("path", sorted(p for p in ABLATIONS.rglob("*.py")
-                                        if p.name != "optuna_private.py"
-                                        # Pending in ablations/run.py: `claim.trial._trial_id` for the
-                                        # heartbeat; `with claim.heartbeat():` needs none.
-                                        and p.relative_to(ABLATIONS).parts[0] not in ("run.py", "run")),
+@pytest.mark.parametrize("path", sorted(p for p in ABLATIONS.rglob("*.py") if p.name != "optuna_private.py"),
                          ids=lambda p: str(p.relative_to(ABLATIONS)))
 def test_no_other_module_uses_optunas_private_names(path):
     lines = [f"{number}: {line.strip()}" for number, line in enumerate(path.read_text().splitlines(), 1)

@@ -119,7 +119,7 @@ def test_callers_that_pass_no_storage_get_the_studys_own(tmp_path, storage_url):
     _, study = opened(spec, storage_url, tmp_path)
     search.enqueue_plan(study, spec)
     claim = search.claim_next(study, spec)
-    with search.Heartbeat(study, claim.trial_id) as beating:
+    with claim.heartbeat() as beating:
         assert beating.interval == 30
     assert search.fail_stale(study) == []
     assert search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
