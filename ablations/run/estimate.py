@@ -19,9 +19,7 @@ from ablations.plan import StudySpec, format_value
 from simclr_core.augmentations import make_views
 from simclr_core.config import RunConfig
 from simclr_core.data import Dataset
-from simclr_core.loss import nt_xent_multi
-from simclr_core.model import SimCLRModel
-from simclr_core.trainer import describe_device, numeric_settings, select_device
+from simclr_core.trainer import Setup, build, describe_device, select_device, training_step
 
 # The timed batch grows from this size (or the configured batch, if smaller) ...
 FIRST_TIMED_BATCH = 32
@@ -93,10 +91,10 @@ def estimate_trial_seconds(configs: list[RunConfig], workers: int = 1) -> tuple[
 
 def _model_cost(config: RunConfig, dataset: Dataset, device: torch.device) -> tuple[float, int]:
     """(seconds per image of a training step, the batch it was timed on)."""
-    model = SimCLRModel(config.model).to(device)
+    setup = build(config, device)
     batch = min(config.train.batch_size, FIRST_TIMED_BATCH)
     while True:
-        step = _time_model_step(model, dataset.train_images[:batch].to(device), config, device)
+        step = _time_model_step(setup, dataset.train_images[:batch].to(device), config)
         if batch >= min(config.train.batch_size, len(dataset.train_images)) or step > LONG_ENOUGH_STEP_S:
             break
         batch = min(config.train.batch_size, 2 * batch)
@@ -134,24 +132,15 @@ def _trial_cost(config: RunConfig, dataset: Dataset, model_cost: float, view_cos
     return cost
 
 
-def _time_model_step(model: SimCLRModel, images: torch.Tensor, config: RunConfig, device: torch.device) -> float:
-    """Seconds of one step's forward, NT-Xent, backward and update on unaugmented views, after two
-    warm-ups."""
-    autocast_dtype, memory_format = numeric_settings(config.train, device)  # as train() chooses them
-    model.to(memory_format=memory_format)
-    images = images.float() / 255
-    batch = torch.cat([images] * config.train.n_views).contiguous(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+def _time_model_step(setup: Setup, images: torch.Tensor, config: RunConfig) -> float:
+    """Seconds of one training step (trainer.training_step, as train() runs it) on unaugmented
+    views, after two warm-ups."""
+    views = [images.float() / 255] * config.train.n_views
     steps = []
     for _ in range(4):
         started = time.perf_counter()
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            _, z = model(batch)
-        loss = nt_xent_multi(z.float().view(config.train.n_views, len(images), -1), config.train.temperature)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        training_step(setup, views, config.train.temperature)
+        if setup.device.type == "cuda":
+            torch.cuda.synchronize(setup.device)
         steps.append(time.perf_counter() - started)
     return statistics.fmean(steps[2:])

@@ -31,10 +31,9 @@ from ablations.run.session import Session
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.search import PLACE_KEYS, Claim
 from ablations.stores import StoreUnavailable
-from ablations.study import config_from_plain
 from ablations.tracking import TrialRun
 from simclr_core.augmentations import render_preview
-from simclr_core.checkpoint import CHECKPOINT_NAME
+from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.trainer import EpochMetrics, RunResult, describe_device, select_device, train
@@ -135,7 +134,7 @@ class Runner:
 
     def config_for(self, claim: Claim) -> RunConfig:
         """The configuration enqueued for the trial, with this machine's places (data.root, ...)."""
-        config = config_from_plain(claim.attrs["config"], source=f"trial {claim.number}")
+        config = RunConfig.from_plain(claim.attrs["config"])
         for key in PLACE_KEYS - set(claim.varied):  # a study may vary one of them on purpose
             config.set(key, self.spec.base.get(key))
         return config
@@ -167,7 +166,7 @@ class Runner:
         claim.trial.set_user_attr("mlflow_run_id", run.run_id)
         dataset = self.data.get(config.data)
         self._log_inputs(run, config, dataset, trial_dir)
-        _drop_foreign_checkpoint(trial_dir, config)
+        checkpoint.drop_if_foreign(trial_dir, config)
         if self.show_progress:
             attempt.bar = console.epoch_bar(claim.run_name, config.train.epochs)
         result = train(config, callback=attempt.on_epoch, checkpoint_dir=trial_dir, dataset=dataset)
@@ -179,7 +178,7 @@ class Runner:
         if run is not None:
             run.set_tags({"ablations.pruned": str(pruned)})
             run.end("FINISHED")
-        _remove_checkpoint(attempt.trial_dir)
+        checkpoint.remove(attempt.trial_dir)
         return Outcome(claim.number, claim.run_name, "PRUNED", f"trial {claim.number:>3} {claim.run_name}: {pruned}")
 
     def _store_lost(self, attempt: _Attempt, lost: StoreUnavailable) -> None:
@@ -208,7 +207,7 @@ class Runner:
         if run is not None:
             _quietly(run.log_artifact, trial_dir / "error.txt")
             _quietly(run.end, "FAILED", message)
-        _remove_checkpoint(trial_dir)
+        checkpoint.remove(trial_dir)
         return Outcome(claim.number, claim.run_name, "FAIL", f"trial {claim.number:>3} {claim.run_name}: FAILED: {message}")
 
     def _start_run(self, claim: Claim, config: RunConfig) -> TrialRun:
@@ -260,7 +259,7 @@ class Runner:
             raise RuntimeError(f"no objective: probe_h={result.probe_h}, knn_acc={result.knn_acc}")
         run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s})
         if self.spec.tracking.log_model and config.train.epochs > 0:
-            run.log_artifact(_save_encoder(trial_dir, config))
+            run.log_artifact(checkpoint.export_weights(trial_dir))
         run.log_metrics({"tracking_s": run.seconds})
         results = {"probe_h": result.probe_h, "probe_z": result.probe_z, "knn_acc": result.knn_acc,
                    "wall_time_s": result.wall_time_s, "device": result.device}
@@ -270,7 +269,7 @@ class Runner:
         else:
             run.set_tags({"ablations.killed": "declared dead by another worker while running; its cell ran again"})
             run.end("KILLED")
-        _remove_checkpoint(trial_dir)
+        checkpoint.remove(trial_dir)
         z = f" probe_z {result.probe_z:.3f}" if result.probe_z is not None else ""
         knn = f" knn {result.knn_acc:.3f}" if result.knn_acc is not None else ""
         return Outcome(claim.number, claim.run_name, "COMPLETE",
@@ -288,34 +287,3 @@ def _quietly(call: Callable[..., object], *args: object) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # A trial's checkpoint folder (to be replaced by the engine's checkpoint API)
-
-
-def _drop_foreign_checkpoint(trial_dir: Path, config: RunConfig) -> None:
-    """A checkpoint written by another configuration (another machine's data.root, say) is not
-    resumable; start over rather than fail."""
-    path = trial_dir / CHECKPOINT_NAME
-    if not path.exists():
-        return
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False).get("config")
-    except Exception:
-        saved = None
-    if saved != config.to_plain():
-        path.unlink()
-
-
-def _remove_checkpoint(trial_dir: Path) -> None:
-    (trial_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
-
-
-def _save_encoder(trial_dir: Path, config: RunConfig) -> Path:
-    """encoder.pt: the final encoder (and head) weights with the config that made them."""
-    state = torch.load(trial_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
-    weights = state["model"]
-    path = trial_dir / "encoder.pt"
-    torch.save({
-        "encoder": {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")},
-        "head": {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")},
-        "config": config.to_plain(),
-    }, path)
-    return path
