@@ -275,7 +275,7 @@ def _serialize_sqlite_transactions(engine) -> None:
 
     RDBStorage reads the trial `FOR UPDATE` and then writes it; SQLite ignores FOR UPDATE, so two
     processes can both read WAITING and both commit RUNNING, and both run the cell (seen in
-    tests/test_run.py). Starting every transaction with BEGIN IMMEDIATE takes SQLite's write lock
+    tests/test_run_workers.py). Starting every transaction with BEGIN IMMEDIATE takes SQLite's write lock
     before the read, so the second process reads RUNNING. This serialises all access to the file,
     which is fine for the handful of workers one machine runs (SQLAlchemy's documented recipe for
     pysqlite transactions). PostgreSQL and MySQL lock the row and need none of this."""

@@ -381,13 +381,3 @@ def _mapping(raw: Any, source: str, key: str, allowed: tuple[str, ...], what: st
 
 # ----------------------------------------------------------------------------------------------------
 # Deprecated: ablations/run/runner.py still imports it; new code uses RunConfig.from_plain.
-
-
-def config_from_plain(plain: dict[str, Any], source: str = "config") -> RunConfig:
-    """Deprecated: RunConfig.from_plain, its errors (and the pipeline's op checks) as StudyError."""
-    try:
-        config = RunConfig.from_plain(plain)
-    except ConfigError as error:
-        raise StudyError(source, error.key or "(top level)", error.reason) from None
-    _check_pipeline(config.augment.pipeline, source, PIPELINE_KEY)
-    return config

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from simclr_core.config import ModelConfig, ProbeConfig

@@ -1,7 +1,7 @@
 """Scheduling on Optuna, without training: every unit claimed exactly once (duplicates back off),
 dead trials failed and their units enqueued again once, resume, sampled studies' budgets.
 
-The multi-process races and kill -9 runs are in tests/test_run.py and tests/test_distributed.py."""
+The multi-process races and kill -9 runs are in tests/test_run_workers.py and tests/test_distributed.py."""
 
 import json
 import threading

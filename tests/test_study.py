@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ablations.plan import expand_cells
-from ablations.study import StudyError, config_from_plain, load_study
+from ablations.study import StudyError, load_study
 from simclr_core.config import OpSpec, RunConfig
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -160,18 +160,6 @@ def test_sampled_search_parses_typed_distributions(tmp_path):
     assert search.params["train.lr"].log and search.params["train.lr"].low == 0.01
     assert search.params["train.batch_size"].step == 16
     assert search.params["augment.pipeline"].choices[1] == [OpSpec("crop"), OpSpec("color")]
-
-
-def test_deprecated_config_from_plain_is_from_plain_with_errors_naming_the_source():
-    config = RunConfig()
-    config.augment.pipeline = [OpSpec("crop", {"scale": [0.2, 1.0]}), OpSpec("color")]
-    assert config_from_plain(config.to_plain()) == config
-    with pytest.raises(StudyError, match=r"^trial 3: train.epochs: 'ten' is not allowed; expected an integer$"):
-        config_from_plain({"train": {"epochs": "ten"}}, source="trial 3")
-    with pytest.raises(StudyError, match=r"^trial 3: \(top level\): expected a mapping of config sections"):
-        config_from_plain([], source="trial 3")
-    with pytest.raises(StudyError, match=r"^trial 3: augment.pipeline\[0\]: unknown augmentation 'bogus'"):
-        config_from_plain({"augment": {"pipeline": ["bogus"]}}, source="trial 3")
 
 
 def test_an_empty_base_section_takes_the_defaults(tmp_path):

@@ -230,7 +230,7 @@ def _cell_value(value: Any) -> Any:
         for op in value:
             if isinstance(op, str):
                 parts.append(op)
-            else:  # {op: name, **params} as in ablations.study.format_value
+            else:  # {op: name, **params} as in ablations.plan.format_value
                 params = ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
                                   for k, v in sorted(op.items()) if k != "op")
                 parts.append(f"{op['op']}({params})" if params else op["op"])
