@@ -54,16 +54,33 @@ class TrackingSpec:
 
 
 @dataclass
+class ConfirmSpec:
+    """The confirmation step: after the planned seeds, rounds of one more seed for the configurations
+    whose comparison in the verdict is still open, until it is decided or they have max_seeds seeds."""
+
+    max_seeds: int
+
+
+@dataclass
 class Cell:
     """One point of the search space: the varied values, before seeds multiply it."""
 
     values: dict[str, Any]  # dotted key -> coerced value (OpSpec lists for augment.pipeline)
     pair: tuple[str, str] | None = None  # (first, second) for pair-grid cells
+    floor: bool = False  # the study's untrained floor (values {train.epochs: 0}), not a configuration
 
     @property
     def id(self) -> str:
-        """Stable and readable: `augment.pipeline=crop+color train.temperature=0.5`; `base` if none."""
+        """Stable and readable: `augment.pipeline=crop+color train.temperature=0.5`; `base` if none;
+        `floor` for the untrained floor."""
+        if self.floor:
+            return FLOOR_CELL
         return " ".join(f"{key}={format_value(value)}" for key, value in self.values.items()) or "base"
+
+
+# The cell id of a study's untrained floor: the base encoder at train.epochs 0, probed like the rest.
+FLOOR_CELL = "floor"
+FLOOR_CELL_VALUES = {"train.epochs": 0}
 
 
 @dataclass
@@ -81,8 +98,8 @@ class PlannedTrial:
 
     @property
     def run_name(self) -> str:
-        """`crop+color seed=1`, `temperature=0.1 batch_size=256 seed=0`."""
-        return run_name(self.cell.values, self.seed)
+        """`crop+color seed=1`, `temperature=0.1 batch_size=256 seed=0`, `floor seed=0`."""
+        return f"{FLOOR_CELL} seed={self.seed}" if self.cell.floor else run_name(self.cell.values, self.seed)
 
     @property
     def varied(self) -> dict[str, Any]:
@@ -99,13 +116,26 @@ class StudySpec:
     seeds: list[int]
     tracking: TrackingSpec
     description: str = ""
+    verdict: str | None = None  # the rule of ablations.verdicts that decides the study's claim
+    floor: bool = False  # also run the untrained floor (the base encoder at train.epochs 0), once per seed
+    confirm: ConfirmSpec | None = None
 
     def trials(self) -> list[PlannedTrial]:
-        """Every cell times every seed, cells outermost (grid studies only)."""
+        """The floor's units first (cheap, and every figure is read against it), then every cell times
+        every seed, cells outermost (grid studies only)."""
         if self.search.sampler != "grid":
             raise ValueError(f"{self.source}: a {self.search.sampler} study samples its trials; only grids expand")
-        return [PlannedTrial(cell, seed, self.config_for(cell.values, seed))
-                for cell in expand_cells(self.search) for seed in self.seeds]
+        floor = [self.planned(floor_cell(), seed) for seed in self.seeds] if self.floor else []
+        return floor + [self.planned(cell, seed) for cell in expand_cells(self.search) for seed in self.seeds]
+
+    def planned(self, cell: Cell, seed: int) -> PlannedTrial:
+        return PlannedTrial(cell, seed, self.config_for(cell.values, seed))
+
+    def confirm_limit(self) -> int:
+        """The most trials the confirmation step can add: every cell up to max_seeds seeds."""
+        if self.confirm is None or self.search.sampler != "grid":
+            return 0
+        return len(expand_cells(self.search)) * max(0, self.confirm.max_seeds - len(self.seeds))
 
     def config_for(self, values: dict[str, Any], seed: int) -> RunConfig:
         """The base configuration with a cell's values and the seed applied."""
@@ -114,6 +144,10 @@ class StudySpec:
             config.set(key, copy.deepcopy(value))
         config.train.seed = seed
         return config
+
+
+def floor_cell() -> Cell:
+    return Cell(dict(FLOOR_CELL_VALUES), floor=True)
 
 
 def expand_cells(search: SearchSpec) -> list[Cell]:

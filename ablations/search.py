@@ -67,7 +67,7 @@ from ablations.plan import (
 from ablations.study import coerce_value
 
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
-PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint")
+PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm")
 # Config keys that say where things are on one machine, not what is trained: they may differ between
 # the machines (and the reruns) of one study.
 PLACE_KEYS = {"data.root", "data.cache_dir", "data.download", "train.num_threads", "train.device"}
@@ -134,8 +134,9 @@ def wait_until_ready(study: optuna.Study, timeout_s: float) -> bool:
     return True
 
 
-def plan_attrs(planned: PlannedTrial) -> dict[str, Any]:
-    return {
+def plan_attrs(planned: PlannedTrial, confirm: str | None = None) -> dict[str, Any]:
+    """A unit's user attrs; `confirm` says why the confirmation step added it."""
+    attrs = {
         "unit": planned.unit,
         "cell": planned.cell.id,
         "seed": planned.seed,
@@ -144,6 +145,11 @@ def plan_attrs(planned: PlannedTrial) -> dict[str, Any]:
         "run_name": planned.run_name,
         "config": planned.config.to_plain(),
     }
+    if planned.cell.floor:
+        attrs["floor"] = True
+    if confirm:
+        attrs["confirm"] = confirm
+    return attrs
 
 
 def _plan_attrs(trial: FrozenTrial) -> dict[str, Any]:

@@ -17,6 +17,9 @@ what is allowed.
       #   params: {train.lr: {type: float, low: 0.01, high: 1.0, log: true}}
     seeds: [0, 1]                        # train.seed; every seed multiplies the cells
     tracking: {log_model: false, preview: true}
+    verdict: crop_color_best             # the rule that decides the claim (ablations.verdicts.RULES)
+    floor: true                          # also run the base encoder untrained (train.epochs 0), per seed
+    confirm: {max_seeds: 6}              # add seeds where the verdict is undecided, up to 6 per cell
 
 This module knows nothing of Optuna or MLflow: it turns a file into a StudySpec, whose planned
 trials `search` schedules and `tracking` records.
@@ -33,8 +36,10 @@ from typing import Any
 import yaml
 
 from ablations.plan import (
-    PIPELINE_KEY, SEED_KEY, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value, plain_value,
+    PIPELINE_KEY, SEED_KEY, ConfirmSpec, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
+    plain_value,
 )
+from ablations.verdicts import REQUIRES, RULES
 from simclr_core.augmentations import validate_pipeline
 from simclr_core.config import ConfigError, OpSpec, RunConfig, plain_type_name
 from simclr_core.trainer import check_config
@@ -42,7 +47,8 @@ from simclr_core.trainer import check_config
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median")
 PARAM_TYPES = ("float", "int", "categorical")
-TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking")
+TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")
+CONFIRM_KEYS = ("max_seeds",)
 GRID_KEYS = ("sampler", "grid", "pairs")
 SAMPLED_KEYS = ("sampler", "n_trials", "params", "pruner")
 TRACKING_KEYS = ("log_model", "preview")
@@ -136,8 +142,41 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
 
     spec = StudySpec(name=name, source=source, base=base, search=search, seeds=seeds,
                      tracking=tracking, description=description)
+    _parse_decision(doc, spec)
     _check_configs(spec)
     return spec
+
+
+def _parse_decision(doc: dict, spec: StudySpec) -> None:
+    """`verdict:` (a rule of ablations.verdicts, whose comparisons the study's grid must have),
+    `floor:` (true: also run the untrained floor) and `confirm: {max_seeds: N}` (needs a verdict)."""
+    source, verdict = spec.source, doc.get("verdict")
+    if verdict is not None:
+        if verdict not in RULES:
+            raise StudyError(source, "verdict", f"{verdict!r} is not allowed; expected one of {', '.join(RULES)}")
+        varied = {"pairs"} if spec.search.pairs else set()
+        missing = [key for key in REQUIRES[verdict] if key not in varied | set(spec.search.grid)]
+        if spec.search.sampler != "grid" or missing:
+            raise StudyError(source, "verdict", f"{verdict} compares configurations of a grid that varies "
+                                                f"{', '.join(REQUIRES[verdict])}; this study's search does not "
+                                                f"({', '.join(missing) or 'sampler ' + spec.search.sampler})")
+        spec.verdict = verdict
+    floor = doc.get("floor", False)
+    if not isinstance(floor, bool):
+        raise StudyError(source, "floor", f"{floor!r} is not allowed; expected true or false")
+    if floor and spec.search.sampler != "grid":
+        raise StudyError(source, "floor", "the untrained floor is planned with a grid's units; use a grid search")
+    spec.floor = floor
+    if doc.get("confirm") is not None:
+        confirm = _mapping(doc["confirm"], source, "confirm", CONFIRM_KEYS, what="confirmation settings")
+        if spec.verdict is None:
+            raise StudyError(source, "confirm", "confirmation adds seeds where the verdict is undecided; "
+                                                "name the rule with `verdict:`")
+        max_seeds = confirm.get("max_seeds")
+        if not isinstance(max_seeds, int) or isinstance(max_seeds, bool) or max_seeds <= len(spec.seeds):
+            raise StudyError(source, "confirm.max_seeds", f"{max_seeds!r} is not allowed; expected an integer above "
+                                                          f"the {len(spec.seeds)} planned seeds")
+        spec.confirm = ConfirmSpec(max_seeds)
 
 
 def _parse_base(raw: Any, source: str) -> RunConfig:

@@ -155,6 +155,15 @@ RULES: dict[str, Callable[[pd.DataFrame], Verdict]] = {
 }
 
 
+# What a study must vary for each rule to have its comparisons: "pairs" (search.pairs), or grid keys.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "crop_color_best": ("pairs",),
+    "color_strength_rises": ("augment.color_strength",),
+    "head_order": ("model.head",),
+    "temperature_half_best": ("train.temperature", "train.batch_size"),
+}
+
+
 def configurations_to_confirm(verdict: Verdict) -> list[str]:
     """The cells in the verdict's open comparisons, in order: each gets one more seed per round."""
     if verdict.status != "undecided":

@@ -98,3 +98,18 @@ def test_flat_config_has_every_field_under_its_dotted_key():
     assert flat["train.temperature"] == 0.5
     assert flat[PIPELINE_KEY] == [{"op": "crop", "scale": [0.2, 1.0]}, "color"]
     assert flat_plain(config.to_plain()) == flat
+
+
+def test_the_floor_runs_first_once_per_seed_untrained():
+    from ablations.plan import FLOOR_CELL, SearchSpec, StudySpec, TrackingSpec
+    from simclr_core.config import RunConfig
+
+    spec = StudySpec("s", "s.yaml", RunConfig(), SearchSpec(grid={"train.temperature": [0.1, 0.5]}), [0, 1],
+                     TrackingSpec(), floor=True)
+    trials = spec.trials()
+    assert [t.run_name for t in trials[:2]] == ["floor seed=0", "floor seed=1"]
+    assert [t.unit for t in trials[:2]] == [f"{FLOOR_CELL} seed=0", f"{FLOOR_CELL} seed=1"]
+    assert all(t.cell.floor and t.config.train.epochs == 0 for t in trials[:2])
+    assert trials[0].varied == {"train.epochs": 0, "train.seed": 0}
+    assert len(trials) == 2 + 2 * 2 and not any(t.cell.floor for t in trials[2:])
+    assert trials[2].config.train.epochs == RunConfig().train.epochs

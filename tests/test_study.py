@@ -183,3 +183,33 @@ def test_the_pair_study_is_the_figure5_grid_with_seeds():
     assert len(spec.seeds) >= 2
     assert len(spec.trials()) == 49 * len(spec.seeds)
     assert spec.base.data.dataset == "cifar10"
+
+
+DECIDED = """\
+name: decided
+search:
+  grid: {augment.color_strength: [0.25, 1.0]}
+seeds: [0, 1]
+"""
+
+
+def test_verdict_floor_and_confirm_are_read_and_checked(tmp_path):
+    spec = load_study(write(tmp_path, DECIDED + "verdict: color_strength_rises\nfloor: true\nconfirm: {max_seeds: 5}\n"))
+    assert (spec.verdict, spec.floor, spec.confirm.max_seeds) == ("color_strength_rises", True, 5)
+    assert spec.confirm_limit() == 2 * (5 - 2)
+    plain = load_study(write(tmp_path, DECIDED))
+    assert (plain.verdict, plain.floor, plain.confirm, plain.confirm_limit()) == (None, False, None, 0)
+
+
+@pytest.mark.parametrize("extra, key, allowed", [
+    ("verdict: best_of_all\n", "verdict", "expected one of crop_color_best, color_strength_rises"),
+    ("verdict: head_order\n", "verdict", "varies model.head"),
+    ("verdict: crop_color_best\n", "verdict", "varies pairs"),
+    ("floor: yes please\n", "floor", "expected true or false"),
+    ("confirm: {max_seeds: 4}\n", "confirm", "name the rule with `verdict:`"),
+    ("verdict: color_strength_rises\nconfirm: {max_seeds: 2}\n", "confirm.max_seeds", "above the 2 planned seeds"),
+    ("verdict: color_strength_rises\nconfirm: {max_seeds: 4, rounds: 2}\n", "confirm.rounds", "allowed: max_seeds"),
+])
+def test_bad_decision_settings_name_the_key(tmp_path, extra, key, allowed):
+    message = error_of(write(tmp_path, DECIDED + extra))
+    assert f"study.yaml: {key}:" in message and allowed in message

@@ -34,10 +34,17 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
     search = spec.search
     if search.sampler == "grid":
         planned = spec.trials()
-        cells = len(planned) // len(spec.seeds)
-        print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = {len(planned)} trials")
+        floor = sum(trial.cell.floor for trial in planned)
+        cells = (len(planned) - floor) // len(spec.seeds)
+        print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = "
+              f"{len(planned) - floor} trials" + (f", plus {floor} of the untrained floor" if floor else ""))
         for index, trial in enumerate(planned):
             print(f"  {index:>4}  {trial.run_name}")
+        if spec.verdict:
+            print(f"verdict rule: {spec.verdict}")
+        if spec.confirm:
+            print(f"confirmation: up to {spec.confirm_limit()} more trials (seeds added to configurations whose "
+                  f"comparison stays undecided, up to {spec.confirm.max_seeds} seeds each)")
         configs = [trial.config for trial in planned]
     else:
         print(f"study {spec.name} ({spec.source}): {search.sampler}, {search.n_trials} trials, "

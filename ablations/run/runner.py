@@ -23,7 +23,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ablations import search
+from ablations import confirm, search
 from ablations.messages import one_line
 from ablations.plan import flat_config
 from ablations.run import console
@@ -31,7 +31,7 @@ from ablations.run.session import Session
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.search import PLACE_KEYS, Claim
 from ablations.stores import StoreUnavailable
-from ablations.tracking import TrialRun
+from ablations.tracking import CONFIRM_TAG, FLOOR_TAG, TrialRun
 from simclr_core.augmentations import render_preview
 from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
@@ -129,7 +129,10 @@ class Runner:
             if waiting or (not running and search.requeue_orphans(study)):
                 continue
             if not running:
-                return outcomes
+                added = confirm.enqueue_round(study, self.spec)
+                if not added:
+                    return outcomes
+                console.write(f"confirmation: {added} trial(s) added where the verdict is still open", self.outer)
             time.sleep(poll_s)  # other workers' trials: wait to see them finish or die
 
     def config_for(self, claim: Claim) -> RunConfig:
@@ -227,6 +230,10 @@ class Runner:
             tags["ablations.first"], tags["ablations.second"] = attrs["pair"]
         if "retry_of" in claim.trial.user_attrs:
             tags["ablations.retry_of"] = str(claim.trial.user_attrs["retry_of"])
+        if attrs.get("floor"):
+            tags[FLOOR_TAG] = "true"
+        if attrs.get("confirm"):
+            tags[CONFIRM_TAG] = attrs["confirm"]
         params = {key: value if isinstance(value, str) else json.dumps(value)
                   for key, value in flat_config(config).items()}
         return session.tracker.start_trial(session.parent_run_id, claim.run_name, tags, params)

@@ -17,7 +17,7 @@ import optuna
 from ablations import search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
-from ablations.tracking import Tracker, git_state, resolve_tracking_uri
+from ablations.tracking import VERDICT_TAG, Tracker, git_state, resolve_tracking_uri
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
@@ -65,11 +65,15 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
         "optuna.study": spec.name, "optuna.storage": storage_label, "ablations.sampler": spec.search.sampler,
         "ablations.study_file": spec.source, "mlflow.note.content": spec.description or spec.name, **env_tags,
     }
+    if spec.verdict:
+        parent_tags[VERDICT_TAG] = spec.verdict
     study_uid, parent_run_id = _join(spec, study, created, tracker, parent_tags)
     session = Session(spec, study, tracker, study_uid, parent_run_id, storage_label, runs_dir, env_tags=env_tags)
     if setup:
         session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
         tracker.sweep(study_uid, study.get_trials(deepcopy=False))
+        if spec.verdict:  # also on a study begun before its file named the rule
+            tracker.call(tracker.client.set_tag, parent_run_id, VERDICT_TAG, spec.verdict)
         if tracker.run_status(parent_run_id) != "RUNNING":
             tracker.set_status(parent_run_id, "RUNNING")
     return session

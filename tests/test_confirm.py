@@ -1,0 +1,112 @@
+"""ablations.confirm: which seeds the confirmation step adds, on hand-made study records, and once
+through the command with real tiny trainings."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir  # noqa: F401
+
+from ablations.confirm import next_round, results_frame
+from ablations.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
+from ablations.run import main
+from ablations.search import plan_attrs
+from simclr_core.config import RunConfig
+
+STRENGTHS = [0.25, 0.5, 1.0]
+
+
+def spec_of(max_seeds: int = 4, seeds=(0, 1)) -> StudySpec:
+    return StudySpec("strength", "strength.yaml", RunConfig(), SearchSpec(grid={"augment.color_strength": STRENGTHS}),
+                     list(seeds), TrackingSpec(), verdict="color_strength_rises", floor=True,
+                     confirm=ConfirmSpec(max_seeds))
+
+
+def finished(spec: StudySpec, values: dict[tuple[float, int], float]) -> list[optuna.trial.FrozenTrial]:
+    """COMPLETE trials as the runner leaves them: plan attrs plus the probe results; the floor too.
+    `values` may hold seeds beyond the planned ones (added by earlier confirmation rounds)."""
+    cells = {cell.values["augment.color_strength"]: cell for cell in expand_cells(spec.search)}
+    units = [t for t in spec.trials() if t.cell.floor]
+    units += [spec.planned(cells[strength], seed) for strength, seed in values]
+    trials = []
+    for planned in units:
+        h = 0.30 if planned.cell.floor else values[(planned.cell.values["augment.color_strength"], planned.seed)]
+        attrs = {**plan_attrs(planned), "probe_h": h, "probe_z": h - 0.05}
+        trials.append(optuna.trial.create_trial(state=TrialState.COMPLETE, value=h, user_attrs=attrs))
+    return trials
+
+
+def test_results_leave_out_the_floor_and_unfinished_trials():
+    spec = spec_of()
+    trials = finished(spec, {(0.25, 0): 0.40, (0.5, 0): 0.41})
+    trials.append(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=plan_attrs(spec.trials()[-1])))
+    frame = results_frame(trials)
+    assert sorted(frame["augment.color_strength"]) == [0.25, 0.5] and "floor" not in set(frame["cell"])
+
+
+def test_a_decided_verdict_adds_nothing():
+    # 0.40 -> 0.45 -> 0.50 with the same seed effect everywhere: every step decided above.
+    values = {(s, seed): 0.40 + 0.1 * i / 2 + 0.01 * seed + 0.001 * i * seed
+              for i, s in enumerate(STRENGTHS) for seed in (0, 1, 2)}
+    spec = spec_of(seeds=(0, 1, 2))
+    assert next_round(spec, finished(spec, values)) == []
+
+
+def test_open_comparisons_get_the_next_shared_seed_until_the_cap():
+    # Strength makes no difference beyond noise: every comparison stays open.
+    noise = {0: 0.003, 1: -0.002}
+    values = {(s, seed): 0.40 + noise[seed] * (i + 1) for i, s in enumerate(STRENGTHS) for seed in (0, 1)}
+    spec = spec_of(max_seeds=3)
+    units = next_round(spec, finished(spec, values))
+    assert sorted(u.cell.values["augment.color_strength"] for u, _ in units) == STRENGTHS
+    assert {u.seed for u, _ in units} == {2}  # one past the largest seed, the same for all: they pair
+    assert all(u.config.augment.color_strength == u.cell.values["augment.color_strength"] for u, _ in units)
+    assert all(reason.startswith("seed 2 added by confirmation for the open comparison") for _, reason in units)
+    # With seed 2 run as well, the cap of 3 seeds is reached: no further round.
+    values.update({(s, 2): 0.40 for s in STRENGTHS})
+    assert next_round(spec, finished(spec, values)) == []
+    assert next_round(spec_of(max_seeds=4), finished(spec, values)) != []
+
+
+def test_confirmation_runs_added_seeds_once_and_records_why(workdir):  # noqa: F811
+    study = study_file(workdir, "confirmed", """\
+search:
+  grid: {augment.color_strength: [0.25, 1.0]}
+verdict: color_strength_rises
+floor: true
+confirm: {max_seeds: 3}
+""", seeds=(0, 1), epochs=1, knn_every=0)
+    args = [str(study), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db", "--no-progress", "--no-report"]
+    assert main(args) == 0
+    trials = optuna_trials(workdir, "confirmed")
+    counts = complete_once_per_unit(trials)
+    planned = {"floor seed=0", "floor seed=1"} | {f"augment.color_strength={s} seed={seed}"
+                                                  for s in ("0.25", "1.0") for seed in (0, 1)}
+    assert planned <= set(counts)
+    added = [t for t in trials if t.user_attrs.get("confirm")]
+    # Tiny trainings on synthetic images cannot decide a 2-seed comparison: seed 2 is added to both
+    # strengths (never to the floor), and the cap of 3 seeds ends it.
+    assert sorted(t.user_attrs["unit"] for t in added) == [
+        "augment.color_strength=0.25 seed=2", "augment.color_strength=1.0 seed=2"]
+    _, _, children = mlflow_runs(workdir, "confirmed")
+    by_name = {run.info.run_name: run for run in children}
+    assert by_name["color_strength=1.0 seed=2"].data.tags["ablations.confirm"].startswith("seed 2 added")
+    assert by_name["floor seed=0"].data.tags["ablations.floor"] == "true"
+    assert by_name["floor seed=0"].data.params["train.epochs"] == "0"
+    # A rerun adds nothing more: every unit exactly once.
+    assert main(args) == 0
+    assert len(optuna_trials(workdir, "confirmed")) == len(trials)
+
+
+def test_dry_run_shows_the_floor_the_rule_and_the_most_confirmation_can_add(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "planned", """\
+search:
+  grid: {augment.color_strength: [0.25, 0.5, 1.0]}
+verdict: color_strength_rises
+floor: true
+confirm: {max_seeds: 5}
+""", seeds=(0, 1))
+    assert main([str(study), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "grid, 3 cells x 2 seeds = 6 trials, plus 2 of the untrained floor" in out
+    assert "floor seed=0" in out and "verdict rule: color_strength_rises" in out
+    assert "confirmation: up to 9 more trials" in out  # 3 cells x (5 - 2) seeds
