@@ -39,6 +39,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "w32_e6": ({"width": 32}, {"epochs": 6}),
     "w16_e12": ({"width": 16}, {"epochs": 12}),
     "w16_e30_2threads": ({"width": 16}, {"epochs": 30, "num_threads": 2}),
+    "w32_e12_2threads": ({"width": 32}, {"epochs": 12, "num_threads": 2}),
 }
 
 
