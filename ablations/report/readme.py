@@ -93,12 +93,42 @@ def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
         f"| dates | runs started {runs['start_time'].min():%Y-%m-%d %H:%M} UTC to "
         f"{runs['start_time'].max():%Y-%m-%d %H:%M} UTC |",
         f"| budget | {budget or 'see the runs’ params'} |",
+        _probe_row(records, kept),
+        _phases_row(kept),
         f"| varied | {_varied_text(tables)}; seeds {sorted(set(int(s) for s in runs['seed'].dropna()))} |",
     ]
     if records.earlier_parents:
         lines += ["", f"Note: {records.earlier_parents} earlier parent run(s) of a study with this name are in the "
                       "experiment; only the latest study's runs are reported."]
     return lines
+
+
+def _probe_row(records: StudyRecords, kept: pd.DataFrame) -> str:
+    """Which images the final linear probe was fitted on and scored on."""
+    if {"train_images", "test_images"} <= set(kept.columns) and kept["train_images"].notna().any():
+        train = sorted({int(n) for n in kept["train_images"].dropna()})
+        test = sorted({int(n) for n in kept["test_images"].dropna()})
+        sizes = (f"fitted on the frozen features of all {', '.join(f'{n:,}' for n in train)} training images "
+                 f"of each run, scored on {', '.join(f'{n:,}' for n in test)} test images")
+    else:  # runs recorded before the image counts were logged: the subsets as configured
+        train, test = shared_param(records, "data.train_subset"), shared_param(records, "data.test_subset")
+        sizes = (f"fitted on the frozen features of {'all' if train in (None, 'null') else 'the first ' + train} "
+                 f"training images, scored on {'all' if test in (None, 'null') else 'the first ' + test} test images "
+                 f"of {shared_param(records, 'data.dataset') or 'the data set'}")
+    return f"| probe | linear probe (L-BFGS on standardised features, h and z) {sizes} |"
+
+
+def _phases_row(kept: pd.DataFrame) -> str:
+    """Where the finished runs' time went, summed (RunResult.phase_seconds, logged as <phase>_s)."""
+    phases = [p for p in ("setup", "train", "knn", "probe") if f"{p}_s" in kept.columns]
+    if not phases or not kept[f"{phases[0]}_s"].notna().any():
+        return "| time by phase | not recorded by these runs |"
+    totals = {p: float(kept[f"{p}_s"].sum(skipna=True)) for p in phases}
+    tracking = float(kept["tracking_s"].sum(skipna=True)) if "tracking_s" in kept.columns else 0.0
+    whole = float(kept["wall_time_s"].sum(skipna=True)) + tracking
+    parts = [f"{p} {duration(t)} ({100 * t / whole:.0f} %)" for p, t in totals.items()]
+    parts.append(f"tracking {duration(tracking)} ({100 * tracking / whole:.0f} %)")
+    return f"| time by phase | summed over the finished runs: {', '.join(parts)} |"
 
 
 def _wall_time_row(runs: pd.DataFrame, kept: pd.DataFrame) -> str:

@@ -264,7 +264,10 @@ class Runner:
         value = result.probe_h if result.probe_h is not None else result.knn_acc
         if value is None or not math.isfinite(value):
             raise RuntimeError(f"no objective: probe_h={result.probe_h}, knn_acc={result.knn_acc}")
-        run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s})
+        run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s,
+                         # what the probe was fitted on and scored on, and where the trial's time went
+                         "train_images": result.train_images, "test_images": result.test_images,
+                         **{f"{phase}_s": seconds for phase, seconds in result.phase_seconds.items()}})
         if self.spec.tracking.log_model and config.train.epochs > 0:
             run.log_artifact(checkpoint.export_weights(trial_dir))
         run.log_metrics({"tracking_s": run.seconds})
