@@ -76,6 +76,21 @@ class DataConfig:
     synthetic_seed: int = 0
 
 
+    def validate(self) -> None:
+        """The data keys' checks, on their own: `load_dataset` runs them without a whole RunConfig."""
+        checks = [
+            (self.dataset in DATASETS, "dataset", f"one of {sorted(DATASETS)}"),
+            (self.train_subset is None or self.train_subset > 0, "train_subset", "a positive integer or null"),
+            (self.test_subset is None or self.test_subset > 0, "test_subset", "a positive integer or null"),
+            (self.synthetic_per_class >= 1, "synthetic_per_class", "an integer >= 1"),
+            (self.synthetic_classes >= 2, "synthetic_classes", "an integer >= 2"),
+            (self.synthetic_size >= 8, "synthetic_size", "an integer >= 8 (pixels)"),
+        ]
+        for ok, name, allowed in checks:
+            if not ok:
+                raise ConfigError(f"data.{name}: {getattr(self, name)!r} is not allowed; expected {allowed}")
+
+
 @dataclass
 class AugmentConfig:
     # symmetric: every view gets the pipeline. asymmetric: SimCLR Figure 5 protocol, the pipeline
@@ -276,12 +291,8 @@ class RunConfig:
 
         The pipeline's op names and parameters belong to the augmentation module, which imports this
         one: `simclr_core.trainer.check_config` runs both checks and is what callers use."""
+        self.data.validate()
         checks: list[tuple[bool, str, str]] = [
-            (self.data.dataset in DATASETS, "data.dataset", f"one of {sorted(DATASETS)}"),
-            (self.data.train_subset is None or self.data.train_subset > 0, "data.train_subset",
-             "a positive integer or null"),
-            (self.data.test_subset is None or self.data.test_subset > 0, "data.test_subset",
-             "a positive integer or null"),
             (self.augment.protocol in PROTOCOLS, "augment.protocol", f"one of {sorted(PROTOCOLS)}"),
             (self.augment.color_strength >= 0, "augment.color_strength", "a number >= 0"),
             (self.augment.compile in COMPILE_MODES, "augment.compile", f"one of {', '.join(COMPILE_MODES)}"),
@@ -302,6 +313,19 @@ class RunConfig:
             (self.probe.knn_every >= 0, "probe.knn_every", "an integer >= 0"),
             (self.probe.knn_k >= 1, "probe.knn_k", "an integer >= 1"),
             (self.probe.knn_temperature > 0, "probe.knn_temperature", "a number > 0"),
+            # Values that pass a type check but that no run can use: each would fail every trial at
+            # run time, so they are refused before the first one.
+            (self.model.width >= 1, "model.width", "an integer >= 1"),
+            (self.model.hidden_dim is None or self.model.hidden_dim >= 1, "model.hidden_dim",
+             "an integer >= 1 or null"),
+            (self.train.num_threads is None or self.train.num_threads >= 1, "train.num_threads",
+             "an integer >= 1 or null"),
+            (self.train.momentum >= 0, "train.momentum", "a number >= 0"),
+            (self.probe.max_iter >= 1, "probe.max_iter", "an integer >= 1"),
+            (self.probe.weight_decay >= 0, "probe.weight_decay", "a number >= 0"),
+            (self.probe.batch_size >= 1, "probe.batch_size", "an integer >= 1"),
+            (self.probe.knn_train_rows >= 1, "probe.knn_train_rows", "an integer >= 1"),
+            (self.probe.knn_test_rows >= 1, "probe.knn_test_rows", "an integer >= 1"),
         ]
         for ok, key, allowed in checks:
             if not ok:
@@ -310,6 +334,25 @@ class RunConfig:
         device = self.train.device
         if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
             raise ConfigError(f"train.device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
+        images = self.known_train_images()
+        if images is not None and self.train.batch_size > images:
+            raise ConfigError(f"{self.train.batch_size} is larger than the {images} training images of "
+                              "this configuration; lower train.batch_size or raise data.train_subset",
+                              key="train.batch_size")
+
+    def known_train_images(self) -> int | None:
+        """Training images a run will have, where the configuration alone says (a subset, or the
+        synthetic set); None where only loading the data set tells (the trainer checks it then)."""
+        data = self.data
+        if data.dataset == "synthetic":
+            total = data.synthetic_per_class * data.synthetic_classes
+            if data.train_subset is None:
+                return total
+            per_class = data.train_subset if data.train_subset_per_class else None
+            return min(total, per_class * data.synthetic_classes if per_class else data.train_subset)
+        if data.train_subset is not None and not data.train_subset_per_class:
+            return data.train_subset
+        return None
 
 
 DATASETS = {"cifar10", "cifar100", "stl10", "parquet", "imagefolder", "synthetic"}

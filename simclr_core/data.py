@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simclr_core.config import DataConfig, RunConfig
+from simclr_core.config import DataConfig
 from simclr_core.data_cache import DecodedArrays
 from simclr_core.data_sources import DatasetError, load_image_folder, load_named, load_parquet_folder
 from simclr_core.synthetic import SYNTHETIC_CLASS_NAMES, make_synthetic, make_synthetic_splits
@@ -61,10 +61,10 @@ def load_dataset(config: DataConfig) -> Dataset:
     The cache holds the full set; `train_subset`, `train_subset_per_class` and `test_subset` are
     applied afterwards, so runs with different subsets share one cache entry.
     """
-    # The data keys (dataset name, subset sizes) are checked in one place, RunConfig.validate; the
-    # other sections take their defaults here, which always pass. A caller may come straight here
-    # without validating (a script, the benchmark), so an unknown name still fails as a ConfigError.
-    RunConfig(data=config).validate()
+    # The data keys are checked in one place, DataConfig.validate (which RunConfig.validate runs); a
+    # caller may come straight here without validating (a script, the benchmark), so an unknown name
+    # still fails as a ConfigError.
+    config.validate()
     if config.dataset == "synthetic":
         return _apply_subsets(_load_synthetic(config), config)
 

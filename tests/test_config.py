@@ -1,6 +1,7 @@
 """Typed configs: from_plain is the strict inverse of to_plain, and dotted keys name every field."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -131,3 +132,35 @@ def test_field_types_and_descriptions():
 def test_a_config_error_without_a_separate_key_keeps_its_message():
     error = ConfigError("train.device: 'tpu' is not allowed")
     assert error.key is None and error.reason == str(error) == "train.device: 'tpu' is not allowed"
+
+
+@pytest.mark.parametrize("section, values, key, allowed", [
+    ("model", {"width": 0}, "model.width", ">= 1"),
+    ("model", {"hidden_dim": 0}, "model.hidden_dim", ">= 1 or null"),
+    ("train", {"num_threads": 0}, "train.num_threads", ">= 1 or null"),
+    ("train", {"num_threads": -2}, "train.num_threads", ">= 1 or null"),
+    ("probe", {"max_iter": 0}, "probe.max_iter", ">= 1"),
+    ("probe", {"batch_size": 0}, "probe.batch_size", ">= 1"),
+    ("probe", {"knn_train_rows": 0}, "probe.knn_train_rows", ">= 1"),
+    ("data", {"synthetic_classes": 1}, "data.synthetic_classes", ">= 2"),
+])
+def test_values_no_run_can_use_are_refused_before_any_run(section, values, key, allowed):
+    config = RunConfig()
+    for name, value in values.items():
+        setattr(getattr(config, section), name, value)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: .*{re.escape(allowed)}"):
+        config.validate()
+
+
+def test_a_batch_larger_than_the_known_training_set_is_refused():
+    config = RunConfig()
+    config.data.train_subset, config.train.batch_size = 100, 256
+    with pytest.raises(ConfigError, match=r"^train.batch_size: 256 is larger than the 100 training images"):
+        config.validate()
+    config.data.dataset, config.data.train_subset = "synthetic", None  # 4 classes x 100 images
+    config.validate()
+    config.data.synthetic_per_class = 50
+    with pytest.raises(ConfigError, match="larger than the 200 training images"):
+        config.validate()
+    config.data.dataset = "cifar10"  # its size is known only once loaded: the trainer checks it there
+    config.validate()
