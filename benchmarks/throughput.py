@@ -6,6 +6,7 @@ processes. Both pipelines feed the same model, batch size, precision and memory 
 ratio isolates the data pipeline. Figures are views per second (two views per image).
 
     python benchmarks/throughput.py [--batches 6] [--batch-size 256] [--encoder small_cnn] [--compile auto|off]
+                                    [--device cpu|cuda]
 
 The last line reads `augment_speedup=<x> train_speedup=<y> model_fraction=<z>`: model_fraction is
 our full training step's rate over the rate of the same step on views made beforehand (the model
@@ -83,16 +84,25 @@ def main() -> None:
     parser.add_argument("--compile", choices=["auto", "off"], default="auto",
                         help="augment.compile for ours: auto (the default, colour ops as one compiled kernel "
                              "on CPU) or off (eager ops)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda: both pipelines feed the model on the GPU (the conventional views are "
+                             "copied from pinned host memory, ours are made on the device)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    def sync() -> None:  # CUDA runs asynchronously: time only finished work
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     n_images = args.batch_size * (args.batches + 2)
     images, source = load_images(n_images)
+    device_images = images.to(device)
     config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width), train=TrainConfig(batch_size=args.batch_size))
     augment = AugmentConfig(compile=args.compile)
     # Same model settings for both pipelines, those our trainer picks on this machine (trainer.build):
     # channels_last, and bf16 autocast where the CPU has native bf16.
-    config.train.device = "cpu"
+    config.train.device = args.device
     bf16 = build(config).autocast_dtype is not None
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} (width {args.width}), batch {args.batch_size}, "
@@ -105,11 +115,11 @@ def main() -> None:
     keep_freed_memory()
     if args.allocator == "same":
         os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)
 
     def batched_views(batch_index: int) -> list[torch.Tensor]:
         start = (batch_index % (args.batches + 2)) * args.batch_size
-        batch = images[start : start + args.batch_size].float().div_(255)
+        batch = device_images[start : start + args.batch_size].float().div_(255)
         return make_views(batch, augment, generator)
 
     # Full training step: views, forward, NT-Xent, backward, optimiser step (the trainer's own).
@@ -120,17 +130,21 @@ def main() -> None:
             training_step(setup, next_views(), config.train.temperature)
 
         step()  # warm-up
+        sync()
         start = time.perf_counter()
         for _ in range(args.batches):
             step()
+        sync()
         return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
 
     def rate(next_batch, warmup: int = 1) -> float:
         for _ in range(warmup):
             next_batch()
+        sync()
         start = time.perf_counter()
         for _ in range(args.batches):
             next_batch()
+        sync()
         return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
 
     # Ours first, before the DataLoader's workers exist: once started they prefetch in the
@@ -149,14 +163,14 @@ def main() -> None:
 
     loader = torch.utils.data.DataLoader(
         TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
-        num_workers=args.workers, persistent_workers=args.workers > 0,
+        num_workers=args.workers, persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
         multiprocessing_context="spawn" if args.workers > 0 else None,
     )
 
     def loader_views():
         while True:
             for view1, view2 in loader:
-                yield [view1, view2]
+                yield [view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)]
 
     stream = loader_views()
     # Drain what the workers prefetched while starting (prefetch_factor 2 per worker), so the
