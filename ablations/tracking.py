@@ -48,6 +48,9 @@ EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 MAX_PARAMS_PER_BATCH = 100
 # A tag that makes a retried create_run idempotent (see Tracker._create_run).
 REQUEST_TAG = "ablations.request"
+# MLflow 3's UI opens an experiment by its kind: without this tag a new experiment opens on the GenAI
+# "Overview" (traces, evaluations) and its training runs are a click away.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # On the parent run: the study's verdict rule (ablations.verdicts.RULES), as its file named it.
 VERDICT_TAG = "ablations.verdict"
 # On a trial run: "true" for the study's untrained floor (train.epochs 0), kept apart from its cells.
@@ -181,7 +184,7 @@ class Tracker:
             try:
                 return self.call(self.client.create_experiment, self.study_name,
                                  artifact_location=self._artifact_location(),
-                                 tags={"ablations.study": self.study_name})
+                                 tags={"ablations.study": self.study_name, **EXPERIMENT_KIND})
             except Exception as error:
                 # Two workers starting a new study at once both find no experiment; one creates it.
                 if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
@@ -190,6 +193,9 @@ class Tracker:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(f"MLflow experiment {self.study_name!r} is deleted in {mask_url(self.uri)}; "
                                 "restore it (mlflow experiments restore) or rename the study")
+        for key, value in EXPERIMENT_KIND.items():  # a study's experiment created before the tag existed
+            if experiment.tags.get(key) != value:
+                self.call(self.client.set_experiment_tag, experiment.experiment_id, key, value)
         return experiment.experiment_id
 
     def _artifact_location(self) -> str | None:

@@ -42,3 +42,15 @@ def test_a_half_migrated_store_is_reported_and_left_alone(tmp_path, mlflow_templ
     with pytest.raises(TrackingError, match=r"half-migrated .* _alembic_tmp_tags.*mlflow db upgrade"):
         Tracker(f"sqlite:///{db}", "study")
     assert db.read_bytes() == before
+
+
+def test_a_study_experiment_opens_on_its_training_runs(tmp_path, mlflow_template):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(mlflow_template.read_bytes())
+    tracker = Tracker(f"sqlite:///{db}", "study")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # An experiment made before the tag existed gets it when the study is opened again.
+    tracker.client.delete_experiment_tag(tracker.experiment_id, "mlflow.experimentKind")
+    again = Tracker(f"sqlite:///{db}", "study")
+    assert again.client.get_experiment(again.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
