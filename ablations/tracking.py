@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -53,6 +55,8 @@ REQUEST_TAG = "ablations.request"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # On the parent run: the study's verdict rule (ablations.verdicts.RULES), as its file named it.
 VERDICT_TAG = "ablations.verdict"
+# On the parent run of a finished study: holds / does not hold / undecided.
+VERDICT_STATUS_TAG = "ablations.verdict_status"
 # On a trial run: "true" for the study's untrained floor (train.epochs 0), kept apart from its cells.
 FLOOR_TAG = "ablations.floor"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
@@ -70,10 +74,30 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
 
 
 def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on this store."""
+    """The command that opens the MLflow UI on this store, with the `mlflow` of this interpreter's
+    environment, so that it works as printed when the virtual environment is not activated."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"{command_path('mlflow')} ui --backend-store-uri {uri}"
+
+
+def runs_url(uri: str, experiment_id: str) -> str:
+    """The address of the experiment's runs list in the UI (`mlflow ui` serves on 127.0.0.1:5000)."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs"
+
+
+def command_path(name: str) -> str:
+    """A console script of this interpreter's environment (`.venv/bin/mlflow`), relative to the current
+    folder where it lies below it; the bare name where the environment has none."""
+    script = Path(sys.executable).parent / name
+    if not script.exists():
+        return name
+    try:
+        relative = script.relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(script))
+    return shlex.quote(str(relative))
 
 
 def git_state(path: Path) -> tuple[str, bool | None]:
@@ -252,6 +276,14 @@ class Tracker:
             self.call(self.client.update_run, run_id, status="RUNNING")
         else:
             self.call(self.client.set_terminated, run_id, status=status)
+
+    def log_summary(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """What a study's parent run shows first: the best configuration's probes, counts, the verdict."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.call(self.client.log_batch, run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                  tags=[RunTag(k, v) for k, v in tags.items()])
 
     def run_status(self, run_id: str) -> str:
         return self.call(self.client.get_run, run_id).info.status

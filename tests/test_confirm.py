@@ -87,7 +87,14 @@ confirm: {max_seeds: 3}
     # strengths (never to the floor), and the cap of 3 seeds ends it.
     assert sorted(t.user_attrs["unit"] for t in added) == [
         "augment.color_strength=0.25 seed=2", "augment.color_strength=1.0 seed=2"]
-    _, _, children = mlflow_runs(workdir, "confirmed")
+    _, parents, children = mlflow_runs(workdir, "confirmed")
+    # The parent shows what a researcher looks for first, and the verdict.
+    parent = parents[0].data
+    assert parent.metrics["finished_trials"] == len(counts) and 0 < parent.metrics["best_probe_h"] <= 1
+    assert 0 < parent.metrics["floor_probe_h"] <= 1 and "best_probe_z" in parent.metrics
+    assert parent.tags["ablations.verdict"] == "color_strength_rises"
+    assert parent.tags["ablations.verdict_status"] in ("holds", "does not hold", "undecided")
+    assert "Verdict (color_strength_rises): Accuracy rises with colour strength" in parent.tags["mlflow.note.content"]
     by_name = {run.info.run_name: run for run in children}
     assert by_name["color_strength=1.0 seed=2"].data.tags["ablations.confirm"].startswith("seed 2 added")
     assert by_name["floor seed=0"].data.tags["ablations.floor"] == "true"

@@ -3,6 +3,7 @@ per-epoch metrics, artifacts), failures recorded as results, pruning, and the da
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -26,6 +27,9 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"mlflow ui --backend-store-uri {uri(workdir)}" in out
+    # As printed, with this environment's mlflow, and the address of the study's runs list.
+    assert f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri" in out
+    assert "then the study's runs: http://127.0.0.1:5000/#/experiments/" in out
     assert "runs/pairs/optuna.journal" in out
     assert (workdir / "reports" / "pairs" / "README.md").exists()  # the finished study's report
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ablations import search
 from ablations.messages import one_line
 from ablations.stores import mask_url, redact
-from ablations.tracking import ui_command
+from ablations.tracking import command_path, runs_url, ui_command
 
 if TYPE_CHECKING:
     from ablations.run.session import Session
@@ -124,8 +124,8 @@ def print_summary(session: Session, top: int) -> None:
         width = min(CELL_WIDTH, max(len(row.cell) for row in rows[:top]))
         print(f"{'probe_h (mean ± sd, n)':<24} {'probe_z':>8} {'wall s':>7}  {'cell':<{width}}  trials")
         for mean, sd, n, z, wall, cell, numbers in rows[:top]:
-            print(f"{mean:.3f} ± {sd:.3f} (n={n}){'':<6} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  "
-                  f"{','.join(map(str, numbers))}")
+            spread = f"{mean:.3f} ± {sd:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n=1, no spread)"
+            print(f"{spread:<24} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  {','.join(map(str, numbers))}")
     for trial in failed[:FAILED_SHOWN]:
         print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
 
@@ -138,6 +138,7 @@ def print_locations(session: Session, report: Path | None) -> None:
     if report is not None:
         print(f"Report: {report}")
     print(f"Open the MLflow UI:  {ui_command(uri)}")
+    print(f"  then the study's runs: {runs_url(session.tracker.uri, session.tracker.experiment_id)}")
 
 
 def write_report(session: Session) -> Path | None:
@@ -149,7 +150,8 @@ def write_report(session: Session) -> Path | None:
     except ImportError:
         return None
     command = ["--study", session.spec.name, "--tracking-uri", session.tracker.uri]
-    print(f"\nReport (python -m ablations.report {redact(' '.join(command))}):")
+    python = command_path(Path(sys.executable).name)
+    print(f"\nReport ({python} -m ablations.report {redact(' '.join(command))}):")
     try:
         status = report.main(command)
     except Exception as error:

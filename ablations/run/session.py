@@ -14,10 +14,10 @@ from pathlib import Path
 
 import optuna
 
-from ablations import search
+from ablations import confirm, search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
-from ablations.tracking import VERDICT_TAG, Tracker, git_state, resolve_tracking_uri
+from ablations.tracking import VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state, resolve_tracking_uri
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
@@ -114,5 +114,34 @@ def finalize(session: Session, interrupted: bool) -> bool:
         session.tracker.set_status(session.parent_run_id, "KILLED")
         return False
     # Nothing waiting: the study is done. Work left with no one running it: workers crashed.
+    if not waiting:
+        log_parent_summary(session)
     session.tracker.set_status(session.parent_run_id, "FAILED" if waiting else "FINISHED")
     return not waiting
+
+
+def log_parent_summary(session: Session) -> None:
+    """On the parent run, what a researcher looks for first (the UI shows a collapsed parent's metrics):
+    the best configuration's mean probes, how many trials finished, and the verdict as a tag and in the
+    run's description."""
+    trials = session.study.get_trials(deepcopy=False)
+    results = confirm.results_frame(trials)
+    metrics: dict[str, float] = {"finished_trials": float(sum(t.state.name == "COMPLETE" for t in trials))}
+    tags: dict[str, str] = {}
+    if not results.empty:
+        means = results.groupby("cell")[["probe_h", "probe_z"]].mean()
+        best = means["probe_h"].idxmax()
+        metrics.update(best_probe_h=float(means.loc[best, "probe_h"]), configurations=float(len(means)))
+        if means.loc[best, "probe_z"] == means.loc[best, "probe_z"]:  # not NaN
+            metrics["best_probe_z"] = float(means.loc[best, "probe_z"])
+        tags["ablations.best_cell"] = best
+    floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state.name == "COMPLETE"]
+    if floor:
+        metrics["floor_probe_h"] = sum(floor) / len(floor)
+    verdict = confirm.verdict_of(session.spec, trials)
+    note = session.spec.description or session.spec.name
+    if verdict is not None:
+        tags[VERDICT_STATUS_TAG] = verdict.status
+        note += f"\n\nVerdict ({verdict.rule}): {verdict.sentence}"
+    tags["mlflow.note.content"] = note
+    session.tracker.log_summary(session.parent_run_id, metrics, tags)
