@@ -31,6 +31,8 @@ HAS_CPP_COMPILER = bool(os.environ.get("CXX") or any(shutil.which(c) for c in ("
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_cpp_compiler: compiles the colour kernel with torch.compile")
+    config.addinivalue_line("markers", "slow: starts servers or several processes, or trains end to end several "
+                                       "times (deselect with -m 'not slow' for a quick run)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -67,6 +67,7 @@ def test_open_comparisons_get_the_next_shared_seed_until_the_cap():
     assert next_round(spec_of(max_seeds=4), finished(spec, values)) != []
 
 
+@pytest.mark.slow
 def test_confirmation_runs_added_seeds_once_and_records_why(workdir):  # noqa: F811
     study = study_file(workdir, "confirmed", """\
 search:

@@ -263,6 +263,7 @@ LAUNCHER = """
 import os, sys, time
 import mlflow, optuna, psycopg, sqlalchemy, torch
 from ablations.run import main
+
 open(sys.argv[2], "w").close()
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.002)
@@ -641,3 +642,7 @@ def test_the_storage_password_is_masked_where_a_study_shows_its_storage(
     parent = next(r for r in runs if r.data.tags["ablations.role"] == "parent")
     assert parent.data.tags["optuna.storage"] == masked
     assert_no_secret(postgres.password, trials_of(storage, "dist_shown"), runs, [])
+
+
+# Several processes or servers per test: minutes in all (see conftest.py).
+pytestmark = pytest.mark.slow

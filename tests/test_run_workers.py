@@ -51,6 +51,7 @@ import optuna
 from optuna.trial import TrialState
 from ablations import search
 from ablations.study import load_study
+
 spec = load_study(sys.argv[1])
 storage = search.open_storage(sys.argv[2], None, heartbeat_interval=30)
 study, _ = search.open_study(spec, storage)
@@ -94,3 +95,7 @@ def test_concurrent_claims_are_exactly_once_even_with_duplicate_copies(workdir, 
     assert len(duplicates) == 10
     assert all(t.state == TrialState.FAIL and "duplicate_of" in t.user_attrs for t in duplicates)
     assert len({t.user_attrs["worker"] for t in trials if t.state == TrialState.COMPLETE}) == 2
+
+
+# Several processes or servers per test: minutes in all (see conftest.py).
+pytestmark = pytest.mark.slow

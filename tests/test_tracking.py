@@ -19,6 +19,7 @@ OPEN_AND_LOG = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 4])
 def test_processes_started_together_on_a_fresh_sqlite_store_all_finish(tmp_path, processes):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
