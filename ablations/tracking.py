@@ -362,6 +362,20 @@ class TrialRun:
 
         self.tracker.call(self.client.log_batch, self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
+    def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
+        """The data set as an MLflow dataset input (the UI's Dataset column): name, a digest of the images
+        actually used (two runs on different subsets differ in it), where they were read from."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        started = time.perf_counter()
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=source,
+                          profile=json.dumps(profile))
+        self.tracker.call(self.client.log_inputs, self.run_id,
+                          [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+        self.seconds += time.perf_counter() - started
+
     def log_artifact(self, path: Path | str) -> None:
         started = time.perf_counter()
         self.tracker.call(self.client.log_artifact, self.run_id, str(path))

@@ -30,6 +30,12 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     # As printed, with this environment's mlflow, and the address of the study's runs list.
     assert f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri" in out
     assert "then the study's runs: http://127.0.0.1:5000/#/experiments/" in out
+    # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
+    client, _, children = mlflow_runs(workdir, "pairs")
+    inputs = [run.inputs.dataset_inputs for run in children]
+    assert all(len(i) == 1 and i[0].dataset.name == "synthetic train" for i in inputs)
+    assert len({i[0].dataset.digest for i in inputs}) == 1 and len(inputs[0][0].dataset.digest) == 16
+    assert json.loads(inputs[0][0].dataset.profile)["train_images"] == 64
     assert "runs/pairs/optuna.journal" in out
     assert (workdir / "reports" / "pairs" / "README.md").exists()  # the finished study's report
 

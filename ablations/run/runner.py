@@ -8,6 +8,7 @@ store lost (run again on resume, from its checkpoint).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -48,17 +49,28 @@ class DataCache:
     def __init__(self) -> None:
         self._key: str | None = None
         self._dataset: Dataset | None = None
+        self._digest: str | None = None
 
     def get(self, config: DataConfig) -> Dataset:
         key = json.dumps(asdict(config), sort_keys=True)
         if key != self._key:
-            self._dataset, self._key = None, None
+            self._dataset, self._key, self._digest = None, None, None
             self._dataset = load_dataset(config)
             self._key = key
         return self._dataset
 
+    def digest(self, dataset: Dataset) -> str:
+        """SHA-256 (16 hex digits) of the images and labels a trial trains and probes on, once per data set
+        (about 0.3 s for CIFAR-10)."""
+        if self._digest is None or dataset is not self._dataset:
+            digest = hashlib.sha256()
+            for array in (dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels):
+                digest.update(array.contiguous().numpy().tobytes())
+            self._digest = digest.hexdigest()[:16]
+        return self._digest
+
     def clear(self) -> None:
-        self._key, self._dataset = None, None
+        self._key, self._dataset, self._digest = None, None, None
 
 
 @dataclass
@@ -243,6 +255,9 @@ class Runner:
         config_path = trial_dir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config.to_plain(), sort_keys=False))
         run.log_artifact(config_path)
+        run.log_dataset(f"{config.data.dataset} train", self.data.digest(dataset), dataset.source,
+                        {"train_images": len(dataset.train_images), "test_images": len(dataset.test_images),
+                         "image_shape": list(dataset.train_images.shape[1:]), "classes": len(dataset.classes)})
         if not self.spec.tracking.preview:
             return
         try:
