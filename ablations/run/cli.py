@@ -16,6 +16,7 @@ workers, console, estimate, signals), which know nothing of argv beyond the pars
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -83,7 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Third-party notices that are no news to the user and land in the middle of the progress bars: torch's
+# Inductor, when it compiles the colour kernel on a CPU machine that has nvcc, warns "No CUDA runtime is
+# found, using CUDA_HOME=..." once per process.
+QUIET_LOGGERS = ("torch.utils.cpp_extension",)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return run_command(build_parser(), argv, _main, EXITS)
     except KeyboardInterrupt:
