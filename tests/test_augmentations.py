@@ -629,13 +629,26 @@ def test_render_preview_writes_a_png_grid(tmp_path):
     assert path.exists()
     with Image.open(path) as image:
         assert image.format == "PNG" and image.mode == "RGB"
-        # make_grid: 3 columns (original, 2 views) by 5 rows of 128 px tiles, 2 px padding.
+        # make_grid: 3 columns (original, 2 views) by 5 rows of 128 px tiles, 2 px padding, under the
+        # header band that names the columns.
         tile = 32 * 4 + 2
-        assert image.size == (3 * tile + 2, 5 * tile + 2)
-        # The first tile is the original image, nearest-upscaled (save_image rounds to uint8).
+        top = aug.PREVIEW_HEADER_PX
+        assert image.size == (3 * tile + 2, 5 * tile + 2 + top)
+        # The first tile is the original image, nearest-upscaled (rounded to uint8).
         pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
     original = images[0].repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)
-    assert (pixels[:, 2:130, 2:130].int() - original.int()).abs().max() <= 1
+    assert (pixels[:, top + 2:top + 130, 2:130].int() - original.int()).abs().max() <= 1
+    # The header has text (dark pixels) over each column, nothing dark between the header lines' columns.
+    header = pixels[:, :top].int().sum(0)
+    assert all((header[:, c * tile:(c + 1) * tile] < 300).any() for c in range(3))
+
+
+def test_preview_labels_say_what_made_each_view():
+    assert aug.preview_labels(AugmentConfig(), 2) == [
+        ("original", ""), ("view 1", "crop+hflip+color"), ("view 2", "crop+hflip+color")]
+    figure5 = AugmentConfig(protocol="asymmetric", base_crop=True, pipeline=[OpSpec("crop"), OpSpec("color")])
+    assert aug.preview_labels(figure5, 2) == [("original", ""), ("view 1", "base crop, crop+color"),
+                                              ("view 2", "base crop")]
 
 
 # ---------------------------------------------------------------------------------------------
