@@ -103,18 +103,3 @@ confirm: {max_seeds: 3}
     # A rerun adds nothing more: every unit exactly once.
     assert main(args) == 0
     assert len(optuna_trials(workdir, "confirmed")) == len(trials)
-
-
-def test_dry_run_shows_the_floor_the_rule_and_the_most_confirmation_can_add(workdir, capsys):  # noqa: F811
-    study = study_file(workdir, "planned", """\
-search:
-  grid: {augment.color_strength: [0.25, 0.5, 1.0]}
-verdict: color_strength_rises
-floor: true
-confirm: {max_seeds: 5}
-""", seeds=(0, 1))
-    assert main([str(study), "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "grid, 3 cells x 2 seeds = 6 trials, plus 2 of the untrained floor" in out
-    assert "floor seed=0" in out and "verdict rule: color_strength_rises" in out
-    assert "confirmation: up to 9 more trials" in out  # 3 cells x (5 - 2) seeds

@@ -23,3 +23,33 @@ def test_the_estimate_grows_with_epochs_and_times_each_model_once(workdir):
     seconds, how = estimate_trial_seconds([base, longer, base])
     assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] and seconds[2] == seconds[0]
     assert how.startswith("from timed steps of 16 images on cpu")  # the configured batch, under 32
+
+
+def test_dry_run_shows_the_floor_the_rule_and_the_most_confirmation_can_add(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "planned", """\
+search:
+  grid: {augment.color_strength: [0.25, 0.5, 1.0]}
+verdict: color_strength_rises
+floor: true
+confirm: {max_seeds: 5}
+""", seeds=(0, 1))
+    assert main([str(study), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "grid, 3 cells x 2 seeds = 6 trials, plus 2 of the untrained floor" in out
+    assert "floor seed=0" in out and "verdict rule: color_strength_rises" in out
+    assert "confirmation: up to 9 more trials" in out  # 3 cells x (5 - 2) seeds
+
+
+def test_dry_run_of_a_started_study_shows_what_is_done_and_estimates_what_is_left(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "halfway", "search: {grid: {train.temperature: [0.2, 0.5]}}\n", seeds=(0,),
+                       epochs=1, knn_every=0)
+    assert main([str(study), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db", "--no-progress", "--no-report"]) == 0
+    capsys.readouterr()
+    # One more seed in the file: the first two units are done, two are to do.
+    study_file(workdir, "halfway", "search: {grid: {train.temperature: [0.2, 0.5]}}\n", seeds=(0, 1),
+               epochs=1, knn_every=0)
+    assert main([str(study), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "temperature=0.2 seed=0" in out and "recorded: 2 done, 2 to do" in out
+    assert [line.split()[-1] for line in out.splitlines() if "seed=" in line] == ["done", "do", "done", "do"]
+    assert "estimate:" in out

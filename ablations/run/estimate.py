@@ -10,12 +10,17 @@ import math
 import os
 import statistics
 import time
+from collections import Counter
+from pathlib import Path
 
+import optuna
 import torch
+from optuna.trial import TrialState
 
+from ablations import search
 from ablations.messages import duration, one_line
-from ablations.run.runner import DataCache
 from ablations.plan import StudySpec, format_value
+from ablations.run.runner import DataCache
 from simclr_core.augmentations import make_views
 from simclr_core.config import RunConfig
 from simclr_core.data import Dataset
@@ -31,15 +36,22 @@ PROBE_FIT_S = 2.0
 
 
 def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
-    search = spec.search
-    if search.sampler == "grid":
+    space = spec.search
+    if space.sampler == "grid":
         planned = spec.trials()
         floor = sum(trial.cell.floor for trial in planned)
         cells = (len(planned) - floor) // len(spec.seeds)
         print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = "
               f"{len(planned) - floor} trials" + (f", plus {floor} of the untrained floor" if floor else ""))
+        states = recorded_states(spec, args)
         for index, trial in enumerate(planned):
-            print(f"  {index:>4}  {trial.run_name}")
+            print(f"  {index:>4}  {trial.run_name:<40} {states.get(trial.unit, 'to do')}")
+        if states:
+            counts = Counter(states.get(trial.unit, "to do") for trial in planned)
+            print("recorded: " + ", ".join(f"{counts[state]} {state}" for state in STATE_ORDER if counts[state])
+                  + f" (the estimate below is for what is left{'' if args.retry_failed else ', failed ones kept'})")
+            left = {"to do", "running"} | ({"failed"} if args.retry_failed else set())
+            planned = [trial for trial in planned if states.get(trial.unit, "to do") in left]
         if spec.verdict:
             print(f"verdict rule: {spec.verdict}")
         if spec.confirm:
@@ -47,14 +59,17 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
                   f"comparison stays undecided, up to {spec.confirm.max_seeds} seeds each)")
         configs = [trial.config for trial in planned]
     else:
-        print(f"study {spec.name} ({spec.source}): {search.sampler}, {search.n_trials} trials, "
-              f"seed {spec.seeds[0]}, pruner {search.pruner}")
-        for key, param in search.params.items():
+        print(f"study {spec.name} ({spec.source}): {space.sampler}, {space.n_trials} trials, "
+              f"seed {spec.seeds[0]}, pruner {space.pruner}")
+        for key, param in space.params.items():
             if param.type == "categorical":
                 print(f"  {key}: one of {', '.join(format_value(c) for c in param.choices)}")
             else:
                 print(f"  {key}: {param.type} in [{param.low}, {param.high}]{' (log)' if param.log else ''}")
-        configs = [spec.base] * search.n_trials
+        configs = [spec.base] * space.n_trials
+    if not configs:
+        print("nothing left to run; rerun without --dry-run to finish the study's records and report")
+        return 0
     try:
         per_trial, how = estimate_trial_seconds(configs, workers=args.workers)
     except Exception as error:  # the data set is missing, say: still a useful dry run
@@ -65,6 +80,39 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
           f"{args.workers} worker{'s' if args.workers > 1 else ''} ({how})")
     print("nothing was trained (--dry-run)")
     return 0
+
+
+STATE_ORDER = ("done", "failed", "running", "to do")
+
+
+def recorded_states(spec: StudySpec, args: argparse.Namespace) -> dict[str, str]:
+    """unit -> done / failed / running / to do, from the study's Optuna records where they exist; {}
+    for a study not started (nothing is created: a dry run writes nothing)."""
+    journal = Path(args.runs_dir) / spec.name / "optuna.journal"
+    if args.storage is None and not journal.exists():
+        return {}
+    if args.storage is not None and args.storage.endswith(".journal") and not Path(args.storage).exists():
+        return {}
+    try:
+        storage = search.open_storage(args.storage, journal, args.heartbeat_interval, retry_for=args.retry_for)
+        trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # no study of this name in that storage yet
+        return {}
+    states: dict[str, str] = {}
+    rank = {state: index for index, state in enumerate(STATE_ORDER)}
+    for trial in trials:
+        if trial.user_attrs.get("duplicate_of"):
+            continue
+        if search.is_done(trial, retry_failed=False):
+            state = "failed" if trial.state == TrialState.FAIL else "done"
+        elif trial.state == TrialState.RUNNING:
+            state = "running"
+        else:
+            state = "to do"
+        unit = search.unit_of(trial)
+        if unit not in states or rank[state] < rank[states[unit]]:
+            states[unit] = state
+    return states
 
 
 def estimate_trial_seconds(configs: list[RunConfig], workers: int = 1) -> tuple[list[float], str]:
