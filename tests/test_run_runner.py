@@ -110,7 +110,10 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(workdir, capsys):
     assert main(cli(workdir, study)) == 0
     assert len(optuna_trials(workdir, "diverge")) == 2
     assert main(cli(workdir, study, "--retry-failed")) == 0
-    assert [t.state for t in optuna_trials(workdir, "diverge")] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
+    trials = optuna_trials(workdir, "diverge")
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
+    # The retry really trained (and diverged again): not set aside as a duplicate of the first failure.
+    assert "non-finite loss" in trials[2].user_attrs["error"] and "duplicate_of" not in trials[2].user_attrs
 
 
 def test_tpe_study_samples_prunes_and_tracks(workdir):

@@ -167,3 +167,43 @@ def test_a_sampled_study_samples_each_claim_and_keeps_to_its_budget(tmp_path, st
         assert claim.attrs["config"]["augment"]["pipeline"] in (["crop"], ["crop", "color"])
         # Pipelines go to Optuna as JSON strings (optuna-dashboard shows them) and come back decoded.
         assert json.loads(claim.trial.params["augment.pipeline"]) == claim.attrs["config"]["augment"]["pipeline"]
+
+
+# A study's design and edits of its file (issue: "Nothing a user does breaks a study")
+
+def test_a_key_added_to_a_studys_search_is_refused_naming_it(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    for claim in claim_all(study, spec, storage):
+        search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
+    search.prepare(study, spec, storage=storage)  # unchanged: fine
+    widened = load_study(study_file(tmp_path, FOUR_CELLS.replace("}", ", grid: {train.temperature: [0.2]}}")))
+    with pytest.raises(search.SearchError, match=r"planned varying augment.pipeline.*added train.temperature.*new name"):
+        search.prepare(study, widened, storage=storage)
+    # New seeds extend the design: accepted.
+    more_seeds = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
+    assert search.prepare(study, more_seeds, storage=storage).enqueued == 4
+
+
+def test_waiting_trials_take_an_edit_made_before_any_finished(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)  # an interrupted first start: all four still waiting
+    edited = load_study(study_file(tmp_path, FOUR_CELLS), ["train.epochs=3"])
+    prepared = search.prepare(study, edited, storage=storage)
+    assert prepared.replanned == 4 and prepared.enqueued == 0
+    claims = claim_all(study, edited, storage)
+    assert {c.attrs["config"]["train"]["epochs"] for c in claims} == {3}
+
+
+def test_a_configuration_that_failed_every_trial_may_be_corrected_and_rerun(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=10.0"])
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    for claim in claim_all(study, spec, storage):
+        search.finish(study, claim, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
+    corrected = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=0.1"])
+    assert search.prepare(study, corrected, storage=storage).enqueued == 0  # failures are kept without the flag
+    assert search.prepare(study, corrected, retry_failed=True, storage=storage).enqueued == 4
+    assert {c.attrs["config"]["train"]["lr"] for c in claim_all(study, corrected, storage)} == {0.1}

@@ -39,7 +39,9 @@ def print_header(session: Session) -> None:
           f"{prepared.units} trials, {prepared.done} done"
           + (f", {prepared.enqueued} (re)queued" if prepared.enqueued else "")
           + (f"; trials {prepared.failed_stale} had died: their cells run again"
-             if prepared.failed_stale else ""))
+             if prepared.failed_stale else "")
+          + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
+             if prepared.replanned else ""))
 
 
 def trials_bar(session: Session) -> tqdm:
