@@ -54,3 +54,27 @@ def test_a_store_that_refuses_the_artifacts_is_one_clear_error(store, tmp_path):
                                           r"artifact store \(--no-log to skip\)"):
         build_report(RefusingArtifacts(MlflowClient(store)), records, tmp_path / "reports")
     assert (tmp_path / "reports" / "seeds" / "README.md").exists()  # the files are written first
+
+
+def test_the_report_of_another_run_of_the_same_study_name_is_kept(store, tmp_path, mlflow_template):  # noqa: F811
+    """A committed result, or a study of the same name in another store: never written over unasked."""
+    records = seeds_study(store, tmp_path)
+    out = tmp_path / "reports"
+    kept = out / "seeds"
+    kept.mkdir(parents=True)
+    written = build_report(MlflowClient(store), records, out, log_artifacts=False)
+    assert written.paths[0] == kept / "runs.parquet"  # an empty folder, or this study's own: written
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mlflow.db").write_bytes(mlflow_template.read_bytes())
+    elsewhere = f"sqlite:///{tmp_path}/other/mlflow.db"  # the same study name in another store
+    other = FakeStudy(elsewhere, "seeds", tmp_path / "other")
+    for seed in (0, 1):
+        other.trial({"train.temperature": 0.5}, seed, 0.6)
+    other.finish()
+    before = (kept / "runs.parquet").read_bytes()
+    client = MlflowClient(elsewhere)
+    again = build_report(client, read_study(client, elsewhere, "seeds"), out, log_artifacts=False)
+    assert (kept / "runs.parquet").read_bytes() == before
+    assert again.paths[0].parent.name.startswith("seeds-") and again.paths[0].exists()
+    replaced = build_report(client, read_study(client, elsewhere, "seeds"), out, log_artifacts=False, replace=True)
+    assert replaced.paths[0] == kept / "runs.parquet" and (kept / "runs.parquet").read_bytes() != before

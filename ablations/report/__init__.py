@@ -12,7 +12,7 @@ paper's numbers, `readme` writes the README, `build` writes one study's report, 
 """
 
 from ablations.report.build import build_report
-from ablations.report.cli import main
-from ablations.report.records import ReportError
+from ablations.report.cli import main, report_study
+from ablations.report.records import ReportError, open_client
 
-__all__ = ["ReportError", "build_report", "main"]
+__all__ = ["ReportError", "build_report", "main", "open_client", "report_study"]

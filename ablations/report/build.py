@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ablations.messages import one_line
 from ablations.report import figures
 from ablations.report.readme import render_readme, with_analysis
@@ -42,10 +45,30 @@ def write_figures(study: FigureInput, figures_dir: Path) -> Written:
     return out
 
 
-def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bool = True) -> Written:
+def study_dir_for(out_dir: Path, records: StudyRecords, replace: bool = False) -> Path:
+    """`<out>/<study>/`, unless it holds the report of another study run of the same name (another parent
+    run: another --tracking-uri or --storage, a committed result of a real run): that one is kept and this
+    report goes to `<out>/<study>-<first 8 of its parent run id>/`. `replace` writes over it instead."""
+    study_dir = out_dir / records.name
+    parent_id = records.parent.info.run_id
+    existing = study_dir / "runs.parquet"
+    if replace or not existing.exists():
+        return study_dir
+    try:
+        metadata = pq.read_schema(existing).metadata or {}
+        previous = metadata.get(b"ablations.parent_run_id", b"").decode().strip('"') or None
+    except (OSError, ValueError, pa.ArrowException):  # unreadable: not a report this one can claim
+        previous = "unknown"
+    if previous in (None, parent_id):
+        return study_dir
+    return out_dir / f"{records.name}-{parent_id[:8]}"
+
+
+def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bool = True,
+                 replace: bool = False) -> Written:
     """runs.parquet, summary.parquet, figures and README.md for one study; logged to its parent run."""
     tables = build_tables(records)
-    study_dir = out_dir / records.name
+    study_dir = study_dir_for(out_dir, records, replace)
     study_dir.mkdir(parents=True, exist_ok=True)
     table_paths = _write_tables(records, tables, study_dir)
     histories = read_histories(client, [r for r in records.trials if r.info.status == "FINISHED"])

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from ablations.messages import EXIT_BAD_INPUT, run_command
-from ablations.report.build import build_report
+from ablations.report.build import Written, build_report
 from ablations.report.records import ReportError, list_studies, open_client, read_study
 from ablations.tracking import resolve_tracking_uri
 
@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder; each study gets <out>/<study>/ (default reports)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    parser.add_argument("--replace", action="store_true",
+                        help="write over <out>/<study>/ even when it holds the report of another run of a study "
+                             "with this name (by default that one is kept and this report goes to "
+                             "<out>/<study>-<parent run id>/)")
     parser.add_argument("--no-log", action="store_true",
                         help="do not log the report to the study's parent run (a read-only store, say)")
     return parser
@@ -50,20 +54,26 @@ def report_studies(args: argparse.Namespace) -> int:
                           "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")
     for name in names:
         try:
-            records = read_study(client, uri, name)
+            report_study(client, uri, name, Path(args.out), log=not args.no_log, replace=args.replace)
         except ReportError as error:
             if args.study:
                 raise
             print(f"skipped {name}: {error}", file=sys.stderr)
-            continue
-        written = build_report(client, records, Path(args.out), log_artifacts=not args.no_log)
-        statuses = Counter(run.info.status for run in records.trials)
-        print(f"{name}: {len(records.trials)} runs ("
-              + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")")
-        for path in written.paths:
-            print(f"  wrote {path}")
-        if written.verdict is not None:
-            print(f"  {written.verdict.sentence}")
-        if not args.no_log:
-            print(f"  logged to MLflow parent run {records.parent.info.run_id} under report/")
     return 0
+
+
+def report_study(client, uri: str, name: str, out: Path, *, log: bool = True, replace: bool = False) -> Written:
+    """One study's report, with a line per file written and the verdict; ReportError where the study
+    cannot be read."""
+    records = read_study(client, uri, name)
+    written = build_report(client, records, out, log_artifacts=log, replace=replace)
+    statuses = Counter(run.info.status for run in records.trials)
+    print(f"{name}: {len(records.trials)} runs ("
+          + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")")
+    for path in written.paths:
+        print(f"  wrote {path}")
+    if written.verdict is not None:
+        print(f"  {written.verdict.sentence}")
+    if log:
+        print(f"  logged to MLflow parent run {records.parent.info.run_id} under report/")
+    return written

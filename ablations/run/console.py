@@ -155,11 +155,10 @@ def write_report(session: Session) -> Path | None:
     python = command_path(Path(sys.executable).name)
     print(f"\nReport ({python} -m ablations.report {redact(' '.join(command))}):")
     try:
-        status = report.main(command)
-    except Exception as error:
-        status = one_line(error, limit=500, with_type=True)
-    if status:
-        print(f"warning: the report failed ({status}); the study's records are complete: rerun the report "
-              "with the command above", file=sys.stderr)
+        uri = session.tracker.uri
+        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"))
+    except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
+        print(f"warning: the report failed ({one_line(error, limit=500, with_type=True)}); the study's records "
+              "are complete: rerun the report with the command above", file=sys.stderr)
         return None
-    return Path("reports") / session.spec.name / "README.md"
+    return next((path for path in written.paths if path.name == "README.md"), None)
