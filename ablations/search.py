@@ -48,6 +48,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,12 +125,42 @@ def mark_ready(study: optuna.Study, units: int, parent_run_id: str | None) -> No
     study.set_user_attr(READY_ATTR, True)
 
 
-def wait_until_ready(study: optuna.Study, timeout_s: float) -> bool:
-    """Wait for the creator to finish enqueueing; False if it did not within timeout_s (it died)."""
+CREATOR_ATTR = "ablations.creator"
+
+
+def mark_creator(study: optuna.Study) -> None:
+    """Who is planning the study (`host:pid`), so that a process that joins it can tell whether to wait."""
+    study.set_user_attr(CREATOR_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+
+
+def creator_gone(study: optuna.Study) -> bool:
+    """The study's creator ran on this machine and its process no longer exists."""
+    host, _, pid = str(study.user_attrs.get(CREATOR_ATTR, "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's (or unknown): only its silence can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def wait_until_ready(study: optuna.Study, timeout_s: float,
+                     on_wait: Callable[[str], None] | None = None) -> bool:
+    """Wait for the creator to finish enqueueing; False if it did not within timeout_s, or at once when
+    its process is known to be gone (it died). `on_wait` is told once what is awaited."""
     deadline = time.monotonic() + timeout_s
+    told = False
     while not study.user_attrs.get(READY_ATTR):
-        if time.monotonic() > deadline:
+        if creator_gone(study) or time.monotonic() > deadline:
             return False
+        if not told and on_wait is not None:
+            creator = study.user_attrs.get(CREATOR_ATTR, "another process")
+            on_wait(f"waiting for {creator}, which created study {study.study_name!r}, to finish planning it "
+                    f"(at most {timeout_s:.0f} s; sooner if that process is found gone)")
+            told = True
         time.sleep(0.5)
     return True
 

@@ -207,3 +207,22 @@ def test_a_configuration_that_failed_every_trial_may_be_corrected_and_rerun(tmp_
     assert search.prepare(study, corrected, storage=storage).enqueued == 0  # failures are kept without the flag
     assert search.prepare(study, corrected, retry_failed=True, storage=storage).enqueued == 4
     assert {c.attrs["config"]["train"]["lr"] for c in claim_all(study, corrected, storage)} == {0.1}
+
+
+def test_a_joiner_stops_waiting_at_once_for_a_creator_that_is_gone(tmp_path, storage_url):
+    import socket
+    import subprocess
+    import sys
+
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    _, study = opened(spec, storage_url, tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    study.set_user_attr(search.CREATOR_ATTR, f"{socket.gethostname()}:{gone.stdout.strip()}")
+    said = []
+    started = time.monotonic()
+    assert search.wait_until_ready(study, timeout_s=60, on_wait=said.append) is False
+    assert time.monotonic() - started < 30 and said == []  # not the 60 s timeout
+    # A creator that is alive (this process) is waited for, and the wait says so.
+    search.mark_creator(study)
+    assert search.wait_until_ready(study, timeout_s=1, on_wait=said.append) is False
+    assert len(said) == 1 and "to finish planning it" in said[0]

@@ -84,13 +84,16 @@ def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
     """The study's uid and its parent run: made and the plan enqueued by the process that created the
     study; found (after waiting for the creator to be done) by every other one."""
     if created:
+        search.mark_creator(study)
         study_uid = uuid.uuid4().hex
         study.set_user_attr("ablations.uid", study_uid)
         parent_run_id = tracker.parent_run(study_uid, parent_tags)
         tracker.log_artifact(parent_run_id, spec.source)
         search.mark_ready(study, search.enqueue_plan(study, spec), parent_run_id)
         return study_uid, parent_run_id
-    ready = search.wait_until_ready(study, READY_TIMEOUT_S)
+    ready = search.wait_until_ready(study, READY_TIMEOUT_S, on_wait=lambda line: print(line, flush=True))
+    if not ready:
+        print(f"study {spec.name!r}: its creator stopped before planning it; this process plans it", flush=True)
     study_uid = study.user_attrs.get("ablations.uid")
     if study_uid is None:  # its creator died before getting this far
         study_uid = uuid.uuid4().hex
