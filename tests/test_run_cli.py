@@ -36,3 +36,15 @@ def test_usage_errors_keep_argparses_message_and_status(capsys):
 def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "ablations.run", "missing.yaml"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: missing.yaml: cannot read")
+
+
+def test_a_grid_over_data_sets_checks_each_before_any_trial(workdir, capsys):  # noqa: F811
+    empty = workdir / "empty"
+    empty.mkdir()
+    # The synthetic set loads; cifar10 is not in the empty root: refused before any trial.
+    study = study_file(workdir, "datasets", "search: {grid: {data.dataset: [synthetic, cifar10]}}\n")
+    args = [str(study), "--tracking-uri", uri(workdir), "--no-progress", "--set", f"data.root={empty}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and str(empty) in err
+    assert not (workdir / "runs" / "datasets").exists()  # refused before any store was touched

@@ -21,6 +21,7 @@ import os
 import sys
 
 from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST, run_command
+from ablations.plan import StudySpec
 from ablations.run import console
 from ablations.run.estimate import dry_run
 from ablations.run.runner import DataCache
@@ -30,7 +31,7 @@ from ablations.search import SearchError
 from ablations.stores import DEFAULT_RETRY_FOR_S, StoreUnavailable
 from ablations.study import StudyError, load_study
 from ablations.tracking import TrackingError
-from simclr_core.config import ConfigError
+from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data import DatasetError
 from simclr_core.trainer import select_device
 
@@ -112,11 +113,12 @@ def _main(args: argparse.Namespace) -> int:
     if args.worker_index is not None:
         return worker_main(spec, args)
 
-    # Load the data set before touching any storage: a missing data set is one clear error, and the
-    # decoded-array cache is warm before several workers read it at once.
+    # Load the data set before touching any storage: a missing data set is one clear error (exit 2), not
+    # a failure of every trial, and the decoded-array cache is warm before several workers read it at
+    # once. A grid that varies data.* has each of its data sets checked so, the last one kept loaded.
     data = DataCache()
-    if "data" not in {key.split(".")[0] for key in spec.search.varied_keys}:
-        data.get(spec.base.data)
+    for data_config in data_configs(spec):
+        data.get(data_config)
     session = open_session(spec, args, setup=True)
     console.print_header(session)
     if args.workers == 1:
@@ -132,3 +134,13 @@ def _main(args: argparse.Namespace) -> int:
         print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "
               "rerun the same command to resume", file=sys.stderr)
     return status
+
+
+def data_configs(spec: StudySpec) -> list[DataConfig]:
+    """The distinct data configurations a study's planned trials use (the base's, for sampled studies)."""
+    if spec.search.sampler != "grid" or not any(key.startswith("data.") for key in spec.search.varied_keys):
+        return [spec.base.data]
+    distinct: dict[str, DataConfig] = {}
+    for trial in spec.trials():
+        distinct.setdefault(repr(trial.config.data), trial.config.data)
+    return list(distinct.values())
