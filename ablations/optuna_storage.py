@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import threading
 import time
@@ -159,6 +160,7 @@ def open_storage(url: str | None, default_path: Path, heartbeat_interval: int, g
         path = (Path(url) if url else default_path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         repair_journal(path)
+        check_journal(path)
         return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period,
                                        stale_trial_callback=stale_trial_callback)
     return _open_database(url, heartbeat_interval, grace_period, retry_for, stale_trial_callback)
@@ -290,6 +292,25 @@ def _serialize_sqlite_transactions(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections opened before the listeners existed
+
+
+def check_journal(path: Path) -> None:
+    """A line damaged in the middle of a journal (an editor, a bad copy) stops Optuna's reader with a JSON
+    error on every open; say which line, and leave the file as it is: the lines after it are the rest of
+    the study's record."""
+    if not path.exists():
+        return
+    with open(path, "rb") as journal:
+        for number, line in enumerate(journal, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                raise SearchError(
+                    f"Optuna journal {path}: line {number} is damaged (not one JSON record); keep a copy of the "
+                    "file, then fix or delete that line (every other line is still the study's record), or start "
+                    "over with another --storage") from None
 
 
 def repair_journal(path: Path) -> bool:

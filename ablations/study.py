@@ -59,6 +59,8 @@ PARAM_KEYS = {
 }
 # Names become an MLflow experiment, an Optuna study and a folder under runs/.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Well under a file name's 255 bytes: names also make `runs/<name>/...` and `reports/<name>-<id>/`.
+MAX_NAME_LENGTH = 100
 
 
 class StudyError(ValueError):
@@ -99,9 +101,11 @@ def load_study(path: str | Path, overrides: list[str] = (), data_root: str | Non
     """
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise StudyError(source, "", f"cannot read the study file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise StudyError(source, "", f"not UTF-8 text (byte {error.start}); save the study file as UTF-8") from None
     try:
         raw = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
@@ -118,9 +122,9 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
     if "name" not in doc:
         raise StudyError(source, "name", "required: the study's name (letters, digits, _ . -)")
     name = doc["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise StudyError(source, "name", f"{name!r} is not allowed; expected letters, digits, _ . - "
-                                         "(it names the MLflow experiment and the runs/ folder)")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        raise StudyError(source, "name", f"{name!r} is not allowed; expected up to {MAX_NAME_LENGTH} letters, "
+                                         "digits, _ . - (it names the MLflow experiment and the runs/ folder)")
     description = doc.get("description", "") or ""
     if not isinstance(description, str):
         raise StudyError(source, "description", f"expected a string, got {plain_type_name(description)}")

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, report_studies, {ReportError: EXIT_BAD_INPUT})
+    return run_command(build_parser(), argv, report_studies, {ReportError: EXIT_BAD_INPUT, OSError: EXIT_BAD_INPUT})
 
 
 def report_studies(args: argparse.Namespace) -> int:

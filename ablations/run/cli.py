@@ -36,8 +36,11 @@ from simclr_core.data import DatasetError
 from simclr_core.trainer import select_device
 
 # Errors that end the command with one line and a status, never a traceback; bad input first.
+# Errors that are the user's to fix, each one line and a status; OSError last: a folder that cannot be
+# written (read-only runs/, a full disk) names its path in the message.
 EXITS = {StudyError: EXIT_BAD_INPUT, ConfigError: EXIT_BAD_INPUT, DatasetError: EXIT_BAD_INPUT,
-         SearchError: EXIT_BAD_INPUT, TrackingError: EXIT_BAD_INPUT, StoreUnavailable: EXIT_STORE_LOST}
+         SearchError: EXIT_BAD_INPUT, TrackingError: EXIT_BAD_INPUT, StoreUnavailable: EXIT_STORE_LOST,
+         OSError: EXIT_BAD_INPUT}
 
 
 def build_parser() -> argparse.ArgumentParser:
