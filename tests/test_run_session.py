@@ -84,3 +84,17 @@ def test_tracking_store_comes_from_the_flag_then_the_environment_then_sqlite(mon
     assert resolve_tracking_uri("http://tracking:5000") == "http://tracking:5000"
     parsed = build_parser().parse_args(["study.yaml", "--tracking-uri", "http://tracking:5000"])
     assert tracking_uri(parsed) == "http://tracking:5000"
+
+
+def test_a_journal_whose_mlflow_records_are_gone_is_refused_with_the_way_out(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "orphaned", "search: {grid: {train.temperature: [0.2]}}\n", epochs=1)
+    assert main(cli(workdir, study)) == 0
+    # A new, empty tracking store beside the kept Optuna journal (mlflow.db deleted, or another
+    # --tracking-uri). (A new file, not the deleted one again: MLflow caches a store per URI in a process.)
+    capsys.readouterr()
+    other = f"sqlite:///{workdir}/other.db"
+    assert main([str(study), "--tracking-uri", other, "--no-progress", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: study 'orphaned' has 1 finished trials") and "--tracking-uri" in err
+    assert "remove runs/orphaned" in err and len(err.splitlines()) == 1
+    assert len(optuna_trials(workdir, "orphaned")) == 1  # nothing added, nothing lost

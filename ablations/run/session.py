@@ -17,7 +17,7 @@ import optuna
 from ablations import confirm, search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
-from ablations.tracking import VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state, resolve_tracking_uri
+from ablations.tracking import VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
@@ -91,6 +91,7 @@ def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
         tracker.log_artifact(parent_run_id, spec.source)
         search.mark_ready(study, search.enqueue_plan(study, spec), parent_run_id)
         return study_uid, parent_run_id
+    _check_same_records(spec, study, tracker)
     ready = search.wait_until_ready(study, READY_TIMEOUT_S, on_wait=lambda line: print(line, flush=True))
     if not ready:
         print(f"study {spec.name!r}: its creator stopped before planning it; this process plans it", flush=True)
@@ -102,6 +103,20 @@ def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
     if not ready:
         search.mark_ready(study, 0, parent_run_id)
     return study_uid, parent_run_id
+
+
+def _check_same_records(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
+    """A study with finished trials whose MLflow records are not in this tracking store (mlflow.db deleted
+    or moved, another --tracking-uri): resuming would record new trials beside nothing and the report
+    would miss the old ones. Refuse, saying the two ways out."""
+    uid = study.user_attrs.get("ablations.uid")
+    finished = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    if uid is None or not finished or tracker.find_parent(uid) is not None:
+        return
+    raise TrackingError(
+        f"study {spec.name!r} has {finished} finished trials in its Optuna storage, but the MLflow store "
+        f"{mask_url(tracker.uri)} holds none of their runs; point --tracking-uri at the store that recorded them, "
+        f"or start the study over (remove runs/{spec.name}, or use another --storage or study name)")
 
 
 def finalize(session: Session, interrupted: bool) -> bool:
