@@ -223,6 +223,7 @@ def train(
     callback: Callable[[EpochMetrics], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     dataset: Dataset | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> RunResult:
     """Pre-train SimCLR as `config` says, probe it, and return the result.
 
@@ -231,6 +232,8 @@ def train(
     checkpoint_dir: when set, a checkpoint is written at every epoch end and, if one is already
         there, training resumes from it to the same result as an uninterrupted run.
     dataset: an already loaded data set, else `load_dataset(config.data)`.
+    progress: called as progress(phase, done, total) for a live display: ("train", steps done, all steps)
+        after every step, ("knn", epoch, epochs) before a kNN monitor, ("probe", 0, 1) before the probe.
     """
     check_config(config)
     started = time.perf_counter()
@@ -316,6 +319,8 @@ def train(
             loss_sum += loss
             accuracy_sum += contrastive_accuracy(z)
             step += 1
+            if progress:
+                progress("train", step, total_steps)
         if on_cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - epoch_start
@@ -332,6 +337,8 @@ def train(
         )
         knn_due = config.probe.knn_every and ((epoch + 1) % config.probe.knn_every == 0 or epoch + 1 == tc.epochs)
         if knn_due:
+            if progress:
+                progress("knn", epoch + 1, tc.epochs)
             knn_started = time.perf_counter()
             bank, _ = extract_features(model, train_images[knn_train], **feature_kwargs)
             queries, _ = extract_features(model, test_images[knn_test], **feature_kwargs)
@@ -352,6 +359,8 @@ def train(
     probe = None
     probe_started = time.perf_counter()
     if config.probe.enabled:
+        if progress:
+            progress("probe", 0, 1)
         probe = linear_probe(model, train_images, train_labels, test_images, test_labels, config.probe,
                              autocast_dtype=autocast_dtype, channels_last=channels_last)
     probe_seconds = time.perf_counter() - probe_started

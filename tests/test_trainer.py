@@ -269,3 +269,12 @@ def test_one_seed_gives_the_same_batches_base_crops_and_initial_weights_in_every
     other = _record_batches(monkeypatch)
     train(config_with({"train.seed": 6}))
     assert not torch.equal(other[0][0], runs[0][0][0])
+
+
+def test_progress_reports_every_step_then_the_monitor_and_the_probe():
+    seen = []
+    train(tiny_config(epochs=2), progress=lambda *event: seen.append(event))
+    steps = [event for event in seen if event[0] == "train"]
+    assert [done for _, done, _ in steps] == list(range(1, 11)) and {total for *_, total in steps} == {10}
+    assert [event for event in seen if event[0] != "train"] == [("knn", 1, 2), ("knn", 2, 2), ("probe", 0, 1)]
+    assert seen.index(("knn", 1, 2)) == 5 and seen[-1] == ("probe", 0, 1)  # after epoch 1's five steps

@@ -92,20 +92,32 @@ class _Attempt:
     bar: tqdm | None = None
     first_epoch: int | None = None  # the first epoch this process trained (later ones on a resume)
 
+    def on_progress(self, phase: str, done: int, total: int) -> None:
+        """The engine's live progress: steps within the epochs, then the kNN monitor and the probe."""
+        bar = self.bar
+        if bar is None:
+            return
+        if phase == "train":
+            if bar.total != total:
+                bar.reset(total=total)
+                bar.unit = "step"
+            bar.n = done
+            bar.refresh()
+        else:
+            bar.set_description_str(f"  {self.claim.run_name} [{'kNN monitor' if phase == 'knn' else 'linear probe'}]")
+
     def on_epoch(self, metrics: EpochMetrics) -> None:
         """The engine's callback: log the epoch, show it, and let Optuna's pruner judge its kNN."""
         trial, bar = self.claim.trial, self.bar
         if self.first_epoch is None:
             self.first_epoch = metrics.epoch
-            if bar is not None:
-                bar.n = metrics.epoch - 1
         self.run.log_epoch(metrics)
         trial.set_user_attr("progress", {"epoch": metrics.epoch, "epochs": self.config.train.epochs,
                                          "loss": metrics.loss})
         if bar is not None:
-            bar.set_postfix(loss=f"{metrics.loss:.3f}",
+            bar.set_description_str(f"  {self.claim.run_name}")
+            bar.set_postfix(epoch=f"{metrics.epoch}/{self.config.train.epochs}", loss=f"{metrics.loss:.3f}",
                             knn="-" if metrics.knn_acc is None else f"{metrics.knn_acc:.3f}")
-            bar.update(1)
         if metrics.knn_acc is not None:
             trial.report(metrics.knn_acc, metrics.epoch)
             if trial.should_prune():
@@ -184,7 +196,8 @@ class Runner:
         checkpoint.drop_if_foreign(trial_dir, config)
         if self.show_progress:
             attempt.bar = console.epoch_bar(claim.run_name, config.train.epochs)
-        result = train(config, callback=attempt.on_epoch, checkpoint_dir=trial_dir, dataset=dataset)
+        result = train(config, callback=attempt.on_epoch, checkpoint_dir=trial_dir, dataset=dataset,
+                       progress=attempt.on_progress)
         return self._complete(attempt, result)
 
     def _pruned(self, attempt: _Attempt, pruned: optuna.TrialPruned) -> Outcome:
