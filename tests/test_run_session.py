@@ -98,3 +98,26 @@ def test_a_journal_whose_mlflow_records_are_gone_is_refused_with_the_way_out(wor
     assert err.startswith("error: study 'orphaned' has 1 finished trials") and "--tracking-uri" in err
     assert "remove runs/orphaned" in err and len(err.splitlines()) == 1
     assert len(optuna_trials(workdir, "orphaned")) == 1  # nothing added, nothing lost
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("copies", [2, 4])
+def test_copies_of_one_command_started_together_in_a_fresh_folder_all_finish(tmp_path, copies):
+    """As a user pasting the quickstart into several terminals at once: a fresh folder, no mlflow.db, no
+    journal; every copy finishes and every cell runs exactly once in Optuna and in MLflow."""
+    study = study_file(tmp_path, "together", "search: {grid: {train.temperature: [0.2, 0.5, 1.0]}}\n", epochs=1,
+                       knn_every=0)
+    processes = [start(tmp_path, [str(study), "--no-progress", "--no-report"]) for _ in range(copies)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * copies, [out[-800:] for out in outputs]
+    counts = complete_once_per_unit(optuna_trials(tmp_path, "together"))
+    assert len(counts) == 3
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("together")
+    runs = client.search_runs([experiment.experiment_id], "tags.`ablations.role` = 'trial'")
+    finished = [r.info.run_name for r in runs if r.info.status == "FINISHED"]
+    assert sorted(finished) == sorted({r for r in finished}) and len(finished) == 3
+    parents = client.search_runs([experiment.experiment_id], "tags.`ablations.role` = 'parent'")
+    assert len(parents) == 1
