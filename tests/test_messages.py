@@ -1,0 +1,49 @@
+"""ablations.messages: what the commands say to people."""
+
+import argparse
+
+import pytest
+
+from ablations import messages
+from ablations.stores import remember_secrets
+
+
+def test_one_line_joins_lines_cuts_long_text_and_names_empty_errors():
+    assert messages.one_line(ValueError("first\n  second")) == "first second"
+    assert messages.one_line(KeyError()) == "KeyError"
+    assert messages.one_line(RuntimeError("bad"), with_type=True) == "RuntimeError: bad"
+    long = messages.one_line(ValueError("x" * 400), limit=300)
+    assert len(long) == 303 and long.endswith("...")
+
+
+def test_one_line_hides_remembered_passwords():
+    remember_secrets("postgresql://user:hunter2secret@db/optuna")
+    assert messages.one_line(ValueError("cannot reach user:hunter2secret@db")) == "cannot reach user:***@db"
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (4.24, "4.2 s"), (38.4, "38 s"), (750, "12.5 min"), (11160, "3.10 h"), (float("nan"), "n/a")])
+def test_duration(seconds, text):
+    assert messages.duration(seconds) == text
+
+
+def test_run_command_turns_known_errors_into_one_line_and_a_status(capsys):
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_argument("--n", type=int, default=1)
+
+    def body(args):
+        if args.n < 0:
+            raise ValueError("--n: -1 is not allowed;\n  expected >= 0")
+        if args.n == 0:
+            raise OSError("disk full")
+        return 0
+
+    exits = {ValueError: 2, OSError: 3}
+    assert messages.run_command(parser, ["--n", "1"], body, exits) == 0
+    assert messages.run_command(parser, ["--n", "-1"], body, exits) == 2
+    assert capsys.readouterr().err == "error: --n: -1 is not allowed; expected >= 0\n"
+    assert messages.run_command(parser, ["--n", "0"], body, exits) == 3
+    assert messages.run_command(parser, ["--n", "x"], body, exits) == 2  # argparse's own usage error
+    assert "invalid int value" in capsys.readouterr().err
+    with pytest.raises(KeyError):  # not a user's error: raised as it is
+        messages.run_command(parser, [], lambda args: {}["missing"], exits)

@@ -1,0 +1,60 @@
+"""ablations.stores: passwords kept out of messages, transient failures told from permanent ones, bounded
+retries (the servers themselves are exercised in tests/test_distributed.py)."""
+
+import pytest
+
+from ablations import stores
+
+
+def test_mask_url_hides_the_password_only():
+    assert stores.mask_url("postgresql://ana:s3cret@db:5432/optuna") == "postgresql://ana:***@db:5432/optuna"
+    assert stores.mask_url("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+
+
+def test_describe_gives_the_root_cause_on_one_line():
+    try:
+        try:
+            raise ConnectionRefusedError("connection refused\n  to db:5432")
+        except ConnectionRefusedError as inner:
+            raise RuntimeError("") from inner
+    except RuntimeError as outer:
+        assert stores.describe(outer) == "ConnectionRefusedError: connection refused to db:5432"
+
+
+def test_transient_errors_are_retried_until_they_pass(monkeypatch):
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        return "answer"
+
+    assert stores.retry(flaky, retry_for=60) == "answer" and len(calls) == 3
+
+
+def test_a_store_down_longer_than_retry_for_is_one_error_naming_it(monkeypatch):
+    clock = iter(range(0, 1000, 7))
+    monkeypatch.setattr(stores.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: None)
+
+    def down():
+        raise TimeoutError("no answer")
+
+    with pytest.raises(stores.StoreUnavailable, match="the tracking store"):
+        stores.retry(down, retry_for=20, store="the tracking store")
+
+
+def test_other_errors_are_tried_a_bounded_number_of_times(monkeypatch):
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("bad value")
+
+    with pytest.raises(ValueError):
+        stores.retry(broken, attempts=3)
+    assert len(calls) == 3
+    assert not stores.is_transient(ValueError("bad value")) and stores.is_transient(ConnectionError())
