@@ -211,7 +211,9 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     paper_axis.set_ylabel("ImageNet top-1 (%), paper", color="C1")
     handles = ax.get_legend_handles_labels()[0] + paper_axis.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + paper_axis.get_legend_handles_labels()[1]
-    ax.legend(handles, labels, fontsize=7, loc="lower right")
+    # Below the axes: inside, any corner can hide a point (the study's curve may fall where the paper's
+    # rises).
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure, data.round(4)
