@@ -78,11 +78,12 @@ def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bo
             "study": records.name, "parent_run_id": records.parent.info.run_id}))
     else:  # a comparisons table of an earlier report must not outlive its verdict
         (study_dir / "comparisons.parquet").unlink(missing_ok=True)
-    study = FigureInput(records, tables, histories, verdict)
+    floor = floor_of(tables)
+    study = FigureInput(records, tables, histories, verdict, floor.mean * 100 if floor else None)
     written = write_figures(study, study_dir / "figures")
     readme = study_dir / "README.md"
-    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings,
-                                                  floor_of(tables)), study_dir))
+    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings, floor),
+                                    study_dir))
     written.paths = table_paths + [readme] + written.paths
     if log_artifacts:
         _log_to_parent(client, records, written.paths, study_dir)

@@ -183,7 +183,8 @@ def temperature_batch(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.D
     return figure, data.sort_values(["train.temperature", "train.batch_size"]).reset_index(drop=True).round(4)
 
 
-def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this study") -> tuple[plt.Figure, pd.DataFrame]:
+def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this study",
+                   floor_percent: float | None = None) -> tuple[plt.Figure, pd.DataFrame]:
     """Mean probe accuracy against colour-distortion strength, error bars the SD over seeds, with the
     paper's Table 1 (ImageNet) on a second axis: compare the trend, not the level.
 
@@ -209,6 +210,7 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     paper_axis.plot(strengths, [reference.TABLE1_SIMCLR[s] for s in strengths], linestyle="--", marker="s",
                     color="C1", label="SimCLR Table 1, ImageNet (right axis)")
     paper_axis.set_ylabel("ImageNet top-1 (%), paper", color="C1")
+    floor_line(ax, floor_percent)
     handles = ax.get_legend_handles_labels()[0] + paper_axis.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + paper_axis.get_legend_handles_labels()[1]
     # Below the axes: inside, any corner can hide a point (the study's curve may fall where the paper's
@@ -219,7 +221,15 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     return figure, data.round(4)
 
 
-def projection_head(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+def floor_line(ax: plt.Axes, floor_percent: float | None) -> None:
+    """The study's untrained floor (the same encoder at train.epochs 0, the same probe) as a dashed line."""
+    if floor_percent is not None and np.isfinite(floor_percent):
+        ax.axhline(floor_percent, color="gray", linestyle=":", linewidth=1.2,
+                   label=f"untrained floor ({floor_percent:.1f} %)")
+
+
+def projection_head(cells: pd.DataFrame, title: str, floor_percent: float | None = None
+                    ) -> tuple[plt.Figure, pd.DataFrame]:
     """Bars of mean probe accuracy per projection head, on h (before the head) and on z (after it);
     error bars the SD over seeds.
 
@@ -244,7 +254,9 @@ def projection_head(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.Dat
     ax.set_xticks(np.arange(len(heads)), heads)
     ax.set_xlabel("projection head (model.head)")
     ax.set_ylabel("linear-probe top-1 (%)")
-    ax.legend(fontsize=7)
+    floor_line(ax, floor_percent)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.08)  # room for the bars' value labels
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     ax.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure, data.round(4)

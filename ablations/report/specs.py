@@ -43,6 +43,7 @@ class FigureInput:
     tables: Tables
     histories: dict[str, dict[str, dict[int, float]]]
     verdict: Verdict | None  # the study's rule on paired comparisons (report.verdict.judge)
+    floor_percent: float | None = None  # the untrained floor's mean probe on h, percent (where the study ran it)
 
     def scope(self, used: list[str], stats: pd.DataFrame) -> str:
         """`n = 2`, or `n = 8; averaged over model.head` when the figure pools other varied keys."""
@@ -200,7 +201,7 @@ def draw_color_strength(study: FigureInput) -> Drawn:
     stats = cell_stats(study.tables.runs, used)
     figure, data = figures.color_strength(
         stats, f"{study.records.name}: linear probe on h against colour strength ({study.scope(used, stats)})",
-        study_label=study.label())
+        study_label=study.label(), floor_percent=study.floor_percent)
     low, high = data.iloc[0], data.iloc[-1]
     best = data.loc[data["mean_percent"].idxmax()]
     weakest, strongest = min(TABLE1_SIMCLR), max(TABLE1_SIMCLR)
@@ -227,7 +228,7 @@ def draw_projection_head(study: FigureInput) -> Drawn:
     stats = pd.concat(_head_stats(study), ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
     figure, data = figures.projection_head(
         stats, f"{study.records.name}: linear probe on h and z by projection head, mean ± SD "
-               f"({study.scope(used, stats)})")
+               f"({study.scope(used, stats)})", floor_percent=study.floor_percent)
     h = data[data["representation"] == "h"].set_index("model.head")["mean_percent"]
     z = data[data["representation"] == "z"].set_index("model.head")["mean_percent"]
     gaps = (h - z).dropna()
