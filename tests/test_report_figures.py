@@ -72,3 +72,43 @@ def test_save_writes_png_and_csv(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths[1].read_text() == "x\n0.123457\n"  # six significant digits
     assert figure.number not in plt.get_fignums()  # closed
+
+
+# Layout: the figures must read at every grid size, 1x1 to 7x7: no text box overlaps another.
+
+def _text_boxes(figure):
+    """Every visible, non-empty text of the figure (titles, axis and colour-bar labels, tick labels,
+    legend texts; not the cells' own annotations) with its box in display units."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = []
+    for ax in figure.axes:
+        texts = [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        texts += ax.get_xticklabels() + ax.get_yticklabels()
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += legend.get_texts()
+        boxes += [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text()]
+    if figure._suptitle is not None:
+        boxes.append((figure._suptitle.get_text(), figure._suptitle.get_window_extent(renderer)))
+    return boxes
+
+
+def _overlaps(figure) -> list[tuple[str, str]]:
+    boxes = _text_boxes(figure)
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+
+
+@pytest.mark.parametrize("size", range(1, 8))
+def test_pair_grids_read_at_every_size(size):
+    ops = ["crop", "cutout", "color", "sobel", "noise", "blur", "rotate"][:size]
+    cells = pd.DataFrame([{"first": f, "second": s, "mean": 0.3 + 0.01 * i, "std": 0.01, "n": 2}
+                          for i, (f, s) in enumerate((f, s) for f in ops for s in ops)])
+    title = "aug_pairs: linear probe on h, test top-1 %, mean ± SD over seeds (n = 2)"
+    figure, _ = figures.pair_grid(cells, ops, title)
+    assert _overlaps(figure) == []
+    plt.close(figure)
+    figure, _ = figures.paper_comparison(cells, ops, 0.5, size * size, "aug_pairs against SimCLR Figure 5",
+                                         study_label="this study (cifar10), mean ± SD over seeds")
+    assert _overlaps(figure) == []
+    plt.close(figure)

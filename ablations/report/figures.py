@@ -10,6 +10,7 @@ in; which figure a study gets, and its title, is decided by the registry in `abl
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -81,8 +82,16 @@ def _grid_annotations(mean: pd.DataFrame, sd: pd.DataFrame, n: pd.DataFrame) -> 
     return text
 
 
+def wrapped(text: str, figure: plt.Figure, fontsize: float = 9, share: int = 1) -> str:
+    """The text broken into lines that fit the width of one of `share` panels of the figure (small grids
+    make narrow figures, where a one-line title would run into the labels beside it)."""
+    width_points = figure.get_figwidth() * 72 / share * 0.6  # the axes, less its colour bar and labels
+    columns = max(20, int(width_points / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, columns)) if len(text) > columns else text
+
+
 def _draw_grid(ax: plt.Axes, mean: pd.DataFrame, annotations: np.ndarray, vmin: float, vmax: float,
-               title: str) -> None:
+               title: str, panels: int = 1) -> None:
     sns.heatmap(mean, annot=annotations, fmt="", cmap=CMAP, vmin=vmin, vmax=vmax, square=False,
                 linewidths=0.5, linecolor="white", annot_kws={"fontsize": 7}, ax=ax,
                 cbar_kws={"label": "linear-probe top-1 (%)", "shrink": 0.8})
@@ -90,7 +99,7 @@ def _draw_grid(ax: plt.Axes, mean: pd.DataFrame, annotations: np.ndarray, vmin: 
     ax.axvline(len(mean.columns) - 1, color="white", linewidth=4)
     ax.set_xlabel("2nd transformation")
     ax.set_ylabel("1st transformation")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(wrapped(title, ax.figure, share=panels), fontsize=9)
     ax.tick_params(axis="x", labelrotation=45)
     ax.tick_params(axis="y", labelrotation=0)
 
@@ -103,7 +112,8 @@ def pair_grid(cells: pd.DataFrame, ops: list[str], title: str) -> tuple[plt.Figu
     mean, sd, n = grid_matrices(cells, ops)
     annotations = _grid_annotations(mean, sd, n)
     width = 1.0 + 0.85 * len(mean.columns) + 1.5
-    figure, ax = plt.subplots(figsize=(width, 1.2 + 0.7 * len(ops)))
+    # At least 3 inches high: a 1x1 or 2x2 grid's colour bar needs the room for its ticks and label.
+    figure, ax = plt.subplots(figsize=(max(width, 4.0), max(3.0, 1.2 + 0.7 * len(ops))))
     _draw_grid(ax, mean, annotations, *_limits(mean), title)
     figure.tight_layout()
     return figure, mean.round(4)
@@ -135,15 +145,17 @@ def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: 
     if set(ops) == set(reference.FIGURE5_OPS):
         paper[ROW_MEAN] = [reference.FIGURE5_ROW_MEAN[first] for first in ops]
 
-    figure, axes = plt.subplots(1, 2, figsize=(2 * (1.0 + 0.85 * len(mean.columns) + 1.5), 1.6 + 0.7 * len(ops)))
-    _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n), *_limits(mean), study_label)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * max(4.0, 1.0 + 0.85 * len(mean.columns) + 1.5),
+                                               max(3.4, 1.6 + 0.7 * len(ops))))
+    _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n), *_limits(mean), study_label, panels=2)
     paper_text = np.where(np.isfinite(paper.to_numpy()), paper.map(lambda v: f"{v:.1f}").to_numpy(), "")
     _draw_grid(axes[1], paper, paper_text, *_limits(paper),
                f"SimCLR Figure 5 (ImageNet, ResNet-50, {reference.PAPER_EPOCHS} epochs"
-               + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown") + ")")
+               + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown") + ")",
+               panels=2)
     rho_text = f"{rho:.2f}" if np.isfinite(rho) else "undefined"
-    figure.suptitle(f"{title}\nSpearman rank correlation over the {n_common} cells in both: {rho_text}",
-                    fontsize=10)
+    figure.suptitle(wrapped(f"{title}. Spearman rank correlation over the {n_common} cells in both: {rho_text}",
+                            figure, fontsize=10), fontsize=10)
     figure.tight_layout()
 
     long = pd.DataFrame({
