@@ -73,6 +73,7 @@ if (_reason := _missing()) is not None:
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from ablations import search  # noqa: E402
 from ablations.run import main  # noqa: E402
 
 HEALTH_TIMEOUT_S = 180
@@ -327,10 +328,16 @@ def stop_all(workers: list[Worker]) -> None:
 
 
 def trials_of(storage_url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials, read through the harness's own storage opening: Optuna's RDBStorage creates its
+    tables on opening, and a reader polling while the workers create them must take the same schema lock
+    (a bare optuna.load_study(storage=url) raced them: "duplicate key ... alembic_version")."""
+    storage = search.open_storage(storage_url, Path("unused.journal"), heartbeat_interval=30)
     try:
-        return optuna.load_study(study_name=name, storage=storage_url).get_trials()
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
     except KeyError:  # not created yet
         return []
+    finally:
+        storage.engine.dispose()
 
 
 def wait_for(condition, what: str, workers: list[Worker], timeout: float = 180, poll: float = 0.3):
