@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablations import search
 from ablations.plan import PlannedTrial, StudySpec, expand_cells
-from ablations.verdicts import RULES, Verdict, configurations_to_confirm
+from ablations.verdicts import RULES, Verdict, cell_of, configurations_to_confirm
 
 
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
@@ -66,12 +66,11 @@ def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[Planned
         attrs = trial.user_attrs
         if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
             seeds_of.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
-    all_seeds = set().union(*seeds_of.values()) if seeds_of else set(spec.seeds)
-    seed = max(all_seeds | set(spec.seeds)) + 1
+    seed = max(set(spec.seeds).union(*seeds_of.values())) + 1
     wanted = set(configurations_to_confirm(verdict))  # empty once the verdict is decided
     reasons: dict[str, list[str]] = {}
     for comparison in verdict.comparisons:
-        sides = {_cell_of(comparison.better), _cell_of(comparison.worse)}
+        sides = {cell_of(comparison.better), cell_of(comparison.worse)}
         # Both sides below the cap, or the new seed would not pair: a comparison gains a seed on both.
         if comparison.decided or not sides <= wanted or not sides <= set(cells):
             continue
@@ -85,11 +84,6 @@ def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[Planned
                   f"{'; '.join(why[:3])}{' ...' if len(why) > 3 else ''} ({verdict.rule}: {verdict.status})")
         units.append((spec.planned(cells[cell_id], seed), reason))
     return units
-
-
-def _cell_of(name: str) -> str:
-    """The cell of a comparison side: `<cell> (h)` / `<cell> (z)` name one cell's two probes."""
-    return name.removesuffix(" (h)").removesuffix(" (z)")
 
 
 def enqueue_round(study: optuna.Study, spec: StudySpec) -> int:

@@ -276,14 +276,14 @@ def _replan_waiting(spec: StudySpec, planned: list[PlannedTrial], trials: list[F
     enqueued; where the study file has been edited since, it takes the new one (no result was made with
     the old, or _check_drift would have refused). Returns how many changed."""
     by_unit = {p.unit: p.config for p in planned}
+    study_id = storage.get_study_id_from_name(spec.name)
     replanned = 0
     for trial in trials:
         expected = by_unit.get(unit_of(trial))
         if trial.state != TrialState.WAITING or expected is None or "config" not in trial.user_attrs:
             continue
         if _changed_keys(trial.user_attrs["config"], expected):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(
-                storage.get_study_id_from_name(spec.name), trial.number)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             storage.set_trial_user_attr(trial_id, "config", expected.to_plain())
             replanned += 1
     return replanned

@@ -23,9 +23,12 @@ one policy, with one bound (--retry-for), decides how long a worker waits for a 
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
 import shlex
+import sqlite3
 import subprocess
 import sys
 import time
@@ -127,9 +130,6 @@ def _open_sqlite_store(uri: str) -> Any:
     for the lock. A store already left half-migrated (alembic's temporary tables still there, seen under
     the lock, so not another process's migration in flight) is reported, not touched: those tables may
     hold the only copy of a table's rows."""
-    import fcntl
-    import sqlite3
-
     from mlflow import MlflowClient
 
     path = Path(uri.removeprefix(SQLITE_PREFIX)).expanduser()
@@ -365,8 +365,6 @@ class TrialRun:
     def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
         """The data set as an MLflow dataset input (the UI's Dataset column): name, a digest of the images
         actually used (two runs on different subsets differ in it), where they were read from."""
-        import json
-
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         started = time.perf_counter()

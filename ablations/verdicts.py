@@ -103,12 +103,12 @@ def color_strength_rises(runs: pd.DataFrame) -> Verdict:
     cells = [group[0] for _, group in strengths]
     if len(cells) < 2:
         return Verdict("color_strength_rises", claim, "undecided", [], "fewer than two strengths")
-    pairs = [(cells[-1], cells[0])] + [(cells[i + 1], cells[i]) for i in range(len(cells) - 1)][
-        1 if len(cells) == 2 else 0:]
-    comparisons = [c for c in (_compare(runs, a, b) for a, b in pairs) if c]
-    judged = corrected(comparisons)
-    if not judged:
-        return Verdict("color_strength_rises", claim, "undecided", [], "no strengths share a seed")
+    # The strongest against the weakest first, then each step up (with two strengths they are one).
+    steps = [(cells[i + 1], cells[i]) for i in range(len(cells) - 1)] if len(cells) > 2 else []
+    endpoint = _compare(runs, cells[-1], cells[0])
+    if endpoint is None:
+        return Verdict("color_strength_rises", claim, "undecided", [], "the strongest and weakest share no seed")
+    judged = corrected([endpoint] + [c for c in (_compare(runs, a, b) for a, b in steps) if c])
     endpoint, steps = judged[0], judged[1:]
     if endpoint.decision == "below" or any(c.decision == "below" for c in steps):
         status = "does not hold"
@@ -172,7 +172,12 @@ def configurations_to_confirm(verdict: Verdict) -> list[str]:
     for comparison in verdict.comparisons:
         if not comparison.decided:
             for name in (comparison.better, comparison.worse):
-                cell = name.removesuffix(" (h)").removesuffix(" (z)")
+                cell = cell_of(name)
                 if cell not in cells:
                     cells.append(cell)
     return cells
+
+
+def cell_of(side: str) -> str:
+    """The cell a comparison side names: `<cell> (h)` and `<cell> (z)` are one cell's two probes."""
+    return side.removesuffix(" (h)").removesuffix(" (z)")

@@ -32,7 +32,6 @@ LOSING = {**WINNING, ("noise", "crop"): 0.65}
 def store(tmp_path, monkeypatch, mlflow_template):
     (tmp_path / "mlflow.db").write_bytes(mlflow_template.read_bytes())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return f"sqlite:///{tmp_path}/mlflow.db"
 
 

@@ -37,7 +37,6 @@ def study_file(workdir: Path, name: str, search_text: str, seeds=(0,), epochs=EP
 def workdir(tmp_path, monkeypatch, mlflow_template):
     (tmp_path / "mlflow.db").write_bytes(mlflow_template.read_bytes())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
 
 

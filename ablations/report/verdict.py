@@ -18,7 +18,7 @@ from ablations import paired
 from ablations.report.records import StudyRecords
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
 from ablations.tracking import VERDICT_TAG
-from ablations.verdicts import RULES, Verdict
+from ablations.verdicts import REQUIRES, RULES, Verdict
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,6 @@ class Floor:
     mean: float
     std: float  # NaN with one seed
     n: int
-    mean_z: float
 
 
 def rule_for(records: StudyRecords, tables: Tables) -> str | None:
@@ -36,16 +35,10 @@ def rule_for(records: StudyRecords, tables: Tables) -> str | None:
     tagged = records.parent.data.tags.get(VERDICT_TAG)
     if tagged in RULES:
         return tagged
-    keys = set(tables.config_keys)
     if tables.pair:
         return "crop_color_best"
-    if keys == {"augment.color_strength"}:
-        return "color_strength_rises"
-    if keys == {"model.head"}:
-        return "head_order"
-    if keys == {"train.temperature", "train.batch_size"}:
-        return "temperature_half_best"
-    return None
+    # A rule whose varied keys (verdicts.REQUIRES) are exactly the study's.
+    return next((rule for rule, keys in REQUIRES.items() if set(keys) == set(tables.config_keys)), None)
 
 
 def judge(records: StudyRecords, tables: Tables) -> Verdict | None:
@@ -63,8 +56,7 @@ def floor_of(tables: Tables) -> Floor | None:
     kept = included(tables.floor).dropna(subset=[OBJECTIVE])
     if kept.empty:
         return None
-    return Floor(float(kept[OBJECTIVE].mean()), float(kept[OBJECTIVE].std(ddof=1)), len(kept),
-                 float(kept["probe_z"].mean()) if "probe_z" in kept else float("nan"))
+    return Floor(float(kept[OBJECTIVE].mean()), float(kept[OBJECTIVE].std(ddof=1)), len(kept))
 
 
 def write_comparisons(verdict: Verdict, path: Path, metadata: dict) -> Path:
