@@ -15,7 +15,9 @@ from PIL import Image
 
 from simclr_core import augmentations as aug
 from simclr_core import colour
-from simclr_core.augmentations import OPS, apply_pipeline, make_views, render_preview, validate_pipeline
+from simclr_core import preview
+from simclr_core.augmentations import OPS, apply_pipeline, make_views, validate_pipeline
+from simclr_core.preview import render_preview
 from simclr_core.config import AugmentConfig, ConfigError, OpSpec
 
 # Ops with per-sample randomness at their defaults (sobel at p=1 is deterministic).
@@ -632,7 +634,7 @@ def test_render_preview_writes_a_png_grid(tmp_path):
         # make_grid: 3 columns (original, 2 views) by 5 rows of 128 px tiles, 2 px padding, under the
         # header band that names the columns.
         tile = 32 * 4 + 2
-        top = aug.PREVIEW_HEADER_PX
+        top = preview.PREVIEW_HEADER_PX
         assert image.size == (3 * tile + 2, 5 * tile + 2 + top)
         # The first tile is the original image, nearest-upscaled (rounded to uint8).
         pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
@@ -644,10 +646,10 @@ def test_render_preview_writes_a_png_grid(tmp_path):
 
 
 def test_preview_labels_say_what_made_each_view():
-    assert aug.preview_labels(AugmentConfig(), 2) == [
+    assert preview.preview_labels(AugmentConfig(), 2) == [
         ("original", ""), ("view 1", "crop+hflip+color"), ("view 2", "crop+hflip+color")]
     figure5 = AugmentConfig(protocol="asymmetric", base_crop=True, pipeline=[OpSpec("crop"), OpSpec("color")])
-    assert aug.preview_labels(figure5, 2) == [("original", ""), ("view 1", "base crop, crop+color"),
+    assert preview.preview_labels(figure5, 2) == [("original", ""), ("view 1", "base crop, crop+color"),
                                               ("view 2", "base crop")]
 
 

@@ -33,7 +33,7 @@ from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.search import PLACE_KEYS, Claim
 from ablations.stores import StoreUnavailable
 from ablations.tracking import CONFIRM_TAG, FLOOR_TAG, TrialRun
-from simclr_core.augmentations import render_preview
+from simclr_core.preview import render_preview
 from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
 from simclr_core.data import Dataset, load_dataset
