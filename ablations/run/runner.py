@@ -30,7 +30,8 @@ from ablations.plan import flat_config
 from ablations.run import console
 from ablations.run.session import Session
 from ablations.run.signals import ignoring_sigint, interrupts
-from ablations.search import PLACE_KEYS, Claim
+from ablations.identity import PLACE_KEYS
+from ablations.search import Claim
 from ablations.stores import StoreUnavailable
 from ablations.tracking import CONFIRM_TAG, FLOOR_TAG, TrialRun
 from simclr_core.preview import render_preview
