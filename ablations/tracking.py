@@ -64,6 +64,11 @@ VERDICT_STATUS_TAG = "ablations.verdict_status"
 FLOOR_TAG = "ablations.floor"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
+# The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
+# experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
+# mechanism behind its "Share" button. A study writes one such view (runs_view) and prints its URL.
+RUNS_VIEW_KEY = "ablations-runs"
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
 T = TypeVar("T")
 
 
@@ -85,9 +90,29 @@ def ui_command(uri: str) -> str:
 
 
 def runs_url(uri: str, experiment_id: str) -> str:
-    """The address of the experiment's runs list in the UI (`mlflow ui` serves on 127.0.0.1:5000)."""
+    """The address of the experiment's runs list in the UI (`mlflow ui` serves on 127.0.0.1:5000),
+    opened on the study's saved view (runs_view)."""
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs"
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
+
+
+def runs_view(varied_keys: list[str], pairs: bool) -> dict[str, Any]:
+    """The runs list a researcher looks at first: one row per configuration (runs grouped by the tag
+    `ablations.cell`, MLflow showing the mean over seeds), best probe on h first, and as columns what
+    tells the configurations apart and how they scored. The keys are those the UI's own saved views
+    use (selectedColumns entries are `<type>.` + the key in backquotes)."""
+    columns = ["tags.`ablations.cell`"]
+    if pairs:  # the pipeline param is a long list; the pair's two ops say the same
+        columns += ["tags.`ablations.first`", "tags.`ablations.second`"]
+    columns += [f"params.`{key}`" for key in varied_keys if not (pairs and key == PIPELINE_KEY)]
+    columns += [f"params.`{SEED_KEY}`", "metrics.`probe_h`", "metrics.`probe_z`", "metrics.`wall_time_s`"]
+    return {
+        "selectedColumns": columns,
+        "orderByKey": "metrics.`probe_h`",
+        "orderByAsc": False,
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": "ablations.cell"}]},
+    }
 
 
 def command_path(name: str) -> str:
@@ -221,6 +246,12 @@ class Tracker:
             if experiment.tags.get(key) != value:
                 self.call(self.client.set_experiment_tag, experiment.experiment_id, key, value)
         return experiment.experiment_id
+
+    def save_runs_view(self, view: dict[str, Any]) -> None:
+        """Store the view runs_url opens on (rewritten on every start: a study file's new grid key
+        gets its column)."""
+        self.call(self.client.set_experiment_tag, self.experiment_id, SHARED_VIEW_TAG + RUNS_VIEW_KEY,
+                  json.dumps(view))
 
     def _artifact_location(self) -> str | None:
         """Next to an SQLite store: <db folder>/mlartifacts/<study>, where `mlflow server` would put

@@ -30,8 +30,22 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     # As printed, with this environment's mlflow, and the address of the study's runs list.
     assert f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri" in out
     assert "then the study's runs: http://127.0.0.1:5000/#/experiments/" in out
-    # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
+    # That URL opens the study's saved view: grouped by configuration, best probe first, and every
+    # column it shows is a tag, param or metric the trial runs carry.
     client, _, children = mlflow_runs(workdir, "pairs")
+    experiment = client.get_experiment_by_name("pairs")
+    assert f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=ablations-runs" in out
+    view = json.loads(experiment.tags["mlflow.sharedViewState.ablations-runs"])
+    assert view["groupBy"] == {"aggregateFunction": "average",
+                               "groupByKeys": [{"mode": "tag", "groupByData": "ablations.cell"}]}
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`probe_h`", False)
+    kinds = {"tags": lambda r: r.data.tags, "params": lambda r: r.data.params, "metrics": lambda r: r.data.metrics}
+    for column in view["selectedColumns"]:
+        kind, key = column.split(".", 1)
+        assert all(key.strip("`") in kinds[kind](run) for run in children), column
+    assert view["selectedColumns"][:3] == ["tags.`ablations.cell`", "tags.`ablations.first`", "tags.`ablations.second`"]
+    assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the pair's ops say it shorter
+    # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
     inputs = [run.inputs.dataset_inputs for run in children]
     assert all(len(i) == 1 and i[0].dataset.name == "synthetic train" for i in inputs)
     assert len({i[0].dataset.digest for i in inputs}) == 1 and len(inputs[0][0].dataset.digest) == 16

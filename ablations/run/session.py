@@ -17,7 +17,9 @@ import optuna
 from ablations import confirm, search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
-from ablations.tracking import VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri
+from ablations.tracking import (
+    VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri, runs_view,
+)
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
@@ -72,6 +74,7 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     if setup:
         session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
         tracker.sweep(study_uid, study.get_trials(deepcopy=False))
+        tracker.save_runs_view(runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)))
         if spec.verdict:  # also on a study begun before its file named the rule
             tracker.call(tracker.client.set_tag, parent_run_id, VERDICT_TAG, spec.verdict)
         if tracker.run_status(parent_run_id) != "RUNNING":
