@@ -5,12 +5,13 @@ What a study leaves in MLflow (the report module reads exactly this):
 - parent run named `<study name>`, tags `ablations.role=parent`, `ablations.study`;
 - per trial a child run (tag `mlflow.parentRunId`) named after its varied values (`crop+color seed=1`),
   tags `ablations.role=trial`, `ablations.study`, `optuna.study`, `optuna.trial`, `ablations.cell`,
-  `ablations.varied` (JSON, train.seed included), `ablations.seed`, `ablations.first`/`second` (pair
+  `ablations.config` (the run name without its seed), `ablations.varied` (JSON, train.seed included), `ablations.seed`, `ablations.first`/`second` (pair
   studies), `git_commit`, `torch_version`, `device`; params = every resolved config value under its
   dotted key; metrics `loss`, `contrastive_acc`, `knn_acc`, `lr`, `images_per_s` with step = epoch,
   then `probe_h`, `probe_z`, `wall_time_s`; artifacts `config.yaml`, `augment_preview.png`,
   `encoder.pt` (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`,
-  a killed or interrupted one KILLED.
+  a killed or interrupted one KILLED;
+- experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on.
 
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
@@ -62,6 +63,9 @@ VERDICT_TAG = "ablations.verdict"
 VERDICT_STATUS_TAG = "ablations.verdict_status"
 # On a trial run: "true" for the study's untrained floor (train.epochs 0), kept apart from its cells.
 FLOOR_TAG = "ablations.floor"
+# On a trial run: its configuration's short name, the run name without the seed (`crop+color`,
+# `temperature=0.1`, `floor`); the saved runs view groups seeds by it.
+CONFIG_TAG = "ablations.config"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
@@ -97,21 +101,19 @@ def runs_url(uri: str, experiment_id: str) -> str:
 
 
 def runs_view(varied_keys: list[str], pairs: bool) -> dict[str, Any]:
-    """The runs list a researcher looks at first: one row per configuration (runs grouped by the tag
-    `ablations.cell`, MLflow showing the mean over seeds), best probe on h first, and as columns what
+    """The runs list a researcher looks at first: one row per configuration (runs grouped by its short
+    name, CONFIG_TAG, MLflow showing the mean over seeds), best probe on h first, and as columns what
     tells the configurations apart and how they scored. The keys are those the UI's own saved views
     use (selectedColumns entries are `<type>.` + the key in backquotes)."""
-    columns = ["tags.`ablations.cell`"]
-    if pairs:  # the pipeline param is a long list; the pair's two ops say the same
-        columns += ["tags.`ablations.first`", "tags.`ablations.second`"]
+    columns = [f"tags.`{CONFIG_TAG}`"]
+    # A pair study's pipeline param is a long list that the short name already says.
     columns += [f"params.`{key}`" for key in varied_keys if not (pairs and key == PIPELINE_KEY)]
     columns += [f"params.`{SEED_KEY}`", "metrics.`probe_h`", "metrics.`probe_z`", "metrics.`wall_time_s`"]
     return {
         "selectedColumns": columns,
         "orderByKey": "metrics.`probe_h`",
         "orderByAsc": False,
-        "groupBy": {"aggregateFunction": "average",
-                    "groupByKeys": [{"mode": "tag", "groupByData": "ablations.cell"}]},
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": CONFIG_TAG}]},
     }
 
 

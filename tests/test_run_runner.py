@@ -37,14 +37,15 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     assert f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=ablations-runs" in out
     view = json.loads(experiment.tags["mlflow.sharedViewState.ablations-runs"])
     assert view["groupBy"] == {"aggregateFunction": "average",
-                               "groupByKeys": [{"mode": "tag", "groupByData": "ablations.cell"}]}
+                               "groupByKeys": [{"mode": "tag", "groupByData": "ablations.config"}]}
     assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`probe_h`", False)
     kinds = {"tags": lambda r: r.data.tags, "params": lambda r: r.data.params, "metrics": lambda r: r.data.metrics}
     for column in view["selectedColumns"]:
         kind, key = column.split(".", 1)
         assert all(key.strip("`") in kinds[kind](run) for run in children), column
-    assert view["selectedColumns"][:3] == ["tags.`ablations.cell`", "tags.`ablations.first`", "tags.`ablations.second`"]
-    assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the pair's ops say it shorter
+    assert view["selectedColumns"][:2] == ["tags.`ablations.config`", "params.`train.seed`"]
+    assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the short name says it
+    assert {run.data.tags["ablations.config"] for run in children} == {"crop", "crop+color", "color+crop", "color"}
     # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
     inputs = [run.inputs.dataset_inputs for run in children]
     assert all(len(i) == 1 and i[0].dataset.name == "synthetic train" for i in inputs)
