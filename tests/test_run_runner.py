@@ -43,7 +43,8 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     for column in view["selectedColumns"]:
         kind, key = column.split(".", 1)
         assert all(key.strip("`") in kinds[kind](run) for run in children), column
-    assert view["selectedColumns"][:2] == ["tags.`ablations.config`", "params.`train.seed`"]
+    assert view["selectedColumns"] == ["tags.`ablations.config`", "metrics.`probe_h`", "metrics.`probe_z`",
+                                       "metrics.`wall_time_s`"]
     assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the short name says it
     assert {run.data.tags["ablations.config"] for run in children} == {"crop", "crop+color", "color+crop", "color"}
     # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
