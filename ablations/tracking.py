@@ -100,6 +100,11 @@ def runs_url(uri: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
 
 
+def config_name(run_name: str) -> str:
+    """A trial run's configuration, its name less the seed: `crop+color seed=1` -> `crop+color`."""
+    return run_name.rsplit(" seed=", 1)[0]
+
+
 def runs_view(varied_keys: list[str], pairs: bool) -> dict[str, Any]:
     """The runs list a researcher looks at first: one row per configuration (runs grouped by its short
     name, CONFIG_TAG, MLflow showing the mean over seeds), best probe on h first, and as columns what
@@ -255,6 +260,16 @@ class Tracker:
         gets its column)."""
         self.call(self.client.set_experiment_tag, self.experiment_id, SHARED_VIEW_TAG + RUNS_VIEW_KEY,
                   json.dumps(view))
+
+    def label_configs(self) -> int:
+        """Give CONFIG_TAG to trial runs recorded before it existed (their run name less its seed), so
+        that a study resumed by a newer version groups all its runs in the saved view. Returns how many."""
+        runs = self.call(self.client.search_runs, [self.experiment_id],
+                         filter_string="tags.`ablations.role` = 'trial'", max_results=5000)
+        missing = [run for run in runs if CONFIG_TAG not in run.data.tags]
+        for run in missing:
+            self.call(self.client.set_tag, run.info.run_id, CONFIG_TAG, config_name(run.info.run_name))
+        return len(missing)
 
     def _artifact_location(self) -> str | None:
         """Next to an SQLite store: <db folder>/mlartifacts/<study>, where `mlflow server` would put

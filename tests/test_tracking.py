@@ -55,3 +55,21 @@ def test_a_study_experiment_opens_on_its_training_runs(tmp_path, mlflow_template
     tracker.client.delete_experiment_tag(tracker.experiment_id, "mlflow.experimentKind")
     again = Tracker(f"sqlite:///{db}", "study")
     assert again.client.get_experiment(again.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_trial_runs_recorded_before_the_config_tag_get_it(tmp_path, mlflow_template):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(mlflow_template.read_bytes())
+    tracker = Tracker(f"sqlite:///{db}", "study")
+    old = tracker.client.create_run(tracker.experiment_id, run_name="temperature=0.1 batch_size=256 seed=3",
+                                    tags={"ablations.role": "trial"})
+    new = tracker.client.create_run(tracker.experiment_id, run_name="crop seed=0",
+                                    tags={"ablations.role": "trial", "ablations.config": "kept as recorded"})
+    parent = tracker.client.create_run(tracker.experiment_id, run_name="study", tags={"ablations.role": "parent"})
+    assert tracker.label_configs() == 1
+    tags = {run_id: tracker.client.get_run(run_id).data.tags for run_id in
+            (old.info.run_id, new.info.run_id, parent.info.run_id)}
+    assert tags[old.info.run_id]["ablations.config"] == "temperature=0.1 batch_size=256"
+    assert tags[new.info.run_id]["ablations.config"] == "kept as recorded"
+    assert "ablations.config" not in tags[parent.info.run_id]
+    assert tracker.label_configs() == 0
