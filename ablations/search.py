@@ -68,6 +68,8 @@ from ablations.plan import (
 )
 
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
+# The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
+UID_ATTR = "ablations.uid"
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm")
 READY_ATTR = "ablations.ready"
 
@@ -358,7 +360,10 @@ def _own(study: optuna.Study, trial: optuna.Trial, trial_id: int, spec: StudySpe
     if "config" not in attrs:  # a fresh tpe/random trial (or the retry of one that died unsampled)
         attrs.update(_sample(study, trial, spec), unit=unit)
     if "checkpoint" not in attrs:
-        attrs["checkpoint"] = f"trial-{trial.number}"
+        # Under the study's uid: another study of the same name (another --storage) may share runs/<study>/,
+        # and its trial 3 is not this one's.
+        uid = study.user_attrs.get(UID_ATTR)
+        attrs["checkpoint"] = f"{uid[:12]}/trial-{trial.number}" if uid else f"trial-{trial.number}"
     attrs["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     for key in PLAN_ATTRS + ("worker",):
         if frozen.user_attrs.get(key) != attrs.get(key):

@@ -58,6 +58,21 @@ def test_every_waiting_unit_is_claimed_once_with_its_plan(tmp_path, storage_url)
     assert search.units_done(study) == 8 and search.claim_next(study, spec, storage) is None
 
 
+
+def test_checkpoints_of_two_stores_sharing_a_runs_folder_do_not_meet(tmp_path):
+    """The same study name in two stores (say a local journal and --storage elsewhere) shares
+    runs/<study>/: each store's trial 0 must get its own checkpoint folder, under its study's uid."""
+    spec = load_study(study_file(tmp_path, FOUR_CELLS))
+    folders = []
+    for name, uid in (("a", "1111111111112222"), ("b", "3333333333334444")):
+        storage, study = opened(spec, str(tmp_path / f"{name}.journal"), tmp_path)
+        study.set_user_attr(search.UID_ATTR, uid)
+        search.enqueue_plan(study, spec)
+        claim = search.claim_next(study, spec, storage)
+        assert claim.number == 0
+        folders.append(claim.attrs["checkpoint"])
+    assert folders == ["111111111111/trial-0", "333333333333/trial-0"]
+
 def test_a_duplicate_copy_of_a_unit_backs_off(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, ""))
     storage, study = opened(spec, storage_url, tmp_path)

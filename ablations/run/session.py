@@ -90,7 +90,7 @@ def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
     if created:
         search.mark_creator(study)
         study_uid = uuid.uuid4().hex
-        study.set_user_attr("ablations.uid", study_uid)
+        study.set_user_attr(search.UID_ATTR, study_uid)
         parent_run_id = tracker.parent_run(study_uid, parent_tags)
         tracker.log_artifact(parent_run_id, spec.source)
         search.mark_ready(study, search.enqueue_plan(study, spec), parent_run_id)
@@ -99,10 +99,10 @@ def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
     ready = search.wait_until_ready(study, READY_TIMEOUT_S, on_wait=lambda line: print(line, flush=True))
     if not ready:
         print(f"study {spec.name!r}: its creator stopped before planning it; this process plans it", flush=True)
-    study_uid = study.user_attrs.get("ablations.uid")
+    study_uid = study.user_attrs.get(search.UID_ATTR)
     if study_uid is None:  # its creator died before getting this far
         study_uid = uuid.uuid4().hex
-        study.set_user_attr("ablations.uid", study_uid)
+        study.set_user_attr(search.UID_ATTR, study_uid)
     parent_run_id = tracker.parent_run(study_uid, parent_tags)
     if not ready:
         search.mark_ready(study, 0, parent_run_id)
@@ -113,7 +113,7 @@ def _check_same_records(spec: StudySpec, study: optuna.Study, tracker: Tracker) 
     """A study with finished trials whose MLflow records are not in this tracking store (mlflow.db deleted
     or moved, another --tracking-uri): resuming would record new trials beside nothing and the report
     would miss the old ones. Refuse, saying the two ways out."""
-    uid = study.user_attrs.get("ablations.uid")
+    uid = study.user_attrs.get(search.UID_ATTR)
     finished = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
     if uid is None or not finished or tracker.find_parent(uid) is not None:
         return
