@@ -621,7 +621,7 @@ def test_bad_urls_are_one_line_before_any_training_with_the_password_masked(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert postgres.password not in err
         assert time.monotonic() - started < 30
-        assert not list(tmp_path.glob("runs/dist_bad/trial-*"))  # nothing trained
+        assert not list(tmp_path.glob("runs/dist_bad/**/trial-*"))  # nothing trained
     # A bad tracking URL is found before the study is created: no unready study is left behind.
     assert optuna.get_all_study_names(storage) == []
     # The password may stay out of the URL (and of the process list): libpq reads PGPASSWORD.
