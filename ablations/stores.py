@@ -13,6 +13,7 @@ worker that may share them with many others over a network (PostgreSQL, `mlflow 
 
 from __future__ import annotations
 
+import errno
 import random
 import sys
 import time
@@ -49,6 +50,33 @@ class StoreUnavailable(RuntimeError):
             f"{store} did not answer for {seconds:.0f} s ({describe(error)}); stopping this worker. "
             "Nothing it recorded is lost: rerun the same command once the server is back "
             "(--retry-for sets how long to wait)")
+
+
+class StoreCannotWrite(StoreUnavailable):
+    """A local store's disk refused a write (full, read-only, over a size limit): waiting will not help,
+    so the worker stops at once, as it does for a lost server; what was recorded before is intact."""
+
+    def __init__(self, store: str, error: BaseException):
+        self.store = store
+        RuntimeError.__init__(
+            self, f"{store} cannot write ({describe(error)}): is its disk full or read-only? Stopping this "
+            "worker; nothing recorded before is lost: free space (or make it writable) and rerun the same command")
+
+
+# SQLite's words (sqlite3 and SQLAlchemy repeat them) for a write its file system refused, and the
+# errno values of the same from the operating system.
+DISK_ERROR_TEXTS = ("database or disk is full", "disk i/o error", "readonly database", "file too large")
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def is_disk_error(error: BaseException) -> bool:
+    """A write the disk refused: waiting for the store to answer again would not help."""
+    for link in _chain(error):
+        if isinstance(link, OSError) and link.errno in DISK_ERRNOS:
+            return True
+        if any(text in str(link).lower() for text in DISK_ERROR_TEXTS):
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -130,7 +158,8 @@ def retry(call: Callable[..., T], *args: Any, attempts: int = 6, retry_for: floa
 
     Transient failures (`is_transient`) are retried until `retry_for` seconds (default
     DEFAULT_RETRY_FOR_S) have passed since the first attempt, then StoreUnavailable names `store`.
-    MLflow errors that retrying cannot fix (PERMANENT_ERRORS) are raised at once; any other error is
+    MLflow errors that retrying cannot fix (PERMANENT_ERRORS) are raised at once, a write the disk
+    refused as StoreCannotWrite (MLflow reports SQLite's "disk is full" as temporary); any other error is
     tried `attempts` times in all (1: raised at once)."""
     retry_for = DEFAULT_RETRY_FOR_S if retry_for is None else retry_for
     started = time.monotonic()
@@ -144,6 +173,8 @@ def retry(call: Callable[..., T], *args: Any, attempts: int = 6, retry_for: floa
             if getattr(error, "error_code", None) in PERMANENT_ERRORS or isinstance(error, StoreUnavailable):
                 raise
             waited = time.monotonic() - started
+            if is_disk_error(error):
+                raise StoreCannotWrite(store, error) from error
             if is_transient(error):
                 if waited >= retry_for:
                     raise StoreUnavailable(store, waited, error) from error

@@ -212,6 +212,9 @@ class Tracker:
         # After the import, which sets MLflow's own level: table creation and migrations log at INFO.
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow logs a traceback for every SQLite error it then raises ("database is locked" under two
+        # workers, "disk is full"); stores.retry handles each and says what matters in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         try:
             self.client = _open_sqlite_store(uri) if uri.startswith(SQLITE_PREFIX) else MlflowClient(uri)
         except TrackingError:

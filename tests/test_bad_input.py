@@ -4,6 +4,10 @@ file, key, flag or path and what is allowed; no traceback; and what a study reco
 The cases run in one working folder that already holds a finished study, which the last test checks."""
 
 import json
+import resource
+import signal
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -163,6 +167,36 @@ def test_a_bad_report_request(folder, capsys, monkeypatch, argv, says):
     assert report_main([*argv, "--no-log"]) == 2
     assert says in one_line_error(capsys)
 
+
+
+def _disk_full_at(limit: int):
+    """For a child process: writes past `limit` bytes fail with EFBIG ("File too large"), as writes to a
+    full disk fail with ENOSPC: the same refusal, reachable without privileges."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error to handle, not a signal that kills
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_stops_at_once_with_one_line_and_a_rerun_finishes(folder):
+    """The tracking store's file cannot grow (a full disk): one line naming the store, exit 75, no
+    traceback and no two minutes of retrying; after space is freed the same command finishes."""
+    study = folder / "full.yaml"
+    study.write_text(TINY.format(name="full"))
+    argv = [sys.executable, "-m", "ablations.run", str(study), "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+            "--no-progress", "--no-report"]
+    limit = (folder / "mlflow.db").stat().st_size + 4096
+    full = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_disk_full_at(limit))
+    assert full.returncode == 75, full.stderr[-2000:]
+    assert "Traceback" not in full.stdout + full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking store sqlite:///{folder}/mlflow.db "
+                                                   "cannot write"), full.stderr[-2000:]
+    assert "disk full or read-only" in lines[0] and "rerun the same command" in lines[0]
+    again = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [t.state.name for t in optuna_trials(folder, "full")] == ["COMPLETE"]
 
 def test_what_was_recorded_before_is_intact(folder):
     trials = optuna_trials(folder, "kept")

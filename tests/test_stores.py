@@ -1,6 +1,9 @@
 """ablations.stores: passwords kept out of messages, transient failures told from permanent ones, bounded
 retries (the servers themselves are exercised in tests/test_distributed.py)."""
 
+import errno
+import sqlite3
+
 import pytest
 
 from ablations import stores
@@ -58,3 +61,28 @@ def test_other_errors_are_tried_a_bounded_number_of_times(monkeypatch):
         stores.retry(broken, attempts=3)
     assert len(calls) == 3
     assert not stores.is_transient(ValueError("bad value")) and stores.is_transient(ConnectionError())
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.OperationalError("database or disk is full"),
+    sqlite3.OperationalError("disk I/O error"),
+    sqlite3.OperationalError("attempt to write a readonly database"),
+    OSError(errno.ENOSPC, "No space left on device"),
+], ids=["sqlite full", "sqlite io", "sqlite read-only", "ENOSPC"])
+def test_a_write_the_disk_refuses_is_not_retried(monkeypatch, error):
+    """MLflow reports SQLite's "disk is full" as TEMPORARILY_UNAVAILABLE; waiting would not free the disk."""
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: pytest.fail("retried a full disk"))
+    from mlflow.exceptions import MlflowException
+    calls = []
+
+    def write():
+        calls.append(1)
+        try:
+            raise error
+        except Exception as cause:
+            raise MlflowException(str(cause), error_code="TEMPORARILY_UNAVAILABLE") from cause
+
+    with pytest.raises(stores.StoreCannotWrite, match=r"^the store cannot write \(.*\): is its disk full"):
+        stores.retry(write, retry_for=60, store="the store")
+    assert len(calls) == 1
+    assert not stores.is_disk_error(sqlite3.OperationalError("database is locked"))  # that one is retried
