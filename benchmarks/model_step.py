@@ -20,21 +20,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import time
 
 import torch
+from machine import cpu_flags
 
 from simclr_core.config import ModelConfig, RunConfig, TrainConfig
 from simclr_core.trainer import build, training_step
-
-
-def cpu_flags() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return " ".join(flag for flag in ("avx512_bf16", "amx_bf16", "avx2") if f" {flag}" in text) or "no avx2"
 
 
 def main() -> None:

@@ -19,13 +19,20 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_flags
 
-from simclr_core import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, train
+from simclr_core import (
+    DataConfig,
+    ModelConfig,
+    ProbeConfig,
+    RunConfig,
+    TrainConfig,
+    train,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -54,13 +61,6 @@ def config_for(model: dict, train_values: dict, threads: int) -> RunConfig:
     )
 
 
-def cpu_flags() -> str:
-    try:
-        flags = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    wanted = ("avx512_bf16", "amx_bf16", "avx2")
-    return " ".join(flag for flag in wanted if f" {flag}" in flags) or "none of avx2/avx512_bf16/amx"
 
 
 def main() -> None:

@@ -23,11 +23,18 @@ from pathlib import Path
 
 import torch
 import torchvision
+from machine import cpu_flags
 from PIL import Image
 from torchvision import transforms
 
 from simclr_core.augmentations import make_views
-from simclr_core.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+from simclr_core.config import (
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from simclr_core.data import load_dataset
 from simclr_core.trainer import build, keep_freed_memory, training_step
 
@@ -67,7 +74,7 @@ def load_images(n: int) -> tuple[torch.Tensor, str]:
     return data.train_images[:n], data.source
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -87,80 +94,62 @@ def main() -> None:
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda: both pipelines feed the model on the GPU (the conventional views are "
                              "copied from pinned host memory, ours are made on the device)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    return parser.parse_args()
 
-    def sync() -> None:  # CUDA runs asynchronously: time only finished work
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
-    n_images = args.batch_size * (args.batches + 2)
-    images, source = load_images(n_images)
-    device_images = images.to(device)
-    config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width), train=TrainConfig(batch_size=args.batch_size))
+def sync(device: torch.device) -> None:
+    """CUDA runs asynchronously: time only finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate(next_batch, args: argparse.Namespace, device: torch.device, warmup: int = 1) -> float:
+    """Views per second of next_batch() over args.batches calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        next_batch()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.batches):
+        next_batch()
+    sync(device)
+    return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+
+
+def train_rate(config: RunConfig, next_views, args: argparse.Namespace, device: torch.device) -> float:
+    """Views per second of the full training step (views, forward, NT-Xent, backward, optimiser step:
+    the trainer's own) on a fresh model, views from next_views()."""
+    setup = build(config)
+    return rate(lambda: training_step(setup, next_views(), config.train.temperature), args, device)
+
+
+def measure_ours(args: argparse.Namespace, device: torch.device, config: RunConfig,
+                 images: torch.Tensor) -> tuple[float, float, float]:
+    """Views/s of make_views alone, of the full step with views made on the fly, and of the same step
+    on views made beforehand (the model step alone)."""
     augment = AugmentConfig(compile=args.compile)
-    # Same model settings for both pipelines, those our trainer picks on this machine (trainer.build):
-    # channels_last, and bf16 autocast where the CPU has native bf16.
-    config.train.device = args.device
-    bf16 = build(config).autocast_dtype is not None
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} (width {args.width}), batch {args.batch_size}, "
-          f"{args.batches} timed batches, {args.workers} DataLoader workers, bf16 autocast {bf16}, "
-          f"{torch.get_num_threads()} torch threads, allocator {args.allocator}, augment.compile {args.compile}")
-
-    # Each pipeline as it ships: ours under the trainer's allocator setting (train() applies it);
-    # the conventional DataLoader's workers are started by spawn, so they run with glibc's defaults,
-    # or (--allocator same) with the same setting passed through glibc's environment variables.
-    keep_freed_memory()
-    if args.allocator == "same":
-        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
     generator = torch.Generator(device=device).manual_seed(0)
 
     def batched_views(batch_index: int) -> list[torch.Tensor]:
         start = (batch_index % (args.batches + 2)) * args.batch_size
-        batch = device_images[start : start + args.batch_size].float().div_(255)
+        batch = images[start : start + args.batch_size].float().div_(255)
         return make_views(batch, augment, generator)
 
-    # Full training step: views, forward, NT-Xent, backward, optimiser step (the trainer's own).
-    def train_rate(next_views) -> float:
-        setup = build(config)
-
-        def step():
-            training_step(setup, next_views(), config.train.temperature)
-
-        step()  # warm-up
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.batches):
-            step()
-        sync()
-        return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
-
-    def rate(next_batch, warmup: int = 1) -> float:
-        for _ in range(warmup):
-            next_batch()
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.batches):
-            next_batch()
-        sync()
-        return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
-
-    # Ours first, before the DataLoader's workers exist: once started they prefetch in the
-    # background and would take cores from whatever is measured beside them.
     counter = iter(range(10**9))
     # The first batch compiles the colour kernel (augment.compile auto): a one-off cost, reported
     # apart from the steady rate (Inductor caches the compiled code on disk for later processes).
     start = time.perf_counter()
     batched_views(next(counter))
     print(f"# ours: first batch {time.perf_counter() - start:.1f} s (includes compiling, once per process)")
-    ours_augment = rate(lambda: batched_views(next(counter)))
-    ours_train = train_rate(lambda: batched_views(next(counter)))
-    # The model step alone: the same step on views made beforehand, cycled.
+    augment_rate = rate(lambda: batched_views(next(counter)), args, device)
+    full = train_rate(config, lambda: batched_views(next(counter)), args, device)
     premade = [batched_views(index) for index in range(args.batches + 2)]
-    model_only = train_rate(lambda: premade[next(counter) % len(premade)])
+    model_only = train_rate(config, lambda: premade[next(counter) % len(premade)], args, device)
+    return augment_rate, full, model_only
 
+
+def measure_conventional(args: argparse.Namespace, device: torch.device, config: RunConfig,
+                         images: torch.Tensor) -> tuple[float, float]:
+    """Views/s of the DataLoader pipeline alone and of the full step fed by it."""
     loader = torch.utils.data.DataLoader(
         TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
         num_workers=args.workers, persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
@@ -175,8 +164,36 @@ def main() -> None:
     stream = loader_views()
     # Drain what the workers prefetched while starting (prefetch_factor 2 per worker), so the
     # timed batches are produced at the workers' steady rate.
-    theirs_augment = rate(lambda: next(stream), warmup=2 * args.workers + 2)
-    theirs_train = train_rate(lambda: next(stream))
+    augment_rate = rate(lambda: next(stream), args, device, warmup=2 * args.workers + 2)
+    return augment_rate, train_rate(config, lambda: next(stream), args, device)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    images, source = load_images(args.batch_size * (args.batches + 2))
+    config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width),
+                       train=TrainConfig(batch_size=args.batch_size, device=args.device))
+    # Same model settings for both pipelines, those our trainer picks on this machine (trainer.build):
+    # channels_last, and bf16 autocast where the CPU has native bf16.
+    bf16 = build(config).autocast_dtype is not None
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU flags {cpu_flags()}, "
+          f"torch {torch.__version__}, torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} "
+          f"(width {args.width}), batch {args.batch_size}, {args.batches} timed batches, {args.workers} DataLoader "
+          f"workers, bf16 autocast {bf16}, {torch.get_num_threads()} torch threads, allocator {args.allocator}, "
+          f"augment.compile {args.compile}")
+
+    # Each pipeline as it ships: ours under the trainer's allocator setting (train() applies it);
+    # the conventional DataLoader's workers are started by spawn, so they run with glibc's defaults,
+    # or (--allocator same) with the same setting passed through glibc's environment variables.
+    keep_freed_memory()
+    if args.allocator == "same":
+        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
+    # Ours first, before the DataLoader's workers exist: once started they prefetch in the
+    # background and would take cores from whatever is measured beside them.
+    ours_augment, ours_train, model_only = measure_ours(args, device, config, images.to(device))
+    theirs_augment, theirs_train = measure_conventional(args, device, config, images)
 
     print(f"{'':24}{'simclr_core':>14}{'conventional':>14}{'ratio':>8}")
     print(f"{'augment views/s':24}{ours_augment:14.0f}{theirs_augment:14.0f}{ours_augment / theirs_augment:8.2f}")

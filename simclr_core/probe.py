@@ -74,29 +74,40 @@ def linear_probe_accuracy(
     """
     mean = train_features.mean(0, keepdim=True)
     std = train_features.std(0, keepdim=True).clamp_min(1e-6)
-    x_train = (train_features - mean) / std
-    x_test = (test_features - mean) / std
+    # Features as (F, N) and logits as (classes, N): with 10 classes, F.cross_entropy on (N, 10) runs its
+    # softmax along rows of 10 and took two thirds of each L-BFGS step on CPU; along N it vectorises
+    # (2.3x faster per step, same loss to float precision; tests/test_probe.py checks it against it).
+    x_train = ((train_features - mean) / std).T.contiguous()
+    x_test = ((test_features - mean) / std).T.contiguous()
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    linear = torch.nn.Linear(x_train.shape[1], n_classes, device=x_train.device)
-    torch.nn.init.zeros_(linear.weight)
-    torch.nn.init.zeros_(linear.bias)
+    like = dict(dtype=x_train.dtype, device=x_train.device, requires_grad=True)
+    weight = torch.zeros(n_classes, x_train.shape[0], **like)
+    bias = torch.zeros(n_classes, 1, **like)
     optimizer = torch.optim.LBFGS(
-        linear.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
         tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe",
     )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(linear(x_train), train_labels) + weight_decay * linear.weight.square().sum() / 2
+        loss = cross_entropy_by_columns(torch.addmm(bias, weight, x_train), train_labels)
+        loss = loss + weight_decay * weight.square().sum() / 2
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    iterations = optimizer.state[linear.weight].get("n_iter", 0)
+    iterations = optimizer.state[weight].get("n_iter", 0)
     with torch.no_grad():
-        accuracy = (linear(x_test).argmax(1) == test_labels).float().mean().item()
+        accuracy = (torch.addmm(bias, weight, x_test).argmax(0) == test_labels).float().mean().item()
     return accuracy, int(iterations)
+
+
+def cross_entropy_by_columns(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """F.cross_entropy(logits.T, labels) for logits laid out (classes, N): the mean over columns of
+    logsumexp minus the labelled class's logit."""
+    picked = logits.gather(0, labels[None])[0]
+    return (torch.logsumexp(logits, dim=0) - picked).mean()
 
 
 def knn_accuracy(
