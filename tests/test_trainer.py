@@ -7,7 +7,7 @@ import simclr_core.trainer as trainer_module
 from simclr_core.config import ConfigError, OpSpec, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from simclr_core.data import load_dataset
 from simclr_core.optim import LARS, build_optimizer, learning_rate
-from simclr_core.trainer import NonFiniteLossError, train
+from simclr_core.trainer import NonFiniteLossError, numeric_settings, train
 
 
 def tiny_config(**train_overrides) -> RunConfig:
@@ -278,3 +278,15 @@ def test_progress_reports_every_step_then_the_monitor_and_the_probe():
     assert [done for _, done, _ in steps] == list(range(1, 11)) and {total for *_, total in steps} == {10}
     assert [event for event in seen if event[0] != "train"] == [("knn", 1, 2), ("knn", 2, 2), ("probe", 0, 1)]
     assert seen.index(("knn", 1, 2)) == 5 and seen[-1] == ("probe", 0, 1)  # after epoch 1's five steps
+
+
+@pytest.mark.parametrize("native_bf16, precision, expected", [
+    (False, "auto", None),  # an AVX2-only CPU: bf16 there is emulated and many times slower than fp32
+    (True, "auto", torch.bfloat16),  # AVX512-BF16 / AMX
+    (False, "bf16", torch.bfloat16),  # asked for: honoured, however slow
+    (True, "fp32", None),
+])
+def test_precision_auto_follows_the_cpu_flavour(monkeypatch, native_bf16, precision, expected):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    autocast, _ = numeric_settings(TrainConfig(precision=precision), torch.device("cpu"))
+    assert autocast == expected
