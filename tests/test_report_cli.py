@@ -168,8 +168,10 @@ def test_report_from_a_tiny_real_study(store, tmp_path):  # noqa: F811
     readme = (out_dir / "README.md").read_text()
     # What the probe saw (the synthetic set: 64 training images, 64 test images) and where time went.
     assert "fitted on the frozen features of all 64 training images of each run, scored on 64 test images" in readme
-    assert "| time by phase | summed over the finished runs: setup " in readme and "train " in readme
+    assert "| time by phase | summed over the finished runs: data " in readme and "train " in readme
     assert runs["train_s"].gt(0).all() and runs["probe_s"].gt(0).all()
+    # The data set is loaded on a worker's first trial and taken from its cache after.
+    assert runs["data_s"].ge(0).all() and runs["data_s"].max() > 0
     # One seed: no interval, so every comparison is open.
     assert "**undecided** (rule `crop_color_best`)" in readme and "n/a (one seed)" in readme
 

@@ -92,6 +92,7 @@ class _Attempt:
     run: TrialRun | None = None
     bar: tqdm | None = None
     first_epoch: int | None = None  # the first epoch this process trained (later ones on a resume)
+    data_seconds: float = 0.0  # getting the data set: loading it on a worker's first trial, else the cache
 
     def on_progress(self, phase: str, done: int, total: int) -> None:
         """The engine's live progress: steps within the epochs, then the kNN monitor and the probe."""
@@ -192,7 +193,9 @@ class Runner:
         config = attempt.config = self.config_for(claim)
         run = attempt.run = self._start_run(claim, config)
         claim.trial.set_user_attr("mlflow_run_id", run.run_id)
+        started = time.perf_counter()
         dataset = self.data.get(config.data)
+        attempt.data_seconds = time.perf_counter() - started
         self._log_inputs(run, config, dataset, trial_dir)
         checkpoint.drop_if_foreign(trial_dir, config)
         if self.show_progress:
@@ -297,6 +300,7 @@ class Runner:
         run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s,
                          # what the probe was fitted on and scored on, and where the trial's time went
                          "train_images": result.train_images, "test_images": result.test_images,
+                         "data_s": attempt.data_seconds,
                          **{f"{phase}_s": seconds for phase, seconds in result.phase_seconds.items()}})
         if self.spec.tracking.log_model and config.train.epochs > 0:
             run.log_artifact(checkpoint.export_weights(trial_dir))
