@@ -8,6 +8,7 @@ modules format through here, so a message reads the same wherever it is printed 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -41,11 +42,32 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+# What a person can do about a file-system error, by errno.
+DISK_ADVICE = {
+    errno.EACCES: "this user may not write there (permissions); choose another folder or make it writable",
+    errno.EPERM: "this user may not write there; choose another folder or make it writable",
+    errno.EROFS: "the file system is read-only; choose a folder on a writable one",
+    errno.ENOSPC: "the disk is full; free space and run the same command again (what was recorded is kept)",
+    errno.EDQUOT: "the disk quota is used up; free space and run the same command again (what was recorded is kept)",
+    errno.ENOTDIR: "a file is in the way of a folder; move it or choose another folder",
+    errno.EEXIST: "a file is in the way of a folder; move it or choose another folder",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """`<path>: <what happened>; <what to do>` for a file-system error that names a path."""
+    what = error.strerror or type(error).__name__
+    where = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 else "")
+    advice = DISK_ADVICE.get(error.errno)
+    return f"{where}: {what}" + (f"; {advice}" if advice else "")
+
+
 def print_error(error: BaseException) -> None:
     """`error: ...` on standard error, one line whatever the message ("Looked at:\\n  - path" lists
-    become "Looked at: - path"), without passwords."""
-    print("error: " + redact(" ".join(line.strip() for line in str(error).splitlines() if line.strip())),
-          file=sys.stderr)
+    become "Looked at: - path"), without passwords; a file-system error as its path, what happened and
+    what to do about it."""
+    text = describe_os_error(error) if isinstance(error, OSError) and error.filename else str(error)
+    print("error: " + redact(" ".join(line.strip() for line in text.splitlines() if line.strip())), file=sys.stderr)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None,

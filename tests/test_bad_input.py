@@ -79,7 +79,10 @@ FLAG_CASES = [
     ("--heartbeat-interval 0", ["--heartbeat-interval", "0"], "--heartbeat-interval"),
     ("--storage neither journal nor URL", ["--storage", "optuna.sqlite"], "--storage"),
     ("--storage an unknown database", ["--storage", "nosuchdb://x/y"], "nosuchdb"),
-    ("--runs-dir a file", ["--runs-dir", "a_file"], "a_file"),
+    ("--runs-dir a file", ["--runs-dir", "a_file"], "a_file/flags: Not a directory; a file is in the way"),
+    # sysfs lets no one make folders, root included: a folder this user cannot write, on any Linux.
+    ("--runs-dir not writable", ["--runs-dir", "/sys/simclr-runs"], "/sys/simclr-runs: Operation not permitted; "
+     "this user may not write there"),
     ("a data set that is not there", ["--set", "data.dataset=cifar10", "--set", "data.root=empty"], "empty"),
 ]
 

@@ -1,6 +1,8 @@
 """ablations.messages: what the commands say to people."""
 
 import argparse
+import errno
+import os
 
 import pytest
 
@@ -47,3 +49,15 @@ def test_run_command_turns_known_errors_into_one_line_and_a_status(capsys):
     assert "invalid int value" in capsys.readouterr().err
     with pytest.raises(KeyError):  # not a user's error: raised as it is
         messages.run_command(parser, [], lambda args: {}["missing"], exits)
+
+
+@pytest.mark.parametrize("code, advice", [
+    (errno.ENOSPC, "the disk is full; free space and run the same command again"),
+    (errno.EROFS, "the file system is read-only"),
+    (errno.EACCES, "this user may not write there"),
+])
+def test_a_file_system_error_says_where_what_and_what_to_do(capsys, code, advice):
+    messages.print_error(OSError(code, os.strerror(code), "runs/study/trial-3"))
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: runs/study/trial-3: {os.strerror(code)}; {advice}")
+    assert "\n" not in line
