@@ -96,7 +96,7 @@ def test_pair_report_tables_figures_verdict_and_artifacts(store, tmp_path, capsy
     # that one comparison has a single shared seed and stays open: the verdict waits for it.
     assert "**undecided** (rule `crop_color_best`)" in readme
     assert "Best cell: crop→color at 60.0 %" in readme
-    assert "| augment.pipeline=crop+color | augment.pipeline=crop+noise | 2 | +18.00 |" in readme
+    assert "| crop+color | crop+noise | 2 | +18.00 |" in readme
     comparisons = pd.read_parquet(out_dir / "comparisons.parquet")
     assert len(comparisons) == 7 and (comparisons["decision"] == "above").sum() == 6
     assert comparisons.set_index("worse").loc["augment.pipeline=noise", "n"] == 1

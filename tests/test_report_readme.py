@@ -15,7 +15,7 @@ def test_readme_says_when_the_finding_does_not_hold(store, tmp_path):  # noqa: F
     readme = (tmp_path / "reports" / "pairs" / "README.md").read_text()
     assert "**does not hold** (rule `crop_color_best`)" in readme
     # noise->crop (0.65) beats crop->color (0.60) by 5 points on both seeds: decided below.
-    assert "| augment.pipeline=crop+color | augment.pipeline=noise+crop | 2 | -5.00 |" in readme
+    assert "| crop+color | noise+crop | 2 | -5.00 |" in readme
     assert "Reported as measured, not tuned away" in readme
 
 

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ablations.report import reference  # noqa: E402
-from ablations.report.formatting import strength_label  # noqa: E402
+from ablations.report.formatting import cell_name, strength_label  # noqa: E402
 
 DPI = 200  # print quality
 ROW_MEAN = "row mean"
@@ -312,7 +312,7 @@ def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figur
     for column in ("mean_diff", "ci_low", "ci_high"):
         data[f"{column}_points"] = percent(data[column])
     data = data.drop(columns=["mean_diff", "ci_low", "ci_high", "sd_diff"]).iloc[::-1].reset_index(drop=True)
-    labels = [f"{better}  vs  {worse}" for better, worse in zip(data["better"], data["worse"])]
+    labels = [f"{cell_name(better)}  vs  {cell_name(worse)}" for better, worse in zip(data["better"], data["worse"])]
     figure, ax = plt.subplots(figsize=(7.5, 1.2 + 0.28 * len(data)))
     for row, (label, mean, low, high, decision) in enumerate(zip(
             labels, data["mean_diff_points"], data["ci_low_points"], data["ci_high_points"], data["decision"])):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablations import paired
+from ablations.report.formatting import cell_name
 from ablations.report.records import StudyRecords
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
 from ablations.tracking import VERDICT_TAG
@@ -78,7 +79,7 @@ def comparison_rows(verdict: Verdict, limit: int = 60) -> list[str]:
         interval = (f"[{c.low * 100:+.2f}, {c.high * 100:+.2f}]" if c.n >= 2 else "n/a (one seed)")
         p = "n/a" if math.isnan(c.p_corrected) else f"{c.p_corrected:.3g}"
         decision = c.decision + (f" (about {c.seeds_needed} seeds would decide)" if c.seeds_needed else "")
-        rows.append(f"| {c.better} | {c.worse} | {c.n} | {c.mean * 100:+.2f} | {interval} | "
+        rows.append(f"| {cell_name(c.better)} | {cell_name(c.worse)} | {c.n} | {c.mean * 100:+.2f} | {interval} | "
                     f"{c.p_improvement:.2f} | {p} | {decision} |")
     if len(order) > limit:
         rows.append(f"| … {len(order) - limit} more in `comparisons.parquet` | | | | | | | |")
