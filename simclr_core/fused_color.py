@@ -21,6 +21,8 @@ one seed gives the same views on both, to float rounding); this module only comp
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from typing import Callable
 
@@ -83,6 +85,26 @@ _compiled: Callable[..., Tensor] | None = None
 # Why compiling failed in this process, per device type (no C++ compiler on CPU, no Triton on CUDA);
 # later calls there go straight to the eager path instead of retrying a compile that costs seconds.
 _failures: dict[str, str] = {}
+# Device types whose first call (the one that compiles) has run in this process.
+_compiled_on: set[str] = set()
+
+
+@contextlib.contextmanager
+def _no_cuda_home_notice(device: str):
+    """Inductor's first compile on a CPU-only machine that has a CUDA toolkit logs "No CUDA runtime is
+    found, using CUDA_HOME=..." (torch.utils.cpp_extension): no news to someone training on the CPU,
+    printed in the middle of their output. Held back for that one call."""
+    if device in _compiled_on:
+        yield
+        return
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        _compiled_on.add(device)
 
 
 def compiled_color(images: Tensor, *params: Tensor, required: bool) -> Tensor | None:
@@ -96,7 +118,8 @@ def compiled_color(images: Tensor, *params: Tensor, required: bool) -> Tensor | 
             # shape changes (the run's preview grid, a last partial batch).
             _compiled = torch.compile(color_kernel, dynamic=None)
         try:
-            return _compiled(images, *params)
+            with _no_cuda_home_notice(device):
+                return _compiled(images, *params)
         except Exception as error:  # Inductor's failures have no common base class
             lines = str(error).strip().splitlines()
             _failures[device] = f"{type(error).__name__}: {lines[0] if lines else ''}"

@@ -678,3 +678,21 @@ def test_compiled_colour_on_cuda_matches_the_eager_ops():
     config.compile = "on"
     compiled = make_views(images, config, torch.Generator(device="cuda").manual_seed(0), n_views=1)[0]
     assert torch.allclose(compiled, eager, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_compiling_the_colour_kernel_prints_no_cuda_notice(tmp_path):
+    """On a CPU machine with a CUDA toolkit installed (this project's), Inductor's first compile logs
+    "No CUDA runtime is found, using CUDA_HOME=..." in the middle of a user's output; the engine holds it
+    back. A fresh Inductor cache, so that the kernel really compiles."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from simclr_core.config import AugmentConfig; from simclr_core.augmentations import "
+            "make_views; make_views(torch.rand(8, 3, 32, 32), AugmentConfig(compile='on'), "
+            "torch.Generator().manual_seed(0)); print('views made')")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "views made" in done.stdout, done.stderr[-2000:]
+    assert "CUDA" not in done.stderr, done.stderr[-2000:]
