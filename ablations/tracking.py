@@ -8,7 +8,7 @@ What a study leaves in MLflow (the report module reads exactly this):
   `ablations.config` (the run name without its seed), `ablations.varied` (JSON, train.seed included), `ablations.seed`, `ablations.first`/`second` (pair
   studies), `git_commit`, `torch_version`, `device`; params = every resolved config value under its
   dotted key; metrics `loss`, `contrastive_acc`, `knn_acc`, `lr`, `images_per_s` with step = epoch,
-  then `probe_h`, `probe_z`, `wall_time_s`, the phases (`data_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts `config.yaml`, `augment_preview.png`,
+  then `probe_h`, `probe_z`, `wall_time_s`, the phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts `config.yaml`, `augment_preview.png`,
   `encoder.pt` (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`,
   a killed or interrupted one KILLED;
 - experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on.

@@ -172,6 +172,7 @@ def test_report_from_a_tiny_real_study(store, tmp_path):  # noqa: F811
     assert runs["train_s"].gt(0).all() and runs["probe_s"].gt(0).all()
     # The data set is loaded on a worker's first trial and taken from its cache after.
     assert runs["data_s"].ge(0).all() and runs["data_s"].max() > 0
+    assert runs["preview_s"].ge(0).all()  # this study makes no preview (tracking.preview: false)
     # One seed: no interval, so every comparison is open.
     assert "**undecided** (rule `crop_color_best`)" in readme and "n/a (one seed)" in readme
 

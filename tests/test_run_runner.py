@@ -84,6 +84,7 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
         assert params == expected
         assert json.loads(params["augment.pipeline"]) == plan.varied["augment.pipeline"]
         assert 0 <= metrics["probe_h"] <= 1 and 0 <= metrics["probe_z"] <= 1 and metrics["wall_time_s"] > 0
+        assert metrics["preview_s"] > 0 and metrics["data_s"] >= 0
         for key in ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s"):
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key

@@ -119,14 +119,16 @@ def _probe_row(records: StudyRecords, kept: pd.DataFrame) -> str:
 
 
 def _phases_row(kept: pd.DataFrame) -> str:
-    """Where the finished runs' time went, summed (RunResult.phase_seconds, logged as <phase>_s; data_s is
-    the runner getting the data set before train(), tracking_s its MLflow calls)."""
-    phases = [p for p in ("data", "setup", "train", "knn", "probe") if f"{p}_s" in kept.columns]
+    """Where the finished runs' time went, summed (RunResult.phase_seconds, logged as <phase>_s; data_s and
+    preview_s are the runner getting the data set and making the preview before train(), tracking_s its
+    MLflow calls)."""
+    outside = ("data", "preview")
+    phases = [p for p in (*outside, "setup", "train", "knn", "probe") if f"{p}_s" in kept.columns]
     if not any(kept[f"{p}_s"].notna().any() for p in phases):
         return "| time by phase | not recorded by these runs |"
     totals = {p: float(kept[f"{p}_s"].sum(skipna=True)) for p in phases}
     tracking = float(kept["tracking_s"].sum(skipna=True)) if "tracking_s" in kept.columns else 0.0
-    whole = float(kept["wall_time_s"].sum(skipna=True)) + tracking + totals.get("data", 0.0)
+    whole = float(kept["wall_time_s"].sum(skipna=True)) + tracking + sum(totals.get(p, 0.0) for p in outside)
     parts = [f"{p} {duration(t)} ({100 * t / whole:.0f} %)" for p, t in totals.items()]
     parts.append(f"tracking {duration(tracking)} ({100 * tracking / whole:.0f} %)")
     return f"| time by phase | summed over the finished runs: {', '.join(parts)} |"

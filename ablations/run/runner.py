@@ -93,6 +93,7 @@ class _Attempt:
     bar: tqdm | None = None
     first_epoch: int | None = None  # the first epoch this process trained (later ones on a resume)
     data_seconds: float = 0.0  # getting the data set: loading it on a worker's first trial, else the cache
+    preview_seconds: float = 0.0  # the augmentation preview (a process's first colour op compiles its kernel)
 
     def on_progress(self, phase: str, done: int, total: int) -> None:
         """The engine's live progress: steps within the epochs, then the kNN monitor and the probe."""
@@ -196,7 +197,7 @@ class Runner:
         started = time.perf_counter()
         dataset = self.data.get(config.data)
         attempt.data_seconds = time.perf_counter() - started
-        self._log_inputs(run, config, dataset, trial_dir)
+        attempt.preview_seconds = self._log_inputs(run, config, dataset, trial_dir)
         checkpoint.drop_if_foreign(trial_dir, config)
         if self.show_progress:
             attempt.bar = console.epoch_bar(claim.run_name, config.train.epochs)
@@ -268,8 +269,9 @@ class Runner:
                   for key, value in flat_config(config).items()}
         return session.tracker.start_trial(session.parent_run_id, claim.run_name, tags, params)
 
-    def _log_inputs(self, run: TrialRun, config: RunConfig, dataset: Dataset, trial_dir: Path) -> None:
-        """config.yaml and the augmentation preview (a broken preview does not cost the trial)."""
+    def _log_inputs(self, run: TrialRun, config: RunConfig, dataset: Dataset, trial_dir: Path) -> float:
+        """config.yaml and the augmentation preview (a broken preview does not cost the trial); returns the
+        seconds the preview took to make."""
         config_path = trial_dir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config.to_plain(), sort_keys=False))
         run.log_artifact(config_path)
@@ -277,14 +279,18 @@ class Runner:
                         {"train_images": len(dataset.train_images), "test_images": len(dataset.test_images),
                          "image_shape": list(dataset.train_images.shape[1:]), "classes": len(dataset.classes)})
         if not self.spec.tracking.preview:
-            return
+            return 0.0
+        started = time.perf_counter()
         try:
             generator = torch.Generator().manual_seed(config.train.seed)
             path = render_preview(dataset.train_images[:PREVIEW_IMAGES], config.augment, generator,
                                   trial_dir / "augment_preview.png", n_views=config.train.n_views)
+            seconds = time.perf_counter() - started
             run.log_artifact(path)
         except Exception as error:
+            seconds = time.perf_counter() - started
             run.set_tags({"ablations.preview_error": one_line(error, limit=500, with_type=True)})
+        return seconds
 
     def _complete(self, attempt: _Attempt, result: RunResult) -> Outcome:
         claim, run, config, trial_dir = attempt.claim, attempt.run, attempt.config, attempt.trial_dir
@@ -300,7 +306,7 @@ class Runner:
         run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s,
                          # what the probe was fitted on and scored on, and where the trial's time went
                          "train_images": result.train_images, "test_images": result.test_images,
-                         "data_s": attempt.data_seconds,
+                         "data_s": attempt.data_seconds, "preview_s": attempt.preview_seconds,
                          **{f"{phase}_s": seconds for phase, seconds in result.phase_seconds.items()}})
         if self.spec.tracking.log_model and config.train.epochs > 0:
             run.log_artifact(checkpoint.export_weights(trial_dir))
