@@ -5,11 +5,12 @@ What a study leaves in MLflow (the report module reads exactly this):
 - parent run named `<study name>`, tags `ablations.role=parent`, `ablations.study`;
 - per trial a child run (tag `mlflow.parentRunId`) named after its varied values (`crop+color seed=1`),
   tags `ablations.role=trial`, `ablations.study`, `optuna.study`, `optuna.trial`, `ablations.cell`,
-  `ablations.config` (the run name without its seed), `ablations.varied` (JSON, train.seed included), `ablations.seed`, `ablations.first`/`second` (pair
-  studies), `git_commit`, `torch_version`, `device`; params = every resolved config value under its
-  dotted key; metrics `loss`, `contrastive_acc`, `knn_acc`, `lr`, `images_per_s` with step = epoch,
-  then `probe_h`, `probe_z`, `wall_time_s`, the phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts `config.yaml`, `augment_preview.png`,
-  `encoder.pt` (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`,
+  `ablations.config` (the run name without its seed), `ablations.varied` (JSON, train.seed included),
+  `ablations.seed`, `ablations.first`/`second` (pair studies), `git_commit`, `torch_version`, `device`;
+  params = every resolved config value under its dotted key; metrics `loss`, `contrastive_acc`,
+  `knn_acc`, `lr`, `images_per_s` with step = epoch, then `probe_h`, `probe_z`, `wall_time_s` and the
+  phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts
+  `config.yaml`, `augment_preview.png`, `encoder.pt` (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`,
   a killed or interrupted one KILLED;
 - experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on.
 
