@@ -5,13 +5,13 @@ What a study leaves in MLflow (the report module reads exactly this):
 - parent run named `<study name>`, tags `ablations.role=parent`, `ablations.study`;
 - per trial a child run (tag `mlflow.parentRunId`) named after its varied values (`crop+color seed=1`),
   tags `ablations.role=trial`, `ablations.study`, `optuna.study`, `optuna.trial`, `ablations.cell`,
-  `ablations.config` (the run name without its seed), `ablations.varied` (JSON, train.seed included),
+  `ablations.config` (the cell's short name: the run name without its seed), `ablations.varied` (JSON, train.seed included),
   `ablations.seed`, `ablations.first`/`second` (pair studies), `git_commit`, `torch_version`, `device`;
   params = every resolved config value under its dotted key; metrics `loss`, `contrastive_acc`,
   `knn_acc`, `lr`, `images_per_s` with step = epoch, then `probe_h`, `probe_z`, `wall_time_s` and the
   phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts
-  `config.yaml`, `augment_preview.png`, `encoder.pt` (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`,
-  a killed or interrupted one KILLED;
+  `config.yaml`, `augment_preview.png`, `encoder.pt` (with tracking.log_model). A failed trial's run
+  ends FAILED with `ablations.error`, a killed or interrupted one KILLED;
 - experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on.
 
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
@@ -101,9 +101,16 @@ def runs_url(uri: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
 
 
-def config_name(run_name: str) -> str:
-    """A trial run's configuration, its name less the seed: `crop+color seed=1` -> `crop+color`."""
-    return run_name.rsplit(" seed=", 1)[0]
+def cell_name(cell: str) -> str:
+    """A cell id (`ablations.cell`) as people read it, its run's name less the seed (plan.run_name's
+    rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
+    `temperature=0.1 batch_size=256`, `floor` -> `floor`. The value of CONFIG_TAG, and the report's name
+    for a configuration."""
+    parts = []
+    for part in cell.split(" "):
+        key, sep, value = part.partition("=")
+        parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
+    return " ".join(parts)
 
 
 def runs_view(varied_keys: list[str], pairs: bool) -> dict[str, Any]:
@@ -266,13 +273,13 @@ class Tracker:
                   json.dumps(view))
 
     def label_configs(self) -> int:
-        """Give CONFIG_TAG to trial runs recorded before it existed (their run name less its seed), so
-        that a study resumed by a newer version groups all its runs in the saved view. Returns how many."""
+        """Give CONFIG_TAG to trial runs recorded before it existed (from their cell), so that a study
+        resumed by a newer version groups all its runs in the saved view. Returns how many."""
         runs = self.call(self.client.search_runs, [self.experiment_id],
                          filter_string="tags.`ablations.role` = 'trial'", max_results=5000)
-        missing = [run for run in runs if CONFIG_TAG not in run.data.tags]
+        missing = [run for run in runs if CONFIG_TAG not in run.data.tags and "ablations.cell" in run.data.tags]
         for run in missing:
-            self.call(self.client.set_tag, run.info.run_id, CONFIG_TAG, config_name(run.info.run_name))
+            self.call(self.client.set_tag, run.info.run_id, CONFIG_TAG, cell_name(run.data.tags["ablations.cell"]))
         return len(missing)
 
     def _artifact_location(self) -> str | None:

@@ -24,10 +24,3 @@ def test_values_counts_and_strengths():
     assert nan_to_zero(math.nan) == 0.0 and nan_to_zero(0.25) == 0.25
     assert n_text([2, 2]) == "n = 2" and n_text([1, 2, 2]) == "n = 1 to 2"
     assert [strength_label(s) for s in (0.125, 0.25, 0.5, 1.0, 0.3, 2.0)] == ["1/8", "1/4", "1/2", "1", "0.3", "2"]
-
-
-def test_cell_name_reads_like_a_run_name_without_its_seed():
-    from ablations.report.formatting import cell_name
-    assert cell_name("augment.pipeline=crop+color") == "crop+color"
-    assert cell_name("train.temperature=0.1 train.batch_size=256") == "temperature=0.1 batch_size=256"
-    assert cell_name("model.head=mlp") == "head=mlp" and cell_name("floor") == "floor" and cell_name("base") == "base"

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from ablations.tracking import Tracker, TrackingError
+from ablations.study import load_study
+from ablations.tracking import Tracker, TrackingError, cell_name
 
 OPEN_AND_LOG = textwrap.dedent("""
     import sys
@@ -62,7 +63,8 @@ def test_trial_runs_recorded_before_the_config_tag_get_it(tmp_path, mlflow_templ
     db.write_bytes(mlflow_template.read_bytes())
     tracker = Tracker(f"sqlite:///{db}", "study")
     old = tracker.client.create_run(tracker.experiment_id, run_name="temperature=0.1 batch_size=256 seed=3",
-                                    tags={"ablations.role": "trial"})
+                                    tags={"ablations.role": "trial",
+                                          "ablations.cell": "train.temperature=0.1 train.batch_size=256"})
     new = tracker.client.create_run(tracker.experiment_id, run_name="crop seed=0",
                                     tags={"ablations.role": "trial", "ablations.config": "kept as recorded"})
     parent = tracker.client.create_run(tracker.experiment_id, run_name="study", tags={"ablations.role": "parent"})
@@ -73,3 +75,18 @@ def test_trial_runs_recorded_before_the_config_tag_get_it(tmp_path, mlflow_templ
     assert tags[new.info.run_id]["ablations.config"] == "kept as recorded"
     assert "ablations.config" not in tags[parent.info.run_id]
     assert tracker.label_configs() == 0
+
+
+def test_cell_name_reads_like_a_run_name_without_its_seed(tmp_path):
+    assert cell_name("augment.pipeline=crop+color") == "crop+color"
+    assert cell_name("train.temperature=0.1 train.batch_size=256") == "temperature=0.1 batch_size=256"
+    assert cell_name("model.head=mlp") == "head=mlp" and cell_name("floor") == "floor" and cell_name("base") == "base"
+    # The same rule as ablations.plan's run names, for every planned trial of a study that varies a
+    # pipeline (pairs), a grid key and the floor.
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nbase: {data: {dataset: synthetic}}\nfloor: true\nseeds: [0, 3]\n"
+                     "search: {pairs: [crop, color], grid: {train.temperature: [0.1, 0.5]}}\n")
+    planned = load_study(study).trials()
+    assert len(planned) == 2 * (4 * 2 + 1)
+    for trial in planned:
+        assert f"{cell_name(trial.cell.id)} seed={trial.seed}" == trial.run_name

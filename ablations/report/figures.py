@@ -24,7 +24,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ablations.report import reference  # noqa: E402
-from ablations.report.formatting import cell_name, strength_label  # noqa: E402
+from ablations.report.formatting import strength_label  # noqa: E402
+from ablations.tracking import cell_name  # noqa: E402
 
 DPI = 200  # print quality
 ROW_MEAN = "row mean"

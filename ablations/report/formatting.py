@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablations.tracking import PIPELINE_KEY
-
 
 def pair_name(cell: tuple[str, str] | None) -> str:
     """`crop→color` for an ordered pair, `crop` for the single op (the grid's diagonal)."""
@@ -18,21 +16,6 @@ def pair_name(cell: tuple[str, str] | None) -> str:
         return "none"
     first, second = cell
     return first if first == second else f"{first}→{second}"
-
-
-def cell_name(cell: str) -> str:
-    """A cell id as people read it, like a run's name less its seed: `augment.pipeline=crop+color` ->
-    `crop+color`, `train.temperature=0.1 train.batch_size=256` -> `temperature=0.1 batch_size=256`."""
-    parts = []
-    for part in cell.split(" "):
-        key, sep, value = part.partition("=")
-        if not sep:
-            parts.append(part)
-        elif key == PIPELINE_KEY:
-            parts.append(value)
-        else:
-            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
-    return " ".join(parts)
 
 
 def pct(value: float, unit: bool = True, sign: bool = False) -> str:

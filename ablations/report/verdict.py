@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablations import paired
-from ablations.report.formatting import cell_name
 from ablations.report.records import StudyRecords
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
-from ablations.tracking import VERDICT_TAG
+from ablations.tracking import VERDICT_TAG, cell_name
 from ablations.verdicts import REQUIRES, RULES, Verdict
 
 

@@ -33,7 +33,7 @@ from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.identity import PLACE_KEYS
 from ablations.search import Claim
 from ablations.stores import StoreUnavailable
-from ablations.tracking import CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, TrialRun, config_name
+from ablations.tracking import CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, TrialRun, cell_name
 from simclr_core.preview import render_preview
 from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
@@ -252,7 +252,7 @@ class Runner:
             "ablations.role": "trial", "ablations.study": self.spec.name, "ablations.study_uid": session.study_uid,
             "optuna.study": self.spec.name, "optuna.trial": str(claim.number),
             "ablations.cell": attrs["cell"], "ablations.unit": attrs["unit"],
-            CONFIG_TAG: config_name(claim.run_name),
+            CONFIG_TAG: cell_name(attrs["cell"]),
             "ablations.varied": json.dumps(attrs["varied"]), "ablations.seed": str(attrs["seed"]),
             "ablations.worker": attrs["worker"], "torch_version": torch.__version__,
             "device": describe_device(select_device(config.train.device)), **session.env_tags,
