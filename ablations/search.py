@@ -67,9 +67,9 @@ from ablations.plan import (
     PlannedTrial, StudySpec, format_value, plain_value, run_name, varied_plain,
 )
 
-# Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
 UID_ATTR = "ablations.uid"
+# Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm")
 READY_ATTR = "ablations.ready"
 

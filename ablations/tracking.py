@@ -268,9 +268,13 @@ class Tracker:
 
     def save_runs_view(self, view: dict[str, Any]) -> None:
         """Store the view runs_url opens on (rewritten on every start: a study file's new grid key
-        gets its column)."""
-        self.call(self.client.set_experiment_tag, self.experiment_id, SHARED_VIEW_TAG + RUNS_VIEW_KEY,
-                  json.dumps(view))
+        gets its column). The first time, in a study begun before views existed, its trial runs get
+        CONFIG_TAG first (label_configs), so that a saved view means every run is labelled and later
+        starts need not read all runs again."""
+        tag = SHARED_VIEW_TAG + RUNS_VIEW_KEY
+        if tag not in self.call(self.client.get_experiment, self.experiment_id).tags:
+            self.label_configs()
+        self.call(self.client.set_experiment_tag, self.experiment_id, tag, json.dumps(view))
 
     def label_configs(self) -> int:
         """Give CONFIG_TAG to trial runs recorded before it existed (from their cell), so that a study

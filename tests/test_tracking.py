@@ -75,6 +75,21 @@ def test_trial_runs_recorded_before_the_config_tag_get_it(tmp_path, mlflow_templ
     assert tags[new.info.run_id]["ablations.config"] == "kept as recorded"
     assert "ablations.config" not in tags[parent.info.run_id]
     assert tracker.label_configs() == 0
+    # The runs view's first save labels what is unlabelled; later saves (every start) read no runs: the
+    # view's presence means every run older than it was labelled, and the runner tags the new ones.
+    def unlabelled():
+        return tracker.client.create_run(tracker.experiment_id, run_name="crop seed=1",
+                                         tags={"ablations.role": "trial", "ablations.cell": "augment.pipeline=crop"})
+
+    def config_of(run):
+        return tracker.client.get_run(run.info.run_id).data.tags.get("ablations.config")
+
+    before_view = unlabelled()
+    tracker.save_runs_view({"selectedColumns": []})
+    assert config_of(before_view) == "crop"
+    after_view = unlabelled()
+    tracker.save_runs_view({"selectedColumns": []})
+    assert config_of(after_view) is None
 
 
 def test_cell_name_reads_like_a_run_name_without_its_seed(tmp_path):

@@ -75,7 +75,6 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
         session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
         tracker.sweep(study_uid, study.get_trials(deepcopy=False))
         tracker.save_runs_view(runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)))
-        tracker.label_configs()
         if spec.verdict:  # also on a study begun before its file named the rule
             tracker.call(tracker.client.set_tag, parent_run_id, VERDICT_TAG, spec.verdict)
         if tracker.run_status(parent_run_id) != "RUNNING":
