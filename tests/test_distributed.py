@@ -519,18 +519,21 @@ def test_a_permanent_loss_stops_the_worker_after_the_retry_window_and_a_rerun_fi
         wait_for(running_at_epoch(storage, "dist_lost", 2), "a trial at epoch 2", workers)
         postgres.stop("fast")
         try:
-            started = time.monotonic()
             code = workers[0].wait(90)
-            waited = time.monotonic() - started
         finally:
             postgres.start()
     finally:
         stop_all(workers)
     output = workers[0].output()
     assert code == 75, output[-3000:]
-    assert waited < 60
+    # It gave up because its own retry window (--retry-for 4, not the default) ran out: said so when it
+    # started waiting, and waited at least that long. How much longer depends on the machine's load.
+    assert any(line.startswith("warning:") and "retrying for up to 4 s" in line
+               for line in output.splitlines()), output[-3000:]
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, output[-3000:]
+    waited = re.search(r"did not answer for (\d+) s", errors[0])
+    assert waited and int(waited.group(1)) >= 4, errors
     # The database holds both stores here (the tracking server's too): whichever the worker meets first.
     assert errors[0].startswith(("error: Optuna storage postgresql://simclr:***@127.0.0.1:",
                                  f"error: MLflow tracking store {tracking_server.uri} ")), errors
@@ -613,14 +616,13 @@ def test_bad_urls_are_one_line_before_any_training_with_the_password_masked(
     study = write_study(tmp_path, "dist_bad", {"train.temperature": [0.5]})
     for extra, expected, cause in _bad_input_cases(postgres, tracking_server, storage):
         argv = [str(study), "--tracking-uri", tracking_server.uri, "--no-progress", "--no-report", *extra]
-        started = time.monotonic()
         assert main(argv) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith(f"error: {expected}"), (extra, err)
         assert cause in err, (extra, err)
+        # One line and no "retrying" warning before it: the bad URL failed without waiting out a retry window.
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert postgres.password not in err
-        assert time.monotonic() - started < 30
         assert not list(tmp_path.glob("runs/dist_bad/**/trial-*"))  # nothing trained
     # A bad tracking URL is found before the study is created: no unready study is left behind.
     assert optuna.get_all_study_names(storage) == []
