@@ -12,7 +12,8 @@ What a study leaves in MLflow (the report module reads exactly this):
   phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts
   `config.yaml`, `augment_preview.png`, `encoder.pt` (with tracking.log_model). A failed trial's run
   ends FAILED with `ablations.error`, a killed or interrupted one KILLED;
-- experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on.
+- experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on
+  (ablations.ui_view).
 
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
@@ -29,10 +30,8 @@ import fcntl
 import json
 import logging
 import os
-import shlex
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -71,7 +70,8 @@ CONFIG_TAG = "ablations.config"
 CONFIRM_TAG = "ablations.confirm"
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
 # experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
-# mechanism behind its "Share" button. A study writes one such view (runs_view) and prints its URL.
+# mechanism behind its "Share" button. A study writes one such view (ui_view.runs_view) and prints
+# its URL.
 RUNS_VIEW_KEY = "ablations-runs"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 T = TypeVar("T")
@@ -86,21 +86,6 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
     return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on this store, with the `mlflow` of this interpreter's
-    environment, so that it works as printed when the virtual environment is not activated."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
-    return f"{command_path('mlflow')} ui --backend-store-uri {uri}"
-
-
-def runs_url(uri: str, experiment_id: str) -> str:
-    """The address of the experiment's runs list in the UI (`mlflow ui` serves on 127.0.0.1:5000),
-    opened on the study's saved view (runs_view)."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
-
-
 def cell_name(cell: str) -> str:
     """A cell id (`ablations.cell`) as people read it, its run's name less the seed (plan.run_name's
     rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
@@ -111,37 +96,6 @@ def cell_name(cell: str) -> str:
         key, sep, value = part.partition("=")
         parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
     return " ".join(parts)
-
-
-def runs_view(varied_keys: list[str], pairs: bool) -> dict[str, Any]:
-    """The runs list a researcher looks at first: one row per configuration (runs grouped by its short
-    name, CONFIG_TAG, MLflow showing the mean over seeds), best probe on h first, and as columns what
-    tells the configurations apart and how they scored. The keys are those the UI's own saved views
-    use (selectedColumns entries are `<type>.` + the key in backquotes)."""
-    columns = [f"tags.`{CONFIG_TAG}`"]
-    # A pair study's pipeline param is a long list that the short name already says.
-    columns += [f"params.`{key}`" for key in varied_keys if not (pairs and key == PIPELINE_KEY)]
-    # Not the seed: a group's row would show its mean (0.5); each run's name carries it.
-    columns += ["metrics.`probe_h`", "metrics.`probe_z`", "metrics.`wall_time_s`"]
-    return {
-        "selectedColumns": columns,
-        "orderByKey": "metrics.`probe_h`",
-        "orderByAsc": False,
-        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": CONFIG_TAG}]},
-    }
-
-
-def command_path(name: str) -> str:
-    """A console script of this interpreter's environment (`.venv/bin/mlflow`), relative to the current
-    folder where it lies below it; the bare name where the environment has none."""
-    script = Path(sys.executable).parent / name
-    if not script.exists():
-        return name
-    try:
-        relative = script.relative_to(Path.cwd())
-    except ValueError:
-        return shlex.quote(str(script))
-    return shlex.quote(str(relative))
 
 
 def git_state(path: Path) -> tuple[str, bool | None]:
@@ -267,7 +221,7 @@ class Tracker:
         return experiment.experiment_id
 
     def save_runs_view(self, view: dict[str, Any]) -> None:
-        """Store the view runs_url opens on (rewritten on every start: a study file's new grid key
+        """Store the view ui_view.runs_url opens on (rewritten on every start: a study file's new grid key
         gets its column). The first time, in a study begun before views existed, its trial runs get
         CONFIG_TAG first (label_configs), so that a saved view means every run is labelled and later
         starts need not read all runs again."""

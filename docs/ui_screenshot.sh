@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 store=$1 study=$2
 tools=$(mktemp -d)
 (cd "$tools" && npm init -y >/dev/null && npm install --silent playwright-core@1 >/dev/null)
-url=$(.venv/bin/python -c "import sys; from ablations.tracking import Tracker, runs_url; t = Tracker(sys.argv[1], sys.argv[2]); print(runs_url('', t.experiment_id))" "$store" "$study")
+url=$(.venv/bin/python -c "import sys; from ablations.tracking import Tracker; from ablations.ui_view import runs_url; t = Tracker(sys.argv[1], sys.argv[2]); print(runs_url('', t.experiment_id))" "$store" "$study")
 .venv/bin/mlflow ui --backend-store-uri "$store" --host 127.0.0.1 --port 5077 >"$tools/ui.log" 2>&1 &
 ui=$!
 trap 'kill $ui' EXIT

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ablations import search
 from ablations.messages import one_line
 from ablations.stores import mask_url, redact
-from ablations.tracking import command_path, runs_url, ui_command
+from ablations.ui_view import command_path, runs_url, ui_command
 
 if TYPE_CHECKING:
     from ablations.run.session import Session

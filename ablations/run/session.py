@@ -18,8 +18,9 @@ from ablations import confirm, search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
 from ablations.tracking import (
-    VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri, runs_view,
+    VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri,
 )
+from ablations.ui_view import runs_view
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
