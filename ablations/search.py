@@ -224,7 +224,7 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
             enqueued += 1
     # Units known only from trials (sampled ones, or cells since removed from the file) come back too.
     enqueued += requeue_orphans(study, retry_failed)
-    units = len({unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")})
+    units = units_known(study)
     if spec.search.n_trials:
         units = max(units, spec.search.n_trials)
     done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
@@ -435,6 +435,11 @@ def work_left(study: optuna.Study, spec: StudySpec) -> tuple[int, int]:
     trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     return waiting, len(trials) - waiting
+
+
+def units_known(study: optuna.Study) -> int:
+    """Units the study holds a trial for (planned, sampled, or added by confirmation), each once."""
+    return len({unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")})
 
 
 def units_done(study: optuna.Study) -> int:

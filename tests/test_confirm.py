@@ -103,3 +103,22 @@ confirm: {max_seeds: 3}
     # A rerun adds nothing more: every unit exactly once.
     assert main(args) == 0
     assert len(optuna_trials(workdir, "confirmed")) == len(trials)
+
+
+@pytest.mark.slow
+def test_with_two_workers_the_terminal_is_told_of_the_confirmation_round(workdir, capsys):  # noqa: F811
+    # The round is enqueued by a worker process, whose output goes to its log; the parent says it.
+    study = study_file(workdir, "confirmed2", """\
+search:
+  grid: {augment.color_strength: [0.25, 1.0]}
+verdict: color_strength_rises
+confirm: {max_seeds: 3}
+""", seeds=(0, 1), epochs=1, knn_every=0)
+    args = [str(study), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db", "--no-progress", "--no-report",
+            "--workers", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("confirmation: 2 trial(s) added (seed 2) where the verdict is still open") == 1, out
+    assert "6 trials complete, 0 failed; 6 of 6 cell x seed units done" in out, out
+    counts = complete_once_per_unit(optuna_trials(workdir, "confirmed2"))
+    assert {f"augment.color_strength={s} seed=2" for s in ("0.25", "1.0")} <= set(counts)

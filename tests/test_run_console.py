@@ -5,7 +5,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations.run.console import running_epochs, summary_rows, trial_line
+from ablations.run.console import confirmation_line, running_epochs, summary_rows, trial_line
 
 
 def trial(number: int, state: TrialState, value: float | None = None, **attrs) -> optuna.trial.FrozenTrial:
@@ -25,6 +25,21 @@ def test_trial_lines_say_how_each_trial_ended():
     assert trial_line(trial(7, TrialState.FAIL, outcome="interrupted")) == \
         "trial   7 cell seed=7: interrupted; will run again"
     assert trial_line(trial(8, TrialState.FAIL)) == "trial   8 cell seed=8: worker died; will run again"
+
+
+def test_a_confirmation_round_is_told_once_with_its_seed():
+    planned = [trial(0, TrialState.COMPLETE, 0.5, seed=0), trial(1, TrialState.COMPLETE, 0.5, seed=1)]
+    added = [trial(2, TrialState.WAITING, seed=2, confirm="seed 2 added by confirmation ..."),
+             trial(3, TrialState.RUNNING, seed=2, confirm="seed 2 added by confirmation ...")]
+    announced: set[int] = set()
+    assert confirmation_line(planned, announced) is None
+    assert confirmation_line(planned + added, announced) == \
+        "confirmation: 2 trial(s) added (seed 2) where the verdict is still open"
+    assert announced == {2, 3}
+    assert confirmation_line(planned + added, announced) is None  # told once
+    later = trial(4, TrialState.WAITING, seed=3, confirm="seed 3 added by confirmation ...")
+    assert confirmation_line(planned + added + [later], announced) == \
+        "confirmation: 1 trial(s) added (seed 3) where the verdict is still open"
 
 
 def test_summary_rows_are_per_cell_means_with_spread_best_first():

@@ -61,6 +61,19 @@ def write(line: str, bar: tqdm | None) -> None:
     tqdm.write(line) if bar is not None else print(line, flush=True)
 
 
+def confirmation_line(trials: list[FrozenTrial], announced: set[int]) -> str | None:
+    """One line for the trials a confirmation round added since the last call (`announced` holds the
+    trial numbers already told, and is updated), or None. With --workers N a worker process enqueues
+    the round and its own line goes to its log; the parent, which polls the study, says it here."""
+    new = [t for t in trials if t.user_attrs.get("confirm") and t.number not in announced]
+    if not new:
+        return None
+    announced.update(t.number for t in new)
+    seeds = sorted({int(t.user_attrs["seed"]) for t in new if "seed" in t.user_attrs})
+    seed_text = f" (seed {', '.join(map(str, seeds))})" if seeds else ""
+    return f"confirmation: {len(new)} trial(s) added{seed_text} where the verdict is still open"
+
+
 def trial_line(trial: FrozenTrial) -> str:
     """One finished trial as read back from the study (a worker process's trial, seen by its parent)."""
     name = trial.user_attrs.get("run_name", f"trial-{trial.number}")
@@ -121,7 +134,7 @@ def print_summary(session: Session, top: int) -> None:
     rows = summary_rows(trials)
     done = search.units_done(study)
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
-          f"{done} of {session.prepared.units} cell x seed units done")
+          f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
     if rows:
         width = min(CELL_WIDTH, max(len(row.cell) for row in rows[:top]))
         print(f"{'probe_h (mean ± sd, n)':<24} {'probe_z':>8} {'wall s':>7}  {'cell':<{width}}  trials")

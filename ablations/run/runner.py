@@ -160,6 +160,8 @@ class Runner:
                 if not added:
                     return outcomes
                 console.write(f"confirmation: {added} trial(s) added where the verdict is still open", self.outer)
+                if self.outer is not None:
+                    self.outer.total += added
             time.sleep(poll_s)  # other workers' trials: wait to see them finish or die
 
     def config_for(self, claim: Claim) -> RunConfig:

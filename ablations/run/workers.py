@@ -73,12 +73,14 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
         logs.append((log_path, log))
         processes.append(subprocess.Popen([sys.executable, "-m", "ablations.run", *argv, "--worker-index", str(index)],
                                           stdout=log, stderr=subprocess.STDOUT))
-    seen = {t.number for t in session.study.get_trials(deepcopy=False) if t.state.is_finished()}
+    trials = session.study.get_trials(deepcopy=False)
+    seen = {t.number for t in trials if t.state.is_finished()}
+    announced = {t.number for t in trials if t.user_attrs.get("confirm")}  # counted in the bar's total
     bar = None if args.no_progress else console.trials_bar(session)
     interrupted = False
     try:
         with interrupts():
-            _poll_workers(session, processes, seen, bar)
+            _poll_workers(session, processes, (seen, announced), bar)
     except KeyboardInterrupt:
         interrupted = True
         _stop_workers(processes)
@@ -126,11 +128,21 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set[int], bar: tqdm | None) -> None:
-    """Until every worker has exited: one line per newly finished trial, the bar, running epochs."""
+def _poll_workers(session: Session, processes: list[subprocess.Popen], told: tuple[set[int], set[int]],
+                  bar: tqdm | None) -> None:
+    """Until every worker has exited: one line per newly finished trial and per confirmation round, the
+    bar (its total grown by the rounds), running epochs. `told`: trial numbers already reported as
+    finished, and as added by confirmation."""
+    seen, announced = told
     while True:
         finished = [p.poll() is not None for p in processes]
         trials = session.study.get_trials(deepcopy=False)
+        before = len(announced)
+        line = console.confirmation_line(trials, announced)
+        if line:
+            console.write(line, bar)
+            if bar is not None:
+                bar.total += len(announced) - before
         for trial in trials:
             if trial.state.is_finished() and trial.number not in seen:
                 seen.add(trial.number)
