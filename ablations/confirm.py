@@ -86,16 +86,16 @@ def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[Planned
     return units
 
 
-def enqueue_round(study: optuna.Study, spec: StudySpec) -> int:
-    """Enqueue the next round's units (none already waiting, running or done); returns how many."""
+def enqueue_round(study: optuna.Study, spec: StudySpec) -> list[PlannedTrial]:
+    """Enqueue the next round's units (none already waiting, running or done); returns those added."""
     trials = study.get_trials(deepcopy=False)
     covered = {search.unit_of(t) for t in trials
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or search.is_done(t)}
-    added = 0
+    added = []
     for planned, reason in next_round(spec, trials):
         if planned.unit in covered:
             continue
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
                                                   user_attrs=search.plan_attrs(planned, confirm=reason)))
-        added += 1
+        added.append(planned)
     return added

@@ -68,7 +68,7 @@ def test_open_comparisons_get_the_next_shared_seed_until_the_cap():
 
 
 @pytest.mark.slow
-def test_confirmation_runs_added_seeds_once_and_records_why(workdir):  # noqa: F811
+def test_confirmation_runs_added_seeds_once_and_records_why(workdir, capsys):  # noqa: F811
     study = study_file(workdir, "confirmed", """\
 search:
   grid: {augment.color_strength: [0.25, 1.0]}
@@ -78,6 +78,9 @@ confirm: {max_seeds: 3}
 """, seeds=(0, 1), epochs=1, knn_every=0)
     args = [str(study), "--tracking-uri", f"sqlite:///{workdir}/mlflow.db", "--no-progress", "--no-report"]
     assert main(args) == 0
+    # One worker enqueues the round itself and says so in the same words as a parent of N workers.
+    out = capsys.readouterr().out
+    assert out.count("confirmation: 2 trial(s) added (seed 2) where the verdict is still open") == 1, out
     trials = optuna_trials(workdir, "confirmed")
     counts = complete_once_per_unit(trials)
     planned = {"floor seed=0", "floor seed=1"} | {f"augment.color_strength={s} seed={seed}"

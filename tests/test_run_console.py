@@ -5,7 +5,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations.run.console import confirmation_line, running_epochs, summary_rows, trial_line
+from ablations.run.console import confirmation_line, new_confirmations, running_epochs, summary_rows, trial_line
 
 
 def trial(number: int, state: TrialState, value: float | None = None, **attrs) -> optuna.trial.FrozenTrial:
@@ -32,14 +32,15 @@ def test_a_confirmation_round_is_told_once_with_its_seed():
     added = [trial(2, TrialState.WAITING, seed=2, confirm="seed 2 added by confirmation ..."),
              trial(3, TrialState.RUNNING, seed=2, confirm="seed 2 added by confirmation ...")]
     announced: set[int] = set()
-    assert confirmation_line(planned, announced) is None
-    assert confirmation_line(planned + added, announced) == \
-        "confirmation: 2 trial(s) added (seed 2) where the verdict is still open"
+    assert new_confirmations(planned, announced) == []
+    assert [t.number for t in new_confirmations(planned + added, announced)] == [2, 3]
     assert announced == {2, 3}
-    assert confirmation_line(planned + added, announced) is None  # told once
+    assert new_confirmations(planned + added, announced) == []  # told once
     later = trial(4, TrialState.WAITING, seed=3, confirm="seed 3 added by confirmation ...")
-    assert confirmation_line(planned + added + [later], announced) == \
-        "confirmation: 1 trial(s) added (seed 3) where the verdict is still open"
+    assert [t.number for t in new_confirmations(planned + added + [later], announced)] == [4]
+    assert confirmation_line(2, [2, 2]) == "confirmation: 2 trial(s) added (seed 2) where the verdict is still open"
+    assert confirmation_line(3, [3, 2, 3]) == \
+        "confirmation: 3 trial(s) added (seed 2, 3) where the verdict is still open"
 
 
 def test_summary_rows_are_per_cell_means_with_spread_best_first():

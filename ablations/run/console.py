@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -61,17 +62,19 @@ def write(line: str, bar: tqdm | None) -> None:
     tqdm.write(line) if bar is not None else print(line, flush=True)
 
 
-def confirmation_line(trials: list[FrozenTrial], announced: set[int]) -> str | None:
-    """One line for the trials a confirmation round added since the last call (`announced` holds the
-    trial numbers already told, and is updated), or None. With --workers N a worker process enqueues
-    the round and its own line goes to its log; the parent, which polls the study, says it here."""
+def confirmation_line(count: int, seeds: Iterable[int]) -> str:
+    """The line that tells of a confirmation round: how many trials it added, with which seed."""
+    seeds_text = ", ".join(str(seed) for seed in sorted(set(seeds)))
+    return f"confirmation: {count} trial(s) added (seed {seeds_text}) where the verdict is still open"
+
+
+def new_confirmations(trials: list[FrozenTrial], announced: set[int]) -> list[FrozenTrial]:
+    """The trials a confirmation round added that are not in `announced` (trial numbers already told),
+    which is updated. With --workers N a worker process enqueues the round and its own line goes to its
+    log; the parent, which polls the study, tells of the round from these."""
     new = [t for t in trials if t.user_attrs.get("confirm") and t.number not in announced]
-    if not new:
-        return None
     announced.update(t.number for t in new)
-    seeds = sorted({int(t.user_attrs["seed"]) for t in new if "seed" in t.user_attrs})
-    seed_text = f" (seed {', '.join(map(str, seeds))})" if seeds else ""
-    return f"confirmation: {len(new)} trial(s) added{seed_text} where the verdict is still open"
+    return new
 
 
 def trial_line(trial: FrozenTrial) -> str:

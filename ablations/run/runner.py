@@ -159,9 +159,9 @@ class Runner:
                 added = confirm.enqueue_round(study, self.spec)
                 if not added:
                     return outcomes
-                console.write(f"confirmation: {added} trial(s) added where the verdict is still open", self.outer)
+                console.write(console.confirmation_line(len(added), (unit.seed for unit in added)), self.outer)
                 if self.outer is not None:
-                    self.outer.total += added
+                    self.outer.total += len(added)
             time.sleep(poll_s)  # other workers' trials: wait to see them finish or die
 
     def config_for(self, claim: Claim) -> RunConfig:

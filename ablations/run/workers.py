@@ -80,7 +80,7 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
     interrupted = False
     try:
         with interrupts():
-            _poll_workers(session, processes, (seen, announced), bar)
+            _poll_workers(session, processes, seen, announced, bar)
     except KeyboardInterrupt:
         interrupted = True
         _stop_workers(processes)
@@ -128,21 +128,19 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def _poll_workers(session: Session, processes: list[subprocess.Popen], told: tuple[set[int], set[int]],
+def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set[int], announced: set[int],
                   bar: tqdm | None) -> None:
-    """Until every worker has exited: one line per newly finished trial and per confirmation round, the
-    bar (its total grown by the rounds), running epochs. `told`: trial numbers already reported as
-    finished, and as added by confirmation."""
-    seen, announced = told
+    """Until every worker has exited: one line per newly finished trial (`seen`: those told) and per
+    confirmation round (`announced`: its trials told), the bar (its total grown by the rounds), running
+    epochs."""
     while True:
         finished = [p.poll() is not None for p in processes]
         trials = session.study.get_trials(deepcopy=False)
-        before = len(announced)
-        line = console.confirmation_line(trials, announced)
-        if line:
-            console.write(line, bar)
+        added = console.new_confirmations(trials, announced)
+        if added:
+            console.write(console.confirmation_line(len(added), (int(t.user_attrs["seed"]) for t in added)), bar)
             if bar is not None:
-                bar.total += len(announced) - before
+                bar.total += len(added)
         for trial in trials:
             if trial.state.is_finished() and trial.number not in seen:
                 seen.add(trial.number)
