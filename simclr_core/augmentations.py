@@ -8,7 +8,9 @@ would give every image in a batch the same crop). Defaults follow google-researc
 Figure 4) take the values noted at each op.
 
 All random numbers come from the generator passed in, so one seed gives bit-identical views on CPU.
-Ops loop over a handful of op kinds, never over samples.
+In training, every op of a pipeline draws from a stream of its own (`OpStreams`, keyed by seed, op,
+view and step), so an op shared by two pipelines draws the same values in both. Ops loop over a
+handful of op kinds, never over samples.
 
 Speed (2-core dev VM, torch 2.14.1 CPU, 512 random 32x32 images): the colour distortion at s = 0.5
 takes 11.6 ms eagerly on one thread and 4.7 ms as fused_color's compiled kernel (augment.compile, which
@@ -23,8 +25,10 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import zlib
 from typing import Any, Callable
 
+import numpy
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -365,6 +369,52 @@ def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# Random streams: one per op, so that pipelines sharing an op share its draws.
+# --------------------------------------------------------------------------------------------------
+
+# Domain of the op streams' seeds, apart from trainer.random_streams' (seed, index) keys.
+_OP_STREAM_DOMAIN = 0x0B5
+
+
+class OpStreams:
+    """One random stream for every (op, occurrence, view) of a pipeline at every step, each seeded
+    from (seed, op name, occurrence, view, step) through numpy's SeedSequence.
+
+    Common random numbers across the cells of a study: crop draws the same boxes in crop->color and
+    crop->sobel, colour the same jitter in crop->color and color->crop, at every step, whatever other
+    ops run and in which order (with one stream for the whole pipeline, from the second batch on
+    even the shared crop drew different boxes). `occurrence` counts earlier uses of the same op in
+    the pipeline (a second crop is another stream); `view` is the view's index. Nothing is carried
+    from step to step, so a run resumed at step s draws exactly what it would have drawn; making the
+    streams costs microseconds per op and step (benchmarks/RESULTS.md).
+    """
+
+    def __init__(self, seed: int, device: torch.device | str = "cpu", step: int = 0):
+        self.seed, self.device, self.step = int(seed), torch.device(device), int(step)
+        self._generators: dict[tuple[str, int, int], torch.Generator] = {}
+
+    def at(self, step: int) -> "OpStreams":
+        """Move to `step` (the global optimiser step); returns self."""
+        self.step = int(step)
+        return self
+
+    def __call__(self, op: str, occurrence: int = 0, view: int = 0) -> torch.Generator:
+        """The generator of `op`'s `occurrence`-th use in view `view` at the current step, freshly seeded."""
+        key = (op, occurrence, view)
+        generator = self._generators.get(key)
+        if generator is None:
+            generator = self._generators[key] = torch.Generator(device=self.device)
+        entropy = [self.seed, _OP_STREAM_DOMAIN, zlib.crc32(op.encode()), occurrence, view, self.step]
+        state = numpy.random.SeedSequence(entropy).generate_state(1, dtype=numpy.uint64)[0]
+        return generator.manual_seed(int(state))
+
+
+def _generator_for(source: "torch.Generator | OpStreams", op: str, occurrence: int, view: int) -> torch.Generator:
+    # A plain generator (scripts, previews, tests) feeds every op in turn; OpStreams gives each its own.
+    return source(op, occurrence, view) if isinstance(source, OpStreams) else source
+
+
+# --------------------------------------------------------------------------------------------------
 # Pipelines and views.
 # --------------------------------------------------------------------------------------------------
 
@@ -377,10 +427,13 @@ def _check_images(images: Tensor) -> None:
                         f"images.float() / 255")
 
 
-def apply_pipeline(images: Tensor, pipeline: list[OpSpec], generator: torch.Generator, *,
-                   color_strength: float | None = None, compile: str = "off") -> Tensor:
+def apply_pipeline(images: Tensor, pipeline: list[OpSpec], generator: torch.Generator | OpStreams, *,
+                   color_strength: float | None = None, compile: str = "off", view: int = 0) -> Tensor:
     """Apply the ops in order; `color_strength` is the strength for color/color_jitter entries that
     do not set one (None: the op's own default, 1.0).
+
+    generator: one torch.Generator that every op draws from in turn, or OpStreams, from which each op
+    takes its own stream for (op, its occurrence in the pipeline, `view`).
 
     compile (AugmentConfig.compile): "off" runs every op eagerly; "auto" runs color and color_jitter
     through fused_color's compiled kernel on CPU (falling back to the eager ops, with one warning,
@@ -392,15 +445,18 @@ def apply_pipeline(images: Tensor, pipeline: list[OpSpec], generator: torch.Gene
         raise ConfigError(f"augment.compile: {compile!r} is not allowed; expected one of "
                           f"{', '.join(COMPILE_MODES)}")
     fused = _uses_kernel(compile, images.device)
+    seen: dict[str, int] = {}
     for spec in pipeline:
         params = dict(spec.params)
         if spec.op in _STRENGTH_OPS and color_strength is not None:
             params.setdefault("strength", color_strength)
+        occurrence = seen[spec.op] = seen.get(spec.op, -1) + 1
+        op_generator = _generator_for(generator, spec.op, occurrence, view)
         if fused and spec.op in _COLOUR_DRAWS:
-            draws, drop = _COLOUR_DRAWS[spec.op](images, generator, **{**_defaults(spec.op), **params})
+            draws, drop = _COLOUR_DRAWS[spec.op](images, op_generator, **{**_defaults(spec.op), **params})
             images = _fused_colour(images, draws, drop, required=compile == "on")
         else:
-            images = OPS[spec.op](images, generator, **params)
+            images = OPS[spec.op](images, op_generator, **params)
     return images
 
 
@@ -421,25 +477,29 @@ def colour_path(config: AugmentConfig, device: torch.device) -> str:
     return f"eager (compiling failed: {failure})" if failure else "compiled"
 
 
-def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator,
+def make_views(images: Tensor, config: AugmentConfig, generator: torch.Generator | OpStreams,
                n_views: int = 2, base_generator: torch.Generator | None = None) -> list[Tensor]:
     """n_views augmented views of a float batch (B, 3, H, W) in [0, 1].
+
+    generator: a torch.Generator every op draws from in turn, or OpStreams (the trainer's), which gives
+    every op of every view a stream of its own (see OpStreams).
 
     symmetric: every view gets the pipeline with its own draws (paper Section 2.1, Algorithm 1).
     asymmetric: the paper's Figure 5 protocol (Section 3.1): the pipeline on the first view only, the
     others left as identity; with base_crop, every image first gets one random resized crop, shared
-    by all its views, before the target ops. The base crop draws from `base_generator` where given
-    (the trainer passes a stream of its own, so every pipeline of a study sees the same base crops
-    under one seed), else from `generator`.
+    by all its views, before the target ops. The base crop draws from `base_generator` where given,
+    else from `generator` (with OpStreams, its own "base_crop" stream, so every pipeline of a study
+    sees the same base crops under one seed).
     """
     _check_images(images)
     if n_views < 1:
         raise ValueError(f"n_views must be >= 1, got {n_views}")
     if config.protocol == "symmetric":
         return [apply_pipeline(images, config.pipeline, generator, color_strength=config.color_strength,
-                               compile=config.compile) for _ in range(n_views)]
+                               compile=config.compile, view=view) for view in range(n_views)]
     if config.protocol == "asymmetric":
-        base = crop(images, base_generator or generator) if config.base_crop else images
+        base_source = base_generator or _generator_for(generator, "base_crop", 0, 0)
+        base = crop(images, base_source) if config.base_crop else images
         first = apply_pipeline(base, config.pipeline, generator, color_strength=config.color_strength,
                                compile=config.compile)
         # Clones, so a caller that edits one view in place cannot change the others or the input.

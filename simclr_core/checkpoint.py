@@ -18,13 +18,16 @@ from simclr_core.config import ConfigError, RunConfig
 
 CHECKPOINT_NAME = "last.pt"
 WEIGHTS_NAME = "encoder.pt"
+# The random streams a run carries from step to step, whose states a checkpoint holds (the trainer's
+# random_streams). A checkpoint with other streams was written by an engine that drew differently.
+STREAMS = ("shuffle",)
 
 
 @dataclass
 class Checkpoint:
     model: dict[str, torch.Tensor]  # SimCLRModel.state_dict(): encoder.* and head.*
     optimizer: dict[str, Any]
-    generators: dict[str, torch.Tensor]  # each random stream's state (trainer.STREAMS), by name
+    generators: dict[str, torch.Tensor]  # each carried random stream's state (STREAMS), by name
     config: dict[str, Any]  # RunConfig.to_plain() of the run that wrote it
     epoch: int  # epochs completed
     history: list[dict[str, Any]]  # asdict() of each EpochMetrics so far
@@ -51,7 +54,8 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> Checkp
     # weights_only=False: the optimiser state and history are plain Python objects we wrote ourselves.
     state = torch.load(path, map_location=map_location, weights_only=False)
     fields = set(Checkpoint.__dataclass_fields__)
-    if not isinstance(state, dict) or set(state) != fields:
+    if (not isinstance(state, dict) or set(state) != fields or not isinstance(state["generators"], dict)
+            or set(state["generators"]) != set(STREAMS)):
         raise ConfigError(f"checkpoint {path} was not written by this version of simclr_core; "
                           "delete it (or use a new checkpoint folder) to start the run over")
     return Checkpoint(**state)

@@ -20,7 +20,7 @@ import torch
 import torchvision
 
 from simclr_core import checkpoint
-from simclr_core.augmentations import colour_path, make_views, validate_pipeline
+from simclr_core.augmentations import OpStreams, colour_path, make_views, validate_pipeline
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
@@ -155,14 +155,15 @@ def library_versions() -> dict[str, str]:
     }
 
 
-# The random streams of training, one per purpose (model initialisation uses torch's global seed).
-STREAMS = ("shuffle", "base_crop", "views")
+# The random streams of training carried from step to step, saved in checkpoints (model
+# initialisation uses torch's global seed; the views draw from augmentations.OpStreams, which are
+# made afresh at every step from (seed, op, view, step) and need no saving).
+STREAMS = checkpoint.STREAMS
 
 
 def random_streams(seed: int, device: torch.device) -> dict[str, torch.Generator]:
-    """Independent generators for shuffling, the shared base crop and the view pipeline, each seeded
-    from (seed, its purpose) through numpy's SeedSequence, so no two streams overlap and none depends
-    on how many numbers another has drawn."""
+    """Independent generators for the carried streams (the image order), each seeded from (seed, its
+    purpose) through numpy's SeedSequence, so no stream overlaps another or the views' streams."""
     streams = {}
     for index, name in enumerate(STREAMS):
         stream_seed = int(numpy.random.SeedSequence([seed, index]).generate_state(1, dtype=numpy.uint64)[0])
@@ -272,11 +273,13 @@ def train(
     setup = build(config, device)
     model, optimizer = setup.model, setup.optimizer
     peak_lr = optimizer.param_groups[0]["lr"]
-    # Common random numbers: one independent stream per purpose, each seeded from train.seed, so a
-    # seed means the same image order in every epoch and the same base crops in every cell of a study,
-    # whatever the pipeline, temperature or strength (pipelines consume different numbers of draws
-    # from their own stream). Their states, saved in the checkpoint, make resume bit-identical on CPU.
+    # Common random numbers: independent streams, each seeded from train.seed, so a seed means the same
+    # image order in every epoch and, for every op, the same draws at every step in every cell of a
+    # study, whatever the pipeline, temperature or strength: the shuffle stream is carried (its state
+    # saved in the checkpoint), each op's stream is made per step (OpStreams). Resume is bit-identical
+    # on CPU.
     streams = random_streams(tc.seed, device)
+    view_streams = OpStreams(tc.seed, device)
 
     history: list[EpochMetrics] = []
     start_epoch = 0
@@ -313,8 +316,7 @@ def train(
                 group["lr"] = lr
             indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
             images = train_images[indices.to(data_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
-            views = make_views(images, config.augment, streams["views"], n_views=tc.n_views,
-                               base_generator=streams["base_crop"])
+            views = make_views(images, config.augment, view_streams.at(step), n_views=tc.n_views)
             loss, z = training_step(setup, views, tc.temperature, epoch=epoch + 1, step=step)
             loss_sum += loss
             accuracy_sum += contrastive_accuracy(z)

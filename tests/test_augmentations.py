@@ -459,6 +459,70 @@ def test_asymmetric_base_crop_is_shared_by_all_views():
     assert torch.equal(views[1], aug.crop(images, seeded()))
 
 
+# ---------------------------------------------------------------------------------------------
+# OpStreams: one stream per op, so pipelines that share an op share its draws.
+# ---------------------------------------------------------------------------------------------
+
+IDENTITY_CROP = OpSpec("crop", {"scale": [1.0, 1.0], "ratio": [1.0, 1.0]})  # exact identity, still draws
+
+
+def _views(pipeline, streams, protocol="symmetric", n_views=2):
+    config = AugmentConfig(pipeline=pipeline, protocol=protocol, base_crop=False, compile="off")
+    return make_views(random_images(), config, streams, n_views=n_views)
+
+
+def test_a_shared_op_draws_the_same_values_whatever_follows_it():
+    streams = aug.OpStreams(seed=3).at(17)
+    (cropped, _), (edges, _) = _views([OpSpec("crop")], streams), _views([OpSpec("crop"), OpSpec("sobel")], streams)
+    # sobel at p = 1 is deterministic: crop->sobel is crop's very boxes, then edges.
+    assert torch.equal(edges, aug._sobel_edges(cropped).expand_as(cropped))
+    # With one generator for the whole pipeline the second batch would already differ; here the
+    # same holds at any step, and the colour op in crop->color sees the same boxes too.
+    (coloured, _) = _views([OpSpec("crop"), OpSpec("color")], streams)
+    expected = aug.color(cropped, streams("color", 0, 0), strength=AugmentConfig().color_strength)
+    assert torch.allclose(coloured, expected, atol=1e-6)
+
+
+def test_a_shared_op_draws_the_same_values_in_any_order():
+    streams = aug.OpStreams(seed=3).at(5)
+    alone = _views([OpSpec("color")], streams)
+    before = _views([OpSpec("color"), IDENTITY_CROP], streams)
+    after = _views([IDENTITY_CROP, OpSpec("color")], streams)
+    for a, b, c in zip(alone, before, after):
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
+
+
+def test_op_streams_differ_by_seed_step_view_and_occurrence_and_repeat_exactly():
+    def draws(seed, step, op="crop", occurrence=0, view=0):
+        return torch.rand(8, generator=aug.OpStreams(seed).at(step)(op, occurrence, view))
+
+    assert torch.equal(draws(3, 4), draws(3, 4))
+    assert torch.equal(draws(3, 4), torch.rand(8, generator=aug.OpStreams(3, step=4)("crop")))
+    for other in (draws(4, 4), draws(3, 5), draws(3, 4, "color"), draws(3, 4, occurrence=1), draws(3, 4, view=1)):
+        assert not torch.equal(draws(3, 4), other)
+    # A reused stream object is reseeded at every call: nothing carries over from the last draw.
+    streams = aug.OpStreams(3).at(4)
+    torch.rand(100, generator=streams("crop"))
+    assert torch.equal(torch.rand(8, generator=streams("crop")), draws(3, 4))
+
+
+def test_views_of_one_pipeline_draw_from_streams_of_their_own():
+    views = _views([OpSpec("crop")], aug.OpStreams(seed=0), n_views=3)
+    assert not torch.equal(views[0], views[1]) and not torch.equal(views[1], views[2])
+    # Two uses of one op in a pipeline are two streams: crop then crop is not one box applied twice.
+    twice = _views([OpSpec("crop"), OpSpec("crop")], aug.OpStreams(seed=0))[0]
+    assert not torch.equal(twice, aug.crop(views[0], aug.OpStreams(seed=0)("crop", 0, 0)))
+    assert torch.equal(twice, aug.crop(views[0], aug.OpStreams(seed=0)("crop", 1, 0)))
+
+
+def test_asymmetric_base_crop_has_its_own_stream_under_op_streams():
+    streams = aug.OpStreams(seed=2).at(9)
+    config = AugmentConfig(protocol="asymmetric", pipeline=[OpSpec("crop")], base_crop=True, compile="off")
+    first, second = make_views(random_images(), config, streams)
+    assert torch.equal(second, aug.crop(random_images(), streams("base_crop")))
+    assert torch.equal(first, aug.crop(second, streams("crop")))
+
+
 def test_unknown_protocol_is_a_config_error():
     with pytest.raises(ConfigError, match="augment.protocol"):
         make_views(random_images(), AugmentConfig(protocol="sideways"), seeded())

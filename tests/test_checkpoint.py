@@ -49,6 +49,20 @@ def test_a_checkpoint_of_another_configuration_or_a_torn_one_is_dropped(trained,
     checkpoint.remove(copy)  # no error when absent
 
 
+def test_a_checkpoint_from_an_engine_with_other_random_streams_is_refused_and_dropped(trained, tmp_path):
+    """Before one stream per op, checkpoints carried a whole-pipeline "views" stream: resuming one would
+    mix two ways of drawing views in one run, so it starts over instead."""
+    folder, config = trained
+    state = torch.load(checkpoint.path_in(folder), weights_only=False)
+    state["generators"] = {**state["generators"], "views": state["generators"]["shuffle"]}
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save(state, checkpoint.path_in(old))
+    with pytest.raises(Exception, match="not written by this version"):
+        checkpoint.load(old)
+    assert checkpoint.drop_if_foreign(old, config) and not checkpoint.path_in(old).exists()
+
+
 def test_exported_weights_load_into_the_encoder_and_head_of_their_config(trained, tmp_path):
     folder, config = trained
     path = checkpoint.export_weights(folder, tmp_path / "encoder.pt")

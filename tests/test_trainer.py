@@ -271,6 +271,29 @@ def test_one_seed_gives_the_same_batches_base_crops_and_initial_weights_in_every
     assert not torch.equal(other[0][0], runs[0][0][0])
 
 
+def test_an_op_shared_by_two_cells_draws_the_same_values_at_every_step(monkeypatch):
+    """crop in crop and in crop->sobel: the same boxes at every step of training (one stream per op;
+    with one stream for the whole pipeline they differed from the second batch on)."""
+    from simclr_core.augmentations import _sobel_edges, make_views as real
+
+    def firsts(pipeline):
+        config = tiny_config(epochs=2, seed=5)
+        config.augment.protocol, config.augment.base_crop = "asymmetric", False
+        config.augment.pipeline = pipeline
+        config.probe = ProbeConfig(enabled=False, knn_every=0)
+        seen = []
+        monkeypatch.setattr(trainer_module, "make_views",
+                            lambda *args, **kwargs: seen.append(real(*args, **kwargs)[0]) or [seen[-1], args[0]])
+        train(config)
+        return seen
+
+    cropped, edges = firsts([OpSpec("crop")]), firsts([OpSpec("crop"), OpSpec("sobel")])
+    assert len(cropped) == len(edges) == 2 * (160 // 32)
+    for step, (a, b) in enumerate(zip(cropped, edges)):
+        assert torch.equal(_sobel_edges(a).expand_as(a), b), f"step {step}"
+    assert not torch.equal(cropped[0], cropped[1])  # and each step draws anew
+
+
 def test_progress_reports_every_step_then_the_monitor_and_the_probe():
     seen = []
     train(tiny_config(epochs=2), progress=lambda *event: seen.append(event))
