@@ -36,6 +36,9 @@ class SearchSpec:
     sampler: str = "grid"
     grid: dict[str, list[Any]] = field(default_factory=dict)  # dotted key -> coerced values
     pairs: list[str] = field(default_factory=list)  # op names for the Figure 5 grid
+    # Given as [first, second] pairs: only these cells of the grid, in this order ([op, op] is the
+    # single op); empty: every ordered pair of `pairs`.
+    pair_subset: list[tuple[str, str]] = field(default_factory=list)
     n_trials: int | None = None
     params: dict[str, ParamSpec] = field(default_factory=dict)
     pruner: str = "none"
@@ -155,14 +158,16 @@ def expand_cells(search: SearchSpec) -> list[Cell]:
 
     `pairs` is the SimCLR Figure 5 grid: every ordered pair (first, second) of the listed ops, the
     diagonal included; off the diagonal the pipeline is [first, second], on it the single op [first]
-    (the paper's diagonal is "the single transformation"). 7 ops give 49 cells.
+    (the paper's diagonal is "the single transformation"). 7 ops give 49 cells. With `pair_subset`
+    (pairs given as [first, second] in the study file), only those cells, in that order.
     """
     pair_cells: list[tuple[dict[str, Any], tuple[str, str] | None]] = [({}, None)]
     if search.pairs:
+        ordered = search.pair_subset or [(first, second) for first in search.pairs for second in search.pairs]
         pair_cells = [
             ({PIPELINE_KEY: [OpSpec(first)] if first == second else [OpSpec(first), OpSpec(second)]},
              (first, second))
-            for first in search.pairs for second in search.pairs
+            for first, second in ordered
         ]
     keys = list(search.grid)
     cells = []

@@ -12,6 +12,7 @@ what is allowed.
     search:
       sampler: grid                      # grid | tpe | random
       pairs: [crop, cutout, color]       # grid only: all ordered pairs -> augment.pipeline
+      # or pairs: [[crop, color], [crop, sobel], [crop, crop]]: just these cells ([op, op]: the op alone)
       grid: {train.temperature: [0.1, 0.5]}   # grid only: every combination
       # tpe/random: n_trials: 20, pruner: none | median,
       #   params: {train.lr: {type: float, low: 0.01, high: 1.0, log: true}}
@@ -216,16 +217,8 @@ def _parse_search(raw: Any, source: str) -> SearchSpec:
 
 def _parse_grid(raw: dict, source: str) -> SearchSpec:
     search = SearchSpec(sampler="grid")
-    pairs = raw.get("pairs") or []
-    if not isinstance(pairs, list):
-        raise StudyError(source, "search.pairs", f"expected a list of op names, got {plain_type_name(pairs)}")
-    for index, op in enumerate(pairs):
-        if not isinstance(op, str):
-            raise StudyError(source, f"search.pairs[{index}]", f"{op!r} is not allowed; expected an op name")
-    _check_pipeline([OpSpec(op) for op in pairs], source, "search.pairs")  # the engine's check, as for augment.pipeline
-    if len(set(pairs)) != len(pairs):
-        raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
-    search.pairs = list(pairs)
+    search.pairs, search.pair_subset = _parse_pairs(raw.get("pairs") or [], source)
+    pairs = search.pairs
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict):
         raise StudyError(source, "search.grid", f"expected a mapping of dotted.key: [values], got {plain_type_name(grid)}")
@@ -239,6 +232,37 @@ def _parse_grid(raw: dict, source: str) -> SearchSpec:
         search.grid[key] = [coerce_value(key, value, source, where=f"{where}[{index}]")
                             for index, value in enumerate(values)]
     return search
+
+
+def _parse_pairs(pairs: Any, source: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """`pairs: [crop, color]` (every ordered pair of the ops) or `pairs: [[crop, color], [crop, crop]]`
+    (just these cells; [op, op] is the single op). Returns the ops and the explicit cells ([] for all)."""
+    allowed = "a list of op names, or a list of [first, second] pairs of op names"
+    if not isinstance(pairs, list):
+        raise StudyError(source, "search.pairs", f"expected {allowed}, got {plain_type_name(pairs)}")
+    explicit = bool(pairs) and isinstance(pairs[0], list)  # the first entry says which form
+    ops: list[str] = []
+    subset: list[tuple[str, str]] = []
+    for index, entry in enumerate(pairs):
+        where = f"search.pairs[{index}]"
+        names = entry if explicit and isinstance(entry, list) else [entry]
+        if explicit and not isinstance(entry, list):
+            raise StudyError(source, where, f"{entry!r} is not allowed; the first entry is a pair, so expected "
+                                            f"[first, second] pairs throughout")
+        if explicit and len(entry) != 2:
+            raise StudyError(source, where, f"{entry!r} is not allowed; expected a pair [first, second]")
+        for name in names:
+            if not isinstance(name, str):
+                raise StudyError(source, where, f"{entry!r} is not allowed; expected {allowed}")
+        _check_pipeline([OpSpec(name) for name in names], source, where)  # the engine's check, as for augment.pipeline
+        ops.extend(name for name in names if name not in ops)
+        if explicit:
+            if tuple(entry) in subset:
+                raise StudyError(source, where, f"the pair {entry} is listed twice")
+            subset.append((entry[0], entry[1]))
+    if not explicit and len(set(pairs)) != len(pairs):
+        raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
+    return ops, subset
 
 
 def _parse_sampled(raw: dict, sampler: str, source: str) -> SearchSpec:

@@ -16,6 +16,8 @@ The rules (reference figures in shared/REFERENCE.md):
 - head_order (Section 4.2): on h, mlp head > linear head > no head; and for the mlp head, h > z.
 - temperature_half_best (Appendix B.9, CIFAR-10 with long training): at every batch size, tau = 0.5
   beats every other temperature.
+- crop_color_lead_grows (Figure 5 against training length): crop->color beats crop->sobel at the longest
+  budget, and its lead there is larger than at the shortest budget.
 The confirmation step (`confirm:` in a study file) adds seeds to the configurations of the open
 comparisons (`configurations_to_confirm`).
 """
@@ -147,11 +149,30 @@ def temperature_half_best(runs: pd.DataFrame) -> Verdict:
     return _judge("temperature_half_best", claim, [c for c in comparisons if c])
 
 
+def crop_color_lead_grows(runs: pd.DataFrame) -> Verdict:
+    claim = "crop->color's lead over crop->sobel grows with training and is above zero at the longest budget (Figure 5)"
+    rule = "crop_color_lead_grows"
+    cells = runs.drop_duplicates("cell")
+    by = {(first, second, epochs): cell for cell, first, second, epochs
+          in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
+    budgets = sorted({epochs for (first, second, epochs) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
+    if len(budgets) < 2 or any(("crop", op, e) not in by for op in ("color", "sobel") for e in (budgets[0], budgets[-1])):
+        return Verdict(rule, claim, "undecided", [], "needs crop->color and crop->sobel at two training lengths or more")
+    short, long = budgets[0], budgets[-1]
+    lead_long = _compare(runs, by[("crop", "color", long)], by[("crop", "sobel", long)])
+    lead_short = paired_differences(runs, by[("crop", "color", short)], by[("crop", "sobel", short)], config="cell")
+    lead_at_long = paired_differences(runs, by[("crop", "color", long)], by[("crop", "sobel", long)], config="cell")
+    shared = lead_at_long.index.intersection(lead_short.index)
+    growth = compare(lead_at_long[shared] - lead_short[shared], f"lead at {long} epochs", f"lead at {short} epochs")
+    return _judge(rule, claim, [c for c in (lead_long, growth if len(shared) else None) if c])
+
+
 RULES: dict[str, Callable[[pd.DataFrame], Verdict]] = {
     "crop_color_best": crop_color_best,
     "color_strength_rises": color_strength_rises,
     "head_order": head_order,
     "temperature_half_best": temperature_half_best,
+    "crop_color_lead_grows": crop_color_lead_grows,
 }
 
 
@@ -161,6 +182,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "color_strength_rises": ("augment.color_strength",),
     "head_order": ("model.head",),
     "temperature_half_best": ("train.temperature", "train.batch_size"),
+    "crop_color_lead_grows": ("pairs", "train.epochs"),
 }
 
 

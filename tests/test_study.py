@@ -36,6 +36,10 @@ def error_of(path: Path, overrides=()) -> str:
     ("name: s\nbase: {augment: {pipeline: [crop, colour]}}\n", "base.augment.pipeline[1]", "valid names"),
     ("name: s\nbase: {augment: {pipeline: [{op: crop, scael: [0.2, 1.0]}]}}\n", "base.augment.pipeline[0]", "scale"),
     ("name: s\nsearch: {pairs: [crop, colour]}\n", "search.pairs[1]", "valid names"),
+    ("name: s\nsearch: {pairs: [[crop, color], [crop, colour]]}\n", "search.pairs[1][1]", "valid names"),
+    ("name: s\nsearch: {pairs: [[crop, color, blur]]}\n", "search.pairs[0]", "a pair [first, second]"),
+    ("name: s\nsearch: {pairs: [[crop, color], crop]}\n", "search.pairs[1]", "[first, second] pairs"),
+    ("name: s\nsearch: {pairs: [[crop, color], [crop, color]]}\n", "search.pairs[1]", "twice"),
     ("name: s\nsearch: {grid: {augment.pipeline: [[crop], [bogus]]}}\n", "search.grid.augment.pipeline[1][0]",
      "valid names"),
     ("name: s\nsearch: {grid: {train.temperature: [0.5, 0]}}\n", "train.temperature", "> 0"),
@@ -124,6 +128,19 @@ def test_seeds_multiply_cells_and_name_the_runs(tmp_path):
     assert crop_color[1].varied == {"augment.pipeline": ["crop", "color"], "train.seed": 1}
     assert crop_color[1].config.train.seed == 1
     assert crop_color[1].config.augment.pipeline == [OpSpec("crop"), OpSpec("color")]
+
+
+def test_pairs_given_as_pairs_are_just_those_cells_in_that_order(tmp_path):
+    path = write(tmp_path, "name: s\nsearch:\n  pairs: [[crop, color], [crop, sobel], [crop, crop]]\n"
+                           "  grid: {train.epochs: [2, 4]}\nseeds: [0]\n")
+    spec = load_study(path)
+    assert spec.search.pairs == ["crop", "color", "sobel"]
+    trials = spec.trials()
+    assert [t.run_name for t in trials] == [
+        "crop+color epochs=2 seed=0", "crop+color epochs=4 seed=0", "crop+sobel epochs=2 seed=0",
+        "crop+sobel epochs=4 seed=0", "crop epochs=2 seed=0", "crop epochs=4 seed=0"]
+    assert [t.cell.pair for t in trials[::2]] == [("crop", "color"), ("crop", "sobel"), ("crop", "crop")]
+    assert trials[4].config.augment.pipeline == [OpSpec("crop")] and trials[5].config.train.epochs == 4
 
 
 def test_grids_multiply(tmp_path):
