@@ -1,10 +1,18 @@
-"""The confirmation step: seeds spent where the verdict is still open.
+"""The confirmation step: seeds spent where they can change the verdict.
 
 A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
-one more seed for every configuration of a comparison that its verdict leaves undecided, until every
-comparison is decided or those configurations have N seeds. A round's seed is one past the largest
-seed any unit of the study has, the same for every configuration of the round, so the new runs pair
-with each other (common random numbers).
+one more seed for the cells of the comparisons that can still change its verdict, until none is left.
+A round spends only where it can help, by question:
+- only contrasts that are open (undecided, or "too few seeds") in a part that is itself open: a part
+  already decided against, or a verdict outside the claim's regime, is not changed by more seeds;
+- a contrast with fewer than 3 seeds per side (below which nothing is decided) gets seeds up to 3 when
+  the cap allows; one with 3 or more only when its estimated need fits within the cap: the seeds per cell
+  at which its simultaneous interval would exclude 0 if its estimate and spread held
+  (`inference.seeds_needed`); a contrast whose need is above the cap is named, once, and not spent on;
+- for a rule that names a best cell, the cells that could still be best (Hsu's MCB) are named too.
+`plan_round` says all of it in lines the runner prints and `--dry-run` shows; `enqueue_round` adds the
+round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
+cell of the round, so the new runs pair with each other (common random numbers).
 
 The decision reads only the Optuna study (the finished trials' probe results, recorded in their user
 attrs), which every worker and machine shares: whichever process finds the planned work done first
@@ -15,14 +23,17 @@ Each added unit records why it was added (user attr and MLflow tag `ablations.co
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations import search
+from ablations.inference import MIN_SEEDS, Estimate
 from ablations.plan import PlannedTrial, StudySpec, expand_cells
-from ablations.verdicts import RULES, Verdict, cell_of, configurations_to_confirm
+from ablations.tracking import cell_name
+from ablations.verdicts import Verdict, cell_of, decide
 
 
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
@@ -45,21 +56,45 @@ def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def study_epochs(spec: StudySpec) -> int | None:
+    """The study's training length where it does not vary it (a rule's regime is judged against it)."""
+    return None if "train.epochs" in spec.search.varied_keys else spec.base.train.epochs
+
+
 def verdict_of(spec: StudySpec, trials: list[FrozenTrial]) -> Verdict | None:
     frame = results_frame(trials)
     if spec.verdict is None or frame.empty:
         return None
-    return RULES[spec.verdict](frame)
+    return decide(spec.verdict, frame, study_epochs(spec))
 
 
-def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[PlannedTrial, str]]:
-    """The units of the next confirmation round, each with why it is added; [] when the verdict is
-    decided, confirmation is off, or every open configuration has max_seeds seeds."""
+@dataclass
+class RoundPlan:
+    """What the next confirmation round would spend, and why; `lines` say it to the researcher."""
+
+    units: list[tuple[PlannedTrial, str]] = field(default_factory=list)  # each with why it is added
+    lines: list[str] = field(default_factory=list)
+
+
+def _need(e: Estimate) -> int | None:
+    """Seeds per cell the contrast needs: up to MIN_SEEDS first, then its estimate's need."""
+    if e.n < MIN_SEEDS:
+        return MIN_SEEDS
+    return e.seeds_needed
+
+
+def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
+    """The units of the next round and the lines that explain it (also when it adds nothing)."""
+    plan = RoundPlan()
     if spec.confirm is None:
-        return []
+        return plan
     verdict = verdict_of(spec, trials)
     if verdict is None:
-        return []
+        return plan
+    cap = spec.confirm.max_seeds
+    if verdict.status == "outside the claim's regime":
+        plan.lines.append(f"confirmation: none: {verdict.regime}; more seeds cannot change that")
+        return plan
     cells = {cell.id: cell for cell in expand_cells(spec.search)}
     seeds_of: dict[str, set[int]] = {}
     for trial in trials:
@@ -67,35 +102,68 @@ def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[Planned
         if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
             seeds_of.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
     seed = max(set(spec.seeds).union(*seeds_of.values())) + 1
-    wanted = set(configurations_to_confirm(verdict))  # empty once the verdict is decided
     reasons: dict[str, list[str]] = {}
-    for comparison in verdict.comparisons:
-        sides = {cell_of(comparison.better), cell_of(comparison.worse)}
-        # Both sides below the cap, or the new seed would not pair: a comparison gains a seed on both.
-        if comparison.decided or not sides <= wanted or not sides <= set(cells):
+    over_cap = []
+    for part in verdict.parts:
+        if part.status != "undecided":  # decided either way: more seeds on its open contrasts change nothing
             continue
-        if any(len(seeds_of.get(side, ())) >= spec.confirm.max_seeds for side in sides):
-            continue
-        for side in sides:
-            reasons.setdefault(side, []).append(f"{comparison.better} vs {comparison.worse}")
-    units = []
+        for e in part.open:
+            sides = {cell_of(c) for c in e.contrast.cells}
+            need = _need(e)
+            if need is None or need > cap:
+                over_cap.append((e, need))
+                continue
+            if not sides <= set(cells) or any(len(seeds_of.get(side, ())) >= cap for side in sides):
+                over_cap.append((e, need))
+                continue
+            for side in sides:
+                reasons.setdefault(side, []).append(f"{e.contrast.name} (needs about {need} seeds per cell)")
+    shown = 5  # the rest as a count: aug_pairs could list dozens
+    for e, need in over_cap[:shown]:
+        plan.lines.append(
+            f"confirmation: {e.contrast.name} is open ({e.estimate * 100:+.2f} points, interval "
+            f"[{e.low * 100:+.2f}, {e.high * 100:+.2f}]) and "
+            + (f"needs about {need} seeds per cell" if need else "would need more seeds than can be estimated")
+            + f", above the cap of {cap}: no seed spent on it")
+    if len(over_cap) > shown:
+        plan.lines.append(f"confirmation: {len(over_cap) - shown} more open comparison(s) need more seeds than the "
+                          f"cap of {cap}: no seed spent on them")
+    if verdict.candidates and verdict.status != "holds":
+        plan.lines.append("confirmation: cells that could still be best: "
+                          + ", ".join(cell_name(c) for c in verdict.candidates))
     for cell_id, why in reasons.items():
         reason = (f"seed {seed} added by confirmation for the open comparison{'s' if len(why) > 1 else ''} "
                   f"{'; '.join(why[:3])}{' ...' if len(why) > 3 else ''} ({verdict.rule}: {verdict.status})")
-        units.append((spec.planned(cells[cell_id], seed), reason))
-    return units
+        plan.units.append((spec.planned(cells[cell_id], seed), reason))
+    if plan.units:
+        plan.lines.append(f"confirmation: seed {seed} for " + ", ".join(cell_name(c) for c in reasons)
+                          + ": " + "; ".join(dict.fromkeys(w for why in reasons.values() for w in why)))
+    return plan
 
 
-def enqueue_round(study: optuna.Study, spec: StudySpec) -> list[PlannedTrial]:
-    """Enqueue the next round's units (none already waiting, running or done); returns those added."""
+def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[PlannedTrial, str]]:
+    """The units of the next confirmation round, each with why it is added; [] when nothing can help."""
+    return plan_round(spec, trials).units
+
+
+@dataclass
+class Round:
+    added: list[PlannedTrial]
+    lines: list[str]
+
+
+def enqueue_round(study: optuna.Study, spec: StudySpec) -> Round:
+    """Enqueue the next round's units (none already waiting, running or done); returns those added and
+    the lines that say what was spent and what was not."""
     trials = study.get_trials(deepcopy=False)
     covered = {search.unit_of(t) for t in trials
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or search.is_done(t)}
+    plan = plan_round(spec, trials)
     added = []
-    for planned, reason in next_round(spec, trials):
+    for planned, reason in plan.units:
         if planned.unit in covered:
             continue
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
                                                   user_attrs=search.plan_attrs(planned, confirm=reason)))
         added.append(planned)
-    return added
+    return Round(added, plan.lines)

@@ -1,81 +1,156 @@
-"""Verdict rules: each study's claim from the paper, decided by paired comparisons over shared seeds.
+"""Verdict rules: each study's claim from the paper, in named parts, judged on the whole study.
 
 A rule is chosen in the study file (`verdict: <rule>`) before the study runs, and is a pure function of
 the study's finished runs (one row per run: `cell`, `seed`, `probe_h`, `probe_z` and the varied keys'
-columns). It names the comparisons that decide the claim, judges them together (Holm-corrected, 95 %,
-`ablations.paired`) and says one of:
-- holds: every comparison is decided in the claim's direction;
-- does not hold: some comparison is decided against it;
-- undecided: neither yet; `seeds_needed` estimates the shared seeds that would decide the open ones.
+columns; pairs as `first`, `second`). It names the claim's parts, each a set of contrasts with the
+paper's value for each (`ablations.reference`), and the regime the paper made the claim for. The
+contrasts are judged together as one family by `ablations.inference` (block model over the study's cells
+and seeds, simultaneous 95 % intervals, a guard for noisy cells and pairs, no decision on fewer than 3
+seeds). A part holds when all its contrasts are decided in the claim's direction, does not hold when
+one is decided against it, and is undecided otherwise. The verdict says one of:
+- holds: every part holds;
+- holds in part: some parts hold, others do not or are open (the sentence names which);
+- does not hold: no part holds and some part is decided against;
+- undecided: no part is decided either way;
+- outside the claim's regime: the paper made the claim for a regime the study is not in (B.9's
+  tau = 0.5 for training of 300 epochs and more); the parts are still measured and reported.
 
 The rules (reference figures in shared/REFERENCE.md):
 - crop_color_best (Figure 5): the better crop-with-colour cell (crop->color or color->crop) beats every
-  cell that does not combine crop with colour.
-- color_strength_rises (Table 1): the strongest colour distortion beats the weakest, and no step up in
-  strength is decided worse than the one below it.
-- head_order (Section 4.2): on h, mlp head > linear head > no head; and for the mlp head, h > z.
-- temperature_half_best (Appendix B.9, CIFAR-10 with long training): at every batch size, tau = 0.5
-  beats every other temperature.
+  cell without both; parts: the cells with crop but no colour, with colour but no crop, with neither.
+- color_strength_rises (Table 1): each step up in colour strength raises accuracy; one part per step.
+- head_order (Section 4.2): on h, mlp head > linear head, linear > none; for the mlp head, h > z.
+- temperature_half_best (Appendix B.9, CIFAR-10 with training of 300 epochs or more): at every batch
+  size, tau = 0.5 beats every other temperature; one part per batch size.
 - crop_color_lead_grows (Figure 5 against training length): crop->color beats crop->sobel at the longest
-  budget, and its lead there is larger than at the shortest budget.
-The confirmation step (`confirm:` in a study file) adds seeds to the configurations of the open
-comparisons (`configurations_to_confirm`).
+  budget, and its lead there is larger than at the shortest.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ablations.paired import Comparison, compare, corrected, paired_differences
+from ablations import reference
+from ablations.inference import Checks, Contrast, Estimate, Term, best_candidates, check_model, fit_blocks, judge
+from ablations.tracking import cell_name
 
 CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
+STATUSES = ("holds", "holds in part", "does not hold", "undecided", "outside the claim's regime")
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """A part of a claim as a rule states it, before judging."""
+
+    name: str  # `mlp > linear`
+    contrasts: list[Contrast]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a rule asks of a study's runs: its parts, or why it cannot ask."""
+
+    claim: str
+    parts: list[PartPlan] = field(default_factory=list)
+    note: str = ""  # why the study cannot be judged by this rule, where it cannot
+    regime: str = ""  # the regime the paper made the claim for, where it states one
+    min_epochs: int | None = None  # the regime as a training length
+    best_of: list[str] = field(default_factory=list)  # cells among which the claim names a best
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    status: str  # "holds" | "does not hold" | "undecided"
+    estimates: list[Estimate]
+
+    @property
+    def open(self) -> list[Estimate]:
+        return [e for e in self.estimates if not e.decided]
 
 
 @dataclass(frozen=True)
 class Verdict:
     rule: str
-    claim: str  # the paper's claim, in words
-    status: str  # "holds" | "does not hold" | "undecided"
-    comparisons: list[Comparison] = field(default_factory=list)
+    claim: str
+    status: str  # one of STATUSES
+    parts: list[Part] = field(default_factory=list)
     note: str = ""  # why it cannot be judged, where it cannot
+    regime: str = ""  # the claim's regime against the study's, where the rule states one
+    candidates: list[str] = field(default_factory=list)  # cells that could still be best (MCB), for "best" rules
+    checks: Checks | None = None
 
     @property
-    def seeds_needed(self) -> int | None:
-        """Shared seeds the open comparisons would need (the most of them); None if decided or unknown."""
-        needed = [c.seeds_needed for c in self.comparisons if not c.decided and c.seeds_needed is not None]
-        return max(needed) if needed and self.status == "undecided" else None
+    def estimates(self) -> list[Estimate]:
+        return [e for part in self.parts for e in part.estimates]
 
     @property
     def sentence(self) -> str:
+        """The verdict in one sentence, naming the parts that hold, fail and stay open."""
         if self.note:
             return f"{self.claim}: undecided ({self.note})."
-        open_ = [c for c in self.comparisons if not c.decided]
         text = f"{self.claim}: {self.status}"
-        if self.status == "undecided":
-            text += f" ({len(open_)} of {len(self.comparisons)} comparisons open"
-            text += f"; about {self.seeds_needed} shared seeds would decide them)" if self.seeds_needed else ")"
+        groups = [(status, [p.name for p in self.parts if p.status == status])
+                  for status in ("holds", "does not hold", "undecided")]
+        named = "; ".join(f"{status}: {', '.join(names)}" for status, names in groups if names)
+        if len(self.parts) > 1 or self.status == "outside the claim's regime":
+            text += f" ({named})"
+        if self.regime and self.status == "outside the claim's regime":
+            text += f". {self.regime}"
         return text + "."
 
 
-def _judge(rule: str, claim: str, comparisons: list[Comparison]) -> Verdict:
-    judged = corrected(comparisons)
-    if not judged:
-        return Verdict(rule, claim, "undecided", [], "no comparison has runs on both sides")
-    if any(c.decision == "below" for c in judged):
-        status = "does not hold"
-    elif all(c.decision == "above" for c in judged):
+def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
+    """The verdict of `rule` on the runs; `epochs`: the study's training length where the rule's claim has
+    a regime (None: not known, the regime is not judged)."""
+    plan = RULES[rule](runs)
+    if plan.note or not plan.parts:
+        return Verdict(rule, plan.claim, "undecided", note=plan.note or "no comparison has runs on both sides")
+    model = fit_blocks(runs)
+    contrasts = [c for part in plan.parts for c in part.contrasts]
+    judged = iter(judge(runs, contrasts, model=model))
+    parts = []
+    for part in plan.parts:
+        estimates = [next(judged) for _ in part.contrasts]
+        if any(e.decision == "below" for e in estimates):
+            status = "does not hold"
+        elif all(e.decision == "above" for e in estimates):
+            status = "holds"
+        else:
+            status = "undecided"
+        parts.append(Part(part.name, status, estimates))
+    statuses = [p.status for p in parts]
+    regime = ""
+    if plan.min_epochs is not None and epochs is not None:
+        regime = (f"The paper made this claim for {plan.regime}; this study trained for {epochs} epochs"
+                  + (", inside it" if epochs >= plan.min_epochs else ", outside it"))
+    if plan.min_epochs is not None and epochs is not None and epochs < plan.min_epochs:
+        status = "outside the claim's regime"
+    elif all(s == "holds" for s in statuses):
         status = "holds"
+    elif "holds" in statuses:
+        status = "holds in part"
+    elif "does not hold" in statuses:
+        status = "does not hold"
     else:
         status = "undecided"
-    return Verdict(rule, claim, status, judged)
+    candidates = []
+    if plan.best_of:
+        in_model = [c for c in model.cells]
+        candidates = best_candidates(runs, model) if len(in_model) > 1 else in_model
+    return Verdict(rule, plan.claim, status, parts, regime=regime, candidates=candidates, checks=check_model(model))
 
 
-def _compare(runs: pd.DataFrame, better: str, worse: str, metric: str = "probe_h") -> Comparison | None:
-    differences = paired_differences(runs, better, worse, metric=metric, config="cell")
-    return compare(differences, better, worse) if len(differences) else None
+# --------------------------------------------------------------------------------------------------
+# The rules
+
+
+def _mean(runs: pd.DataFrame, cell: str) -> float:
+    return float(runs.loc[runs["cell"] == cell, "probe_h"].mean())
 
 
 def _cells_by(runs: pd.DataFrame, column: str) -> dict:
@@ -83,91 +158,122 @@ def _cells_by(runs: pd.DataFrame, column: str) -> dict:
     return {value: sorted(group["cell"].unique()) for value, group in runs.groupby(column, sort=True)}
 
 
-def _mean(runs: pd.DataFrame, cell: str) -> float:
-    return float(runs.loc[runs["cell"] == cell, "probe_h"].mean())
+def _points(value: float | None) -> float | None:
+    """A margin in percentage points as an accuracy difference (0.103 for 10.3 points)."""
+    return None if value is None else value / 100
 
 
-def crop_color_best(runs: pd.DataFrame) -> Verdict:
+def _pair_contrast(better: str, worse: str, margin_points: float | None = None) -> Contrast:
+    return Contrast.pair(better, worse, f"{cell_name(better)} − {cell_name(worse)}", _points(margin_points))
+
+
+def crop_color_best(runs: pd.DataFrame) -> Plan:
     claim = "Crop with colour (either order) beats every pair without both (Figure 5)"
+    if not {"first", "second"} <= set(runs.columns):
+        return Plan(claim, note="the study has no pair cells")
     cells = runs.drop_duplicates("cell")
     pair_of = {cell: (first, second) for cell, first, second in zip(cells["cell"], cells["first"], cells["second"])}
     crop_color = [cell for cell, pair in pair_of.items() if pair in CROP_COLOR_CELLS]
     if not crop_color:
-        return Verdict("crop_color_best", claim, "undecided", [], "the study has no crop-with-colour cell")
+        return Plan(claim, note="the study has no crop-with-colour cell")
     best = max(crop_color, key=lambda cell: _mean(runs, cell))
-    others = [cell for cell, pair in pair_of.items() if pair not in CROP_COLOR_CELLS]
-    return _judge("crop_color_best", claim, [c for c in (_compare(runs, best, o) for o in others) if c])
+    best_paper = reference.FIGURE5["crop" if pair_of[best][0] == "crop" else "color"][pair_of[best][1]]
+
+    def paper(cell: str) -> float | None:
+        first, second = pair_of[cell]
+        row = reference.FIGURE5.get(first, {})
+        return None if second not in row else best_paper - row[second]
+
+    groups = {"beats crop without colour": [], "beats colour without crop": [], "beats pairs of neither": []}
+    for cell, pair in pair_of.items():
+        if pair in CROP_COLOR_CELLS:
+            continue
+        key = ("beats crop without colour" if "crop" in pair else
+               "beats colour without crop" if "color" in pair else "beats pairs of neither")
+        groups[key].append(_pair_contrast(best, cell, paper(cell)))
+    parts = [PartPlan(name, contrasts) for name, contrasts in groups.items() if contrasts]
+    return Plan(claim, parts, best_of=list(pair_of))
 
 
-def color_strength_rises(runs: pd.DataFrame) -> Verdict:
+def color_strength_rises(runs: pd.DataFrame) -> Plan:
     claim = "Accuracy rises with colour strength (Table 1)"
+    if "augment.color_strength" not in runs.columns:
+        return Plan(claim, note="the study does not vary augment.color_strength")
     strengths = sorted(_cells_by(runs, "augment.color_strength").items())
-    cells = [group[0] for _, group in strengths]
-    if len(cells) < 2:
-        return Verdict("color_strength_rises", claim, "undecided", [], "fewer than two strengths")
-    # The strongest against the weakest first, then each step up (with two strengths they are one).
-    steps = [(cells[i + 1], cells[i]) for i in range(len(cells) - 1)] if len(cells) > 2 else []
-    endpoint = _compare(runs, cells[-1], cells[0])
-    if endpoint is None:
-        return Verdict("color_strength_rises", claim, "undecided", [], "the strongest and weakest share no seed")
-    judged = corrected([endpoint] + [c for c in (_compare(runs, a, b) for a, b in steps) if c])
-    endpoint, steps = judged[0], judged[1:]
-    if endpoint.decision == "below" or any(c.decision == "below" for c in steps):
-        status = "does not hold"
-    elif endpoint.decision == "above":
-        status = "holds"
-    else:
-        status = "undecided"
-    return Verdict("color_strength_rises", claim, status, judged)
+    if len(strengths) < 2:
+        return Plan(claim, note="fewer than two strengths")
+    parts = []
+    for (low, low_cells), (high, high_cells) in zip(strengths, strengths[1:]):
+        paper = (reference.TABLE1_SIMCLR[high] - reference.TABLE1_SIMCLR[low]
+                 if low in reference.TABLE1_SIMCLR and high in reference.TABLE1_SIMCLR else None)
+        name = f"s = {_strength(high)} > s = {_strength(low)}"
+        parts.append(PartPlan(name, [_pair_contrast(high_cells[0], low_cells[0], paper)]))
+    return Plan(claim, parts)
 
 
-def head_order(runs: pd.DataFrame) -> Verdict:
+def _strength(value: float) -> str:
+    return f"1/{int(round(1 / value))}" if 0 < value < 1 and float(1 / value).is_integer() else f"{value:g}"
+
+
+def head_order(runs: pd.DataFrame) -> Plan:
     claim = "Non-linear head > linear > none on h, and h > z (Section 4.2)"
+    if "model.head" not in runs.columns:
+        return Plan(claim, note="the study does not vary model.head")
     heads = _cells_by(runs, "model.head")
-    comparisons = []
-    for better, worse in (("mlp", "linear"), ("linear", "none")):
+    parts = []
+    margins = {("mlp", "linear"): reference.HEAD_NONLINEAR_OVER_LINEAR,
+               ("linear", "none"): reference.HEAD_NONLINEAR_OVER_NONE - reference.HEAD_NONLINEAR_OVER_LINEAR}
+    for (better, worse), margin in margins.items():
         if better in heads and worse in heads:
-            comparisons.append(_compare(runs, heads[better][0], heads[worse][0]))
-    if "mlp" in heads:
-        mlp = runs[runs["cell"] == heads["mlp"][0]].dropna(subset=["probe_h", "probe_z"])
-        if len(mlp):
-            differences = (mlp["probe_h"] - mlp["probe_z"]).set_axis(mlp["seed"]).sort_index()
-            comparisons.append(compare(differences, f"{heads['mlp'][0]} (h)", f"{heads['mlp'][0]} (z)"))
-    return _judge("head_order", claim, [c for c in comparisons if c])
+            parts.append(PartPlan(f"{better} > {worse}", [_pair_contrast(heads[better][0], heads[worse][0], margin)]))
+    if "mlp" in heads and runs.loc[runs["cell"] == heads["mlp"][0], "probe_z"].notna().any():
+        cell = heads["mlp"][0]
+        contrast = Contrast(f"{cell_name(cell)}: h − z", (Term(cell, 1.0, "probe_h"), Term(cell, -1.0, "probe_z")),
+                            _points(reference.HEAD_H_OVER_Z), f"{cell} (h)", f"{cell} (z)")
+        parts.append(PartPlan("h > z (mlp head)", [contrast]))
+    return Plan(claim, parts)
 
 
-def temperature_half_best(runs: pd.DataFrame) -> Verdict:
+def temperature_half_best(runs: pd.DataFrame) -> Plan:
     claim = "tau = 0.5 is best at every batch size (Appendix B.9, CIFAR-10)"
-    comparisons = []
-    for _, group in runs.groupby("train.batch_size", sort=True):
+    if not {"train.temperature", "train.batch_size"} <= set(runs.columns):
+        return Plan(claim, note="the study does not vary train.temperature and train.batch_size")
+    parts = []
+    for batch_size, group in runs.groupby("train.batch_size", sort=True):
         by_tau = _cells_by(group, "train.temperature")
         if 0.5 not in by_tau:
             continue
-        for tau, cells in by_tau.items():
-            if tau != 0.5:
-                comparisons.append(_compare(group, by_tau[0.5][0], cells[0]))
-    return _judge("temperature_half_best", claim, [c for c in comparisons if c])
+        contrasts = [_pair_contrast(by_tau[0.5][0], cells[0]) for tau, cells in by_tau.items() if tau != 0.5]
+        if contrasts:
+            parts.append(PartPlan(f"τ = 0.5 best at batch {int(batch_size)}", contrasts))
+    return Plan(claim, parts, regime=f"CIFAR-10 trained for {reference.B9_MIN_EPOCHS} epochs or more (Appendix B.9)",
+                min_epochs=reference.B9_MIN_EPOCHS)
 
 
-def crop_color_lead_grows(runs: pd.DataFrame) -> Verdict:
-    claim = "crop->color's lead over crop->sobel grows with training and is above zero at the longest budget (Figure 5)"
-    rule = "crop_color_lead_grows"
+def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
+    claim = ("crop→color's lead over crop→sobel grows with training and is above zero at the longest budget "
+             "(Figure 5 against training length)")
+    if not {"first", "second", "train.epochs"} <= set(runs.columns):
+        return Plan(claim, note="needs pair cells at several train.epochs")
     cells = runs.drop_duplicates("cell")
-    by = {(first, second, epochs): cell for cell, first, second, epochs
+    by = {(first, second, int(epochs)): cell for cell, first, second, epochs
           in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
-    budgets = sorted({epochs for (first, second, epochs) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
+    budgets = sorted({e for (first, second, e) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
     if len(budgets) < 2 or any(("crop", op, e) not in by for op in ("color", "sobel") for e in (budgets[0], budgets[-1])):
-        return Verdict(rule, claim, "undecided", [], "needs crop->color and crop->sobel at two training lengths or more")
+        return Plan(claim, note="needs crop→color and crop→sobel at two training lengths or more")
     short, long = budgets[0], budgets[-1]
-    lead_long = _compare(runs, by[("crop", "color", long)], by[("crop", "sobel", long)])
-    lead_short = paired_differences(runs, by[("crop", "color", short)], by[("crop", "sobel", short)], config="cell")
-    lead_at_long = paired_differences(runs, by[("crop", "color", long)], by[("crop", "sobel", long)], config="cell")
-    shared = lead_at_long.index.intersection(lead_short.index)
-    growth = compare(lead_at_long[shared] - lead_short[shared], f"lead at {long} epochs", f"lead at {short} epochs")
-    return _judge(rule, claim, [c for c in (lead_long, growth if len(shared) else None) if c])
+    color_long, sobel_long = by[("crop", "color", long)], by[("crop", "sobel", long)]
+    color_short, sobel_short = by[("crop", "color", short)], by[("crop", "sobel", short)]
+    paper_gap = reference.FIGURE5["crop"]["color"] - reference.FIGURE5["crop"]["sobel"]
+    lead = _pair_contrast(color_long, sobel_long, paper_gap)
+    growth = Contrast(f"lead at {long} epochs − lead at {short} epochs",
+                      (Term(color_long, 1.0), Term(sobel_long, -1.0), Term(color_short, -1.0), Term(sobel_short, 1.0)),
+                      None, f"lead at {long} epochs", f"lead at {short} epochs")
+    return Plan(claim, [PartPlan(f"lead above zero at {long} epochs", [lead]),
+                        PartPlan(f"lead grows from {short} to {long} epochs", [growth])])
 
 
-RULES: dict[str, Callable[[pd.DataFrame], Verdict]] = {
+RULES: dict[str, Callable[[pd.DataFrame], Plan]] = {
     "crop_color_best": crop_color_best,
     "color_strength_rises": color_strength_rises,
     "head_order": head_order,
@@ -186,20 +292,10 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 }
 
 
-def configurations_to_confirm(verdict: Verdict) -> list[str]:
-    """The cells in the verdict's open comparisons, in order: each gets one more seed per round."""
-    if verdict.status != "undecided":
-        return []
-    cells: list[str] = []
-    for comparison in verdict.comparisons:
-        if not comparison.decided:
-            for name in (comparison.better, comparison.worse):
-                cell = cell_of(name)
-                if cell not in cells:
-                    cells.append(cell)
-    return cells
-
-
 def cell_of(side: str) -> str:
     """The cell a comparison side names: `<cell> (h)` and `<cell> (z)` are one cell's two probes."""
     return side.removesuffix(" (h)").removesuffix(" (z)")
+
+
+def is_open(estimate: Estimate) -> bool:
+    return not estimate.decided and not math.isnan(estimate.estimate)

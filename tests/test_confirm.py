@@ -6,7 +6,7 @@ import pytest
 from optuna.trial import TrialState
 from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir  # noqa: F401
 
-from ablations.confirm import next_round, results_frame
+from ablations.confirm import next_round, plan_round, results_frame
 from ablations.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.run import main
 from ablations.search import plan_attrs
@@ -48,11 +48,11 @@ def test_a_decided_verdict_adds_nothing():
     values = {(s, seed): 0.40 + 0.1 * i / 2 + 0.01 * seed + 0.001 * i * seed
               for i, s in enumerate(STRENGTHS) for seed in (0, 1, 2)}
     spec = spec_of(seeds=(0, 1, 2))
-    assert next_round(spec, finished(spec, values)) == []
+    assert plan_round(spec, finished(spec, values)).units == []
 
 
-def test_open_comparisons_get_the_next_shared_seed_until_the_cap():
-    # Strength makes no difference beyond noise: every comparison stays open.
+def test_under_three_seeds_every_open_comparison_gets_the_next_shared_seed_up_to_three():
+    # Strength makes no difference beyond noise, on two seeds: nothing can be decided below three.
     noise = {0: 0.003, 1: -0.002}
     values = {(s, seed): 0.40 + noise[seed] * (i + 1) for i, s in enumerate(STRENGTHS) for seed in (0, 1)}
     spec = spec_of(max_seeds=3)
@@ -61,10 +61,39 @@ def test_open_comparisons_get_the_next_shared_seed_until_the_cap():
     assert {u.seed for u, _ in units} == {2}  # one past the largest seed, the same for all: they pair
     assert all(u.config.augment.color_strength == u.cell.values["augment.color_strength"] for u, _ in units)
     assert all(reason.startswith("seed 2 added by confirmation for the open comparison") for _, reason in units)
-    # With seed 2 run as well, the cap of 3 seeds is reached: no further round.
+    # With seed 2 run as well, the cap of 3 seeds is reached: no further round, and the lines say why.
     values.update({(s, 2): 0.40 for s in STRENGTHS})
-    assert next_round(spec, finished(spec, values)) == []
-    assert next_round(spec_of(max_seeds=4), finished(spec, values)) != []
+    plan = plan_round(spec, finished(spec, values))
+    assert plan.units == [] and any("above the cap of 3: no seed spent" in line for line in plan.lines)
+
+
+def test_a_cap_that_cannot_decide_an_open_comparison_says_so_and_spends_nothing():
+    # Three seeds, a 0.3-point step buried in 2-point noise: its estimated need (about 184 seeds) is far
+    # above the cap of 4; so is the other step's (about 5).
+    noise = {0: 0.02, 1: -0.015, 2: 0.001}
+    values = {(s, seed): 0.40 + 0.05 * (i == 2) + 0.003 * (i == 1) + noise[seed] * (1 if i == 1 else -1)
+              for i, s in enumerate(STRENGTHS) for seed in (0, 1, 2)}
+    spec = spec_of(max_seeds=4, seeds=(0, 1, 2))
+    plan = plan_round(spec, finished(spec, values))
+    assert plan.units == []
+    assert any(line.startswith("confirmation: color_strength=0.5 − color_strength=0.25 is open") and
+               "needs about 184 seeds per cell, above the cap of 4: no seed spent on it" in line
+               for line in plan.lines), plan.lines
+
+
+def test_one_contested_pair_gets_the_seeds_and_the_decided_ones_none():
+    # 0.25 -> 0.5 is decided (+5 points); 0.5 -> 1.0 is a 1-point step with a 0.9-point spread: open at
+    # three seeds, its need (about 6 seeds) within the cap of 8. Only its two cells get seed 3.
+    wobble = {0: 0.008, 1: -0.009, 2: 0.004}
+    values = {(s, seed): level + 0.01 * seed + (wobble[seed] if s == 1.0 else 0.0)
+              for s, level in zip(STRENGTHS, (0.40, 0.45, 0.46)) for seed in (0, 1, 2)}
+    spec = spec_of(max_seeds=8, seeds=(0, 1, 2))
+    plan = plan_round(spec, finished(spec, values))
+    assert sorted(u.cell.values["augment.color_strength"] for u, _ in plan.units) == [0.5, 1.0]
+    assert {u.seed for u, _ in plan.units} == {3}
+    assert any(line.startswith("confirmation: seed 3 for color_strength=0.5, color_strength=1.0") or
+               line.startswith("confirmation: seed 3 for color_strength=1.0, color_strength=0.5")
+               for line in plan.lines), plan.lines
 
 
 @pytest.mark.slow

@@ -23,11 +23,12 @@ def test_build_writes_tables_readme_then_figures_and_clears_stale_ones(store, tm
     figures_dir.mkdir(parents=True)
     (figures_dir / "pair_grid.png").write_bytes(b"from an earlier report")  # this study has no pairs
     (figures_dir / "notes.txt").write_text("not the report's")
-    written = build_report(MlflowClient(store), records, tmp_path / "reports", log_artifacts=False)
+    written = build_report(records, tmp_path / "reports")
     study_dir = tmp_path / "reports" / "seeds"
-    assert written.paths == [study_dir / "runs.parquet", study_dir / "summary.parquet", study_dir / "README.md",
-                             figures_dir / "training_curves.png", figures_dir / "training_curves.csv"]
-    # temperature varies alone: no verdict rule applies, so no comparisons.parquet either.
+    assert written.paths == [study_dir / "runs.parquet", study_dir / "history.parquet", study_dir / "summary.parquet",
+                             study_dir / "README.md", figures_dir / "training_curves.png",
+                             figures_dir / "training_curves.csv"]
+    # The study names no verdict rule, so no comparisons.parquet either.
     assert list(written.readings) == ["training_curves"] and written.verdict is None
     assert not (study_dir / "comparisons.parquet").exists()
     assert not (figures_dir / "pair_grid.png").exists() and (figures_dir / "notes.txt").exists()
@@ -52,7 +53,7 @@ def test_a_store_that_refuses_the_artifacts_is_one_clear_error(store, tmp_path):
     records = seeds_study(store, tmp_path)
     with pytest.raises(ReportError, match=r"wrote .*seeds, but could not log it to parent run \w+: read-only "
                                           r"artifact store \(--no-log to skip\)"):
-        build_report(RefusingArtifacts(MlflowClient(store)), records, tmp_path / "reports")
+        build_report(records, tmp_path / "reports", client=RefusingArtifacts(MlflowClient(store)))
     assert (tmp_path / "reports" / "seeds" / "README.md").exists()  # the files are written first
 
 
@@ -62,7 +63,7 @@ def test_the_report_of_another_run_of_the_same_study_name_is_kept(store, tmp_pat
     out = tmp_path / "reports"
     kept = out / "seeds"
     kept.mkdir(parents=True)
-    written = build_report(MlflowClient(store), records, out, log_artifacts=False)
+    written = build_report(records, out)
     assert written.paths[0] == kept / "runs.parquet"  # an empty folder, or this study's own: written
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "mlflow.db").write_bytes(mlflow_template.read_bytes())
@@ -73,8 +74,8 @@ def test_the_report_of_another_run_of_the_same_study_name_is_kept(store, tmp_pat
     other.finish()
     before = (kept / "runs.parquet").read_bytes()
     client = MlflowClient(elsewhere)
-    again = build_report(client, read_study(client, elsewhere, "seeds"), out, log_artifacts=False)
+    again = build_report(read_study(client, elsewhere, "seeds"), out)
     assert (kept / "runs.parquet").read_bytes() == before
     assert again.paths[0].parent.name.startswith("seeds-") and again.paths[0].exists()
-    replaced = build_report(client, read_study(client, elsewhere, "seeds"), out, log_artifacts=False, replace=True)
+    replaced = build_report(read_study(client, elsewhere, "seeds"), out, replace=True)
     assert replaced.paths[0] == kept / "runs.parquet" and (kept / "runs.parquet").read_bytes() != before

@@ -11,9 +11,8 @@ from mlflow import MlflowClient
 from test_report_records import OPS, WINNING, pair_study, store  # noqa: F401 (store is a fixture)
 
 from ablations.report import figures
-from ablations.report.records import read_study
+from ablations.report.records import read_study, runs_table
 from ablations.report.stats import cell_stats
-from ablations.report.tables import runs_table
 
 
 def test_pair_grid_heatmap_annotations(store, tmp_path):  # noqa: F811

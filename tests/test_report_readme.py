@@ -6,21 +6,25 @@ from test_report_records import LOSING, pair_study, store  # noqa: F401 (store i
 
 from ablations.report import main
 from ablations.report.readme import _verdict_section, _wall_time_row, with_analysis
-from ablations.verdicts import RULES
+from ablations.verdicts import decide
 
 
-def test_readme_says_when_the_finding_does_not_hold(store, tmp_path):  # noqa: F811
-    pair_study(store, tmp_path, LOSING)
+def test_readme_names_the_parts_that_hold_and_those_that_do_not(store, tmp_path):  # noqa: F811
+    pair_study(store, tmp_path, LOSING, seeds=(0, 1, 2))
     assert main(["--tracking-uri", store, "--out", str(tmp_path / "reports"), "--no-log"]) == 0  # every study
     readme = (tmp_path / "reports" / "pairs" / "README.md").read_text()
-    assert "**does not hold** (rule `crop_color_best`)" in readme
-    # noise->crop (0.65) beats crop->color (0.60) by 5 points on both seeds: decided below.
-    assert "| crop+color | noise+crop | 2 | -5.00 |" in readme
+    assert "**holds in part** (rule `crop_color_best`" in readme
+    assert ("holds in part (holds: beats colour without crop; does not hold: beats crop without colour; "
+            "undecided: beats pairs of neither)") in readme
+    # noise->crop (0.65) beats crop->color (0.60) by 5 points on every seed: decided below.
+    assert "| beats crop without colour | crop+color − noise+crop | 3 | -5.03 |" in readme
+    assert "| beats crop without colour | **does not hold** | 2 / 1 / 0 / 0 |" in readme
     assert "Reported as measured, not tuned away" in readme
+    assert "### Checks of the model" in readme and "Tukey" in readme
 
 
 def test_hand_written_analysis_is_kept_across_rebuilds(store, tmp_path):  # noqa: F811
-    pair_study(store, tmp_path, LOSING)
+    pair_study(store, tmp_path, LOSING, seeds=(0, 1, 2))
     study_dir = tmp_path / "reports" / "pairs"
     study_dir.mkdir(parents=True)
     (study_dir / "ANALYSIS.md").write_text("Noise wins here because the probe saw only 10 images.\n")
@@ -28,25 +32,29 @@ def test_hand_written_analysis_is_kept_across_rebuilds(store, tmp_path):  # noqa
         assert main(["--study", "pairs", "--tracking-uri", store, "--out", str(tmp_path / "reports"), "--no-log"]) == 0
     readme = (study_dir / "README.md").read_text()
     assert readme.count("Noise wins here because the probe saw only 10 images.") == 1
-    assert readme.index("## Analysis") > readme.index("**does not hold**")
+    assert readme.index("## Analysis") > readme.index("## Verdict")
 
 
-def test_verdict_section_states_rule_method_floor_and_comparisons_by_hand():
-    # crop->color 0.60, 0.62 against crop->noise 0.42, 0.41: differences 0.18, 0.21, mean 0.195,
-    # SD 0.03 / sqrt 2 = 0.0212; t(0.975, 1) = 12.706, so the interval is 0.195 -+ 12.706 * 0.015 =
-    # [0.0044, 0.3856]; t = 0.195 / 0.015 = 13, and with one degree of freedom p = 1 - (2 / pi) atan 13
-    # = 0.0489: under 0.05, decided.
-    runs = pd.DataFrame({"cell": ["cc", "cc", "cn", "cn"], "first": ["crop", "crop", "crop", "crop"],
-                         "second": ["color", "color", "noise", "noise"], "seed": [0, 1, 0, 1],
-                         "probe_h": [0.60, 0.62, 0.42, 0.41], "probe_z": [0.5] * 4})
-    verdict = RULES["crop_color_best"](runs)
+def test_verdict_section_states_rule_method_floor_and_contrasts_by_hand():
+    # crop->color 0.60, 0.62, 0.61 against crop->noise 0.42, 0.41, 0.41: differences 0.18, 0.21, 0.20,
+    # mean 0.19667, SD 0.015275; with two cells the block model is the paired t-test: SE 0.0088192 on 2
+    # degrees of freedom, t(0.975, 2) = 4.3027, interval [0.15872, 0.23461]. The paper: 56.3 - 39.9 = 16.4,
+    # inside it.
+    runs = pd.DataFrame({"cell": ["cc"] * 3 + ["cn"] * 3, "first": ["crop"] * 6,
+                         "second": ["color"] * 3 + ["noise"] * 3, "seed": [0, 1, 2] * 2,
+                         "probe_h": [0.60, 0.62, 0.61, 0.42, 0.41, 0.41], "probe_z": [0.5] * 6})
+    verdict = decide("crop_color_best", runs)
     lines = _verdict_section(verdict, budget="train.epochs=1", floor="Untrained floor: 40.0 %.")
     assert lines[1] == "## Verdict: Crop with colour (either order) beats every pair without both (Figure 5)"
-    assert lines[3].startswith("**holds** (rule `crop_color_best`).")
+    assert lines[3].startswith("**holds** (rule `crop_color_best`, chosen in the study file before it ran).")
     assert "- Untrained floor: 40.0 %." in lines
-    assert any(line.startswith("- Rule (chosen in the study file before it ran): holds when the better of") for line in lines)
-    assert lines[-1] == "| cc | cn | 2 | +19.50 | [+0.44, +38.56] | 1.00 | 0.0489 | above |"
-    losing = RULES["crop_color_best"](runs.assign(probe_h=[0.60, 0.62, 0.70, 0.73]))
+    assert any(line.startswith("- Method (`ablations/inference.py`): the study's trained runs as a randomized "
+                               "complete block design") for line in lines)
+    assert any(line.startswith("- Rule: the better of crop→color and color→crop against every cell") for line in lines)
+    assert ("| beats crop without colour | cc − cn | 3 | +19.67 | [+15.87, +23.46] | pooled | 1.00 | above | "
+            "+16.4: inside |") in lines
+    assert "| beats crop without colour | **holds** | 1 / 0 / 0 / 0 |" in lines
+    losing = decide("crop_color_best", runs.assign(probe_h=[0.60, 0.62, 0.61, 0.70, 0.73, 0.71]))
     assert losing.status == "does not hold"
     assert any("not tuned away" in line for line in _verdict_section(losing, "train.epochs=1", "floor"))
 

@@ -15,7 +15,11 @@ from ablations.report.records import (
 
 EPOCHS = 3
 OPS = ("crop", "color", "noise")  # three of Figure 5's seven, in its order
-SEED_OFFSET = {0: +0.01, 1: -0.01}  # probe_h = cell value +- 0.01: SD over the two seeds = 0.01 * sqrt(2)
+SEED_OFFSET = {0: +0.01, 1: -0.01, 2: 0.0}  # probe_h = cell value +- 0.01: SD over seeds 0, 1 = 0.01 * sqrt(2)
+# A per-cell wobble on seed 2 only, so that a three-seed study's block model has residual noise.
+WOBBLE_2 = {("crop", "crop"): 0.002, ("crop", "color"): -0.003, ("crop", "noise"): 0.001,
+            ("color", "crop"): 0.0, ("color", "color"): -0.001, ("color", "noise"): 0.002,
+            ("noise", "crop"): -0.002, ("noise", "color"): 0.003, ("noise", "noise"): -0.0015}
 # Crop with colour far ahead of everything else, as in the paper.
 WINNING = {("crop", "crop"): 0.40, ("crop", "color"): 0.60, ("crop", "noise"): 0.42,
            ("color", "crop"): 0.58, ("color", "color"): 0.30, ("color", "noise"): 0.25,
@@ -38,7 +42,7 @@ def store(tmp_path, monkeypatch, mlflow_template):
 class FakeStudy:
     """A parent run and trial runs with the runner's tags, params and metrics."""
 
-    def __init__(self, uri: str, name: str, workdir: Path):
+    def __init__(self, uri: str, name: str, workdir: Path, verdict: str | None = None):
         from mlflow import MlflowClient
 
         self.client = MlflowClient(uri)
@@ -48,7 +52,7 @@ class FakeStudy:
         self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags={
             "ablations.role": "parent", "ablations.study": name, "ablations.study_uid": "uid-" + name,
             "optuna.study": name, "mlflow.note.content": f"{name}: a fake study", "git_commit": "abc123def4567890",
-            "git_dirty": "false"}).info.run_id
+            "git_dirty": "false", **({"ablations.verdict": verdict} if verdict else {})}).info.run_id
         self.trials = 0
         self.clock = 1_700_000_000_000
 
@@ -99,16 +103,18 @@ class FakeStudy:
         return self
 
 
-def pair_study(uri: str, workdir: Path, cells: dict, name: str = "pairs") -> tuple[FakeStudy, dict]:
-    """3x3 grid x 2 seeds; crop->color seed 0 first KILLED then retried; noise seed 1 FAILED.
-    Returns the study and the probe_h values of the runs that count, per cell."""
-    study = FakeStudy(uri, name, workdir)
+def pair_study(uri: str, workdir: Path, cells: dict, name: str = "pairs", seeds=(0, 1),
+               verdict: str | None = "crop_color_best") -> tuple[FakeStudy, dict]:
+    """3x3 grid x 2 seeds (or `seeds`); crop->color seed 0 first KILLED then retried; noise seed 1
+    FAILED. Its parent names the rule `verdict`, as a study file with `verdict:` does. Returns the study
+    and the probe_h values of the runs that count, per cell."""
+    study = FakeStudy(uri, name, workdir, verdict=verdict)
     logged: dict[tuple[str, str], list[float]] = {}
     for first in OPS:
         for second in OPS:
             pipeline = [first] if first == second else [first, second]
-            for seed in (0, 1):
-                h = cells[first, second] + SEED_OFFSET[seed]
+            for seed in seeds:
+                h = cells[first, second] + SEED_OFFSET[seed] + (WOBBLE_2[first, second] if seed == 2 else 0.0)
                 if (first, second, seed) == ("crop", "color", 0):
                     study.trial({"augment.pipeline": pipeline}, seed, None, status="KILLED", pair=(first, second),
                                 epochs=1)
@@ -136,7 +142,7 @@ def test_read_study_takes_the_latest_parent_and_its_trials_in_trial_order(store,
     later = [study.trial({"train.temperature": t}, 0, 0.5) for t in (0.2, 0.3)]
     study.finish()
     records = read_study(MlflowClient(store), store, "again")
-    assert records.parent.info.run_id == study.parent_id and records.earlier_parents == 1
+    assert records.parent_run_id == study.parent_id and records.earlier_parents == 1
     assert [run.info.run_id for run in records.trials] == later  # optuna.trial 1, 2; not the first parent's
     assert shared_param(records, "train.temperature") is None  # 0.2 and 0.3 differ
     assert shared_param(records, "data.dataset") == "synthetic"

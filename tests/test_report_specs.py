@@ -52,7 +52,7 @@ def test_grid_study_gets_its_figures_and_typed_columns(store, tmp_path):  # noqa
 def test_registry_entries():
     stems = [spec.stem for spec in FIGURES]
     assert stems == ["pair_grid", "pair_grid_vs_paper", "temperature_batch", "color_strength", "projection_head",
-                     "paired_differences", "training_curves"]  # the README's order
+                     "gaps_by_length", "paired_differences", "training_curves"]  # the README's order
     assert all(spec.title and callable(spec.applies) and callable(spec.draw) for spec in FIGURES)
     assert [spec.stem for spec in FIGURES if spec.index] == ["pair_grid"]  # its CSV keeps the row labels
 
@@ -71,8 +71,7 @@ def study_of(values: dict[str, list], probe_h: list[float], **columns) -> Figure
     runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "run_name": [f"run {i}" for i in range(n)],
                          "seed": [0] * n, **values, "status": ["FINISHED"] * n, "pruned": [False] * n,
                          "probe_h": probe_h, "probe_z": [float("nan")] * n, **columns})
-    trial = SimpleNamespace(data=SimpleNamespace(params={"data.dataset": "synthetic"}))
-    records = SimpleNamespace(name="s", trials=[trial])
+    records = SimpleNamespace(name="s", params={"data.dataset": "synthetic"})
     return FigureInput(records, Tables(runs, pd.DataFrame(), list(values), ["probe_h"], pair=False), {}, None)
 
 
@@ -115,13 +114,25 @@ def test_projection_head_reading_without_probe_z():
         "linear one by about 3 %).")
 
 
-def test_paired_differences_figure_plots_each_comparison_with_its_interval():
+def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_values():
     from ablations.report import figures
-    from ablations.paired import compare, table
+    from ablations.report.verdict import comparisons_table
+    from ablations.verdicts import decide
 
-    frame = table([compare([0.10, 0.12, 0.11], "A", "B"), compare([0.3], "A", "C")])
-    figure, data = figures.paired_differences(frame, "title")
-    assert list(data["better"] + " vs " + data["worse"]) == ["A vs C", "A vs B"]  # first comparison on top
-    assert data.loc[1, "mean_diff_points"] == pytest.approx(11.0) and data.loc[1, "decision"] == "above"
-    assert data.loc[1, "ci_low_points"] > 0 and pd.isna(data.loc[0, "ci_low_points"])
-    assert len(figure.axes[0].get_yticklabels()) == 2
+    runs = pd.DataFrame({"cell": ["cc"] * 3 + ["cn"] * 3 + ["cs"] * 3, "first": ["crop"] * 9,
+                         "second": ["color"] * 3 + ["noise"] * 3 + ["sobel"] * 3, "seed": [0, 1, 2] * 3,
+                         "probe_h": [0.60, 0.62, 0.61, 0.42, 0.41, 0.41, 0.605, 0.61, 0.615], "probe_z": [0.5] * 9})
+    verdict = decide("crop_color_best", runs)
+    figure, data = figures.paired_differences(comparisons_table(verdict), "title")
+    assert list(data["contrast"]) == ["cc − cs", "cc − cn"]  # the first contrast on top
+    by_name = data.set_index("contrast")
+    assert by_name.loc["cc − cn", "decision"] == "above" and by_name.loc["cc − cn", "ci_low_points"] > 0
+    assert by_name.loc["cc − cs", "decision"] == "undecided"
+    assert by_name.loc["cc − cs", "ci_low_points"] < 0 < by_name.loc["cc − cs", "ci_high_points"]
+    # The paper's values: 56.3 - 39.9 and 56.3 - 46.0, marked on the rows.
+    assert list(by_name["paper_margin_points"]) == pytest.approx([10.3, 16.4])
+    ax = figure.axes[0]
+    assert len(ax.get_yticklabels()) == 2
+    markers = [line for line in ax.lines if line.get_marker() == "|"]
+    assert sorted(float(line.get_xdata()[0]) for line in markers) == pytest.approx([10.3, 16.4])
+    plt.close(figure)

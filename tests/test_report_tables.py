@@ -8,10 +8,8 @@ import pytest
 from mlflow import MlflowClient
 from test_report_records import FakeStudy, store  # noqa: F401 (store is a fixture)
 
-from ablations.report.records import read_study
-from ablations.report.tables import (
-    _cell_value, _typed, configuration_labels, included, left_out_reasons, runs_table, summarize,
-)
+from ablations.report.records import _cell_value, _typed, read_study, runs_table
+from ablations.report.tables import configuration_labels, included, left_out_reasons, metric_columns, summarize
 
 
 def test_summary_groups_by_cell_without_the_seed(store, tmp_path):  # noqa: F811
@@ -20,9 +18,10 @@ def test_summary_groups_by_cell_without_the_seed(store, tmp_path):  # noqa: F811
         study.trial({"train.temperature": 0.5}, seed, 0.4 + 0.01 * seed)
     study.finish()
 
-    runs, keys, metrics, pair = runs_table(read_study(MlflowClient(store), store, "seeds").trials)
+    runs, keys, pair = runs_table(read_study(MlflowClient(store), store, "seeds").trials)
     assert keys == ["train.temperature"] and not pair and list(runs["seed"]) == [0, 1, 2]
-    summary = summarize(runs, keys, metrics)
+    assert list(runs["role"]) == ["trial"] * 3
+    summary = summarize(runs, keys, metric_columns(runs))
     assert len(summary) == 1 and summary["n"].iloc[0] == 3
     assert summary["probe_h_mean"].iloc[0] == pytest.approx(0.41)
 

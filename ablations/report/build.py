@@ -1,6 +1,7 @@
-"""One study's report, written to `<out>/<study>/` and logged under `report/` of its parent run:
-runs.parquet and summary.parquet, comparisons.parquet (the verdict's paired comparisons), each figure
-of the registry that applies (PNG + CSV), README.md.
+"""One study's report, written to `<out>/<study>/` and, when read from MLflow, logged under `report/` of
+its parent run: runs.parquet (every run, the floor's included) and history.parquet (what a rebuild from
+Parquet reads), summary.parquet, comparisons.parquet (the verdict's contrasts), each figure of the
+registry that applies (PNG + CSV), README.md.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.messages import one_line
-from ablations.report import figures
+from ablations.report import figures, saved
 from ablations.report.readme import render_readme, with_analysis
-from ablations.report.records import ReportError, StudyRecords, call_store, read_histories
+from ablations.report.records import ReportError, StudyRecords, call_store
 from ablations.report.specs import FIGURES, FigureInput
 from ablations.report.tables import Tables, build_tables, write_parquet
 from ablations.report.verdict import floor_of, judge, write_comparisons
@@ -50,7 +51,7 @@ def study_dir_for(out_dir: Path, records: StudyRecords, replace: bool = False) -
     run: another --tracking-uri or --storage, a committed result of a real run): that one is kept and this
     report goes to `<out>/<study>-<first 8 of its parent run id>/`. `replace` writes over it instead."""
     study_dir = out_dir / records.name
-    parent_id = records.parent.info.run_id
+    parent_id = records.parent_run_id
     existing = study_dir / "runs.parquet"
     if replace or not existing.exists():
         return study_dir
@@ -64,44 +65,43 @@ def study_dir_for(out_dir: Path, records: StudyRecords, replace: bool = False) -
     return out_dir / f"{records.name}-{parent_id[:8]}"
 
 
-def build_report(client, records: StudyRecords, out_dir: Path, log_artifacts: bool = True,
-                 replace: bool = False) -> Written:
-    """runs.parquet, summary.parquet, figures and README.md for one study; logged to its parent run."""
+def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: bool = False,
+                 study_dir: Path | None = None) -> Written:
+    """runs.parquet, history.parquet, summary.parquet, figures and README.md for one study, in
+    `study_dir` or `<out_dir>/<study>/` (see study_dir_for); logged to its parent run where `client` (an
+    MlflowClient on its store) is given."""
     tables = build_tables(records)
-    study_dir = study_dir_for(out_dir, records, replace)
+    study_dir = study_dir or study_dir_for(out_dir, records, replace)
     study_dir.mkdir(parents=True, exist_ok=True)
-    table_paths = _write_tables(records, tables, study_dir)
-    histories = read_histories(client, [r for r in records.trials if r.info.status == "FINISHED"])
+    table_paths = saved.save(records, study_dir) + [_write_summary(records, tables, study_dir)]
     verdict = judge(records, tables)
     if verdict is not None:
         table_paths.append(write_comparisons(verdict, study_dir / "comparisons.parquet", {
-            "study": records.name, "parent_run_id": records.parent.info.run_id}))
+            "study": records.name, "parent_run_id": records.parent_run_id}))
     else:  # a comparisons table of an earlier report must not outlive its verdict
         (study_dir / "comparisons.parquet").unlink(missing_ok=True)
     floor = floor_of(tables)
-    study = FigureInput(records, tables, histories, verdict, floor.mean * 100 if floor else None)
+    study = FigureInput(records, tables, records.histories, verdict, floor.mean * 100 if floor else None)
     written = write_figures(study, study_dir / "figures")
     readme = study_dir / "README.md"
     readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings, floor),
                                     study_dir))
     written.paths = table_paths + [readme] + written.paths
-    if log_artifacts:
+    if client is not None:
         _log_to_parent(client, records, written.paths, study_dir)
     return written
 
 
-def _write_tables(records: StudyRecords, tables: Tables, study_dir: Path) -> list[Path]:
-    meta = {"study": records.name, "parent_run_id": records.parent.info.run_id, "config_keys": tables.config_keys}
-    runs_path = write_parquet(tables.runs, study_dir / "runs.parquet", meta)
-    summary_path = write_parquet(tables.summary, study_dir / "summary.parquet", {
+def _write_summary(records: StudyRecords, tables: Tables, study_dir: Path) -> Path:
+    meta = {"study": records.name, "parent_run_id": records.parent_run_id, "config_keys": tables.config_keys}
+    return write_parquet(tables.summary, study_dir / "summary.parquet", {
         **meta, "left_out": sum(tables.left_out.values()), "left_out_by_reason": tables.left_out,
         "included": int(tables.summary["n"].sum())})
-    return [runs_path, summary_path]
 
 
 def _log_to_parent(client, records: StudyRecords, paths: list[Path], study_dir: Path) -> None:
     """Each file under report/ (figures under report/figures), so the MLflow UI shows the report."""
-    parent_id = records.parent.info.run_id
+    parent_id = records.parent_run_id
     try:
         for path in paths:
             artifact_dir = "report/figures" if path.parent.name == "figures" else "report"

@@ -1,7 +1,8 @@
 """`python -m ablations.report`: parse the command line, report every study asked for, print what was
-written. The work is in `records` (reading MLflow) and `build` (writing one study's report); errors of
-input (an unknown study, a study without trial runs, a store that cannot be read) end as one line
-`error: ...` and exit status 2, through `ablations.messages.run_command`.
+written. The work is in `records` (reading MLflow), `saved` (reading a report's own runs.parquet) and
+`build` (writing one study's report); errors of input (an unknown study, a study without trial runs, a
+store or file that cannot be read) end as one line `error: ...` and exit status 2, through
+`ablations.messages.run_command`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,32 @@ from collections import Counter
 from pathlib import Path
 
 from ablations.messages import EXIT_BAD_INPUT, run_command
+from ablations.report import saved
 from ablations.report.build import Written, build_report
-from ablations.report.records import ReportError, list_studies, open_client, read_study
+from ablations.report.records import ReportError, StudyRecords, list_studies, open_client, read_study
 from ablations.tracking import resolve_tracking_uri
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ablations.report",
-        description="Tables (Parquet), figures (PNG + CSV) and a README from what a study recorded in MLflow. "
-                    "Trains nothing.",
-        epilog="The columns of runs.parquet and summary.parquet are documented in reports/README.md.",
+        description="Tables (Parquet), figures (PNG + CSV) and a README from what a study recorded in MLflow, "
+                    "or from a report's own runs.parquet (--from-parquet). Trains nothing.",
+        epilog="Rebuild a committed report without its MLflow store: python -m ablations.report --from-parquet "
+               "reports/aug_pairs (its runs.parquet and history.parquet; the report is written back to "
+               "reports/aug_pairs unless --out says otherwise). The columns of runs.parquet, summary.parquet "
+               "and comparisons.parquet are documented in reports/README.md.",
     )
+    parser.add_argument("--from-parquet", metavar="PATH", default=None,
+                        help="build from a report folder (or its runs.parquet) instead of MLflow: every run, the "
+                             "floor's included, and the study's identity are in that file, the per-epoch curves in "
+                             "history.parquet beside it")
     parser.add_argument("--study", default=None,
                         help="the study (MLflow experiment) to report; default: every experiment with a study's "
                              "parent run")
-    parser.add_argument("--out", default="reports",
-                        help="output folder; each study gets <out>/<study>/ (default reports)")
+    parser.add_argument("--out", default=None,
+                        help="output folder; each study gets <out>/<study>/ (default reports; with --from-parquet, "
+                             "the folder it reads)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     parser.add_argument("--replace", action="store_true",
@@ -45,7 +55,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_studies(args: argparse.Namespace) -> int:
-    """The report of --study, or of every study in the store (skipping, with a line, those it cannot read)."""
+    """The report of --study, or of every study in the store (skipping, with a line, those it cannot read);
+    with --from-parquet, of the study saved there."""
+    if args.from_parquet:
+        if args.study or args.tracking_uri:
+            raise ReportError("--from-parquet reads one saved study; leave out --study and --tracking-uri")
+        records = saved.read(args.from_parquet)
+        source = Path(args.from_parquet)
+        folder = source if source.is_dir() else source.parent
+        target = Path(args.out) / records.name if args.out else folder
+        _print_written(records, build_report(records, target.parent, study_dir=target, replace=True), log=False)
+        return 0
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_client(uri)
     names = [args.study] if args.study else list_studies(client, uri)
@@ -54,7 +74,7 @@ def report_studies(args: argparse.Namespace) -> int:
                           "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")
     for name in names:
         try:
-            report_study(client, uri, name, Path(args.out), log=not args.no_log, replace=args.replace)
+            report_study(client, uri, name, Path(args.out or "reports"), log=not args.no_log, replace=args.replace)
         except ReportError as error:
             if args.study:
                 raise
@@ -66,14 +86,18 @@ def report_study(client, uri: str, name: str, out: Path, *, log: bool = True, re
     """One study's report, with a line per file written and the verdict; ReportError where the study
     cannot be read."""
     records = read_study(client, uri, name)
-    written = build_report(client, records, out, log_artifacts=log, replace=replace)
-    statuses = Counter(run.info.status for run in records.trials)
-    print(f"{name}: {len(records.trials)} runs ("
+    written = build_report(records, out, client=client if log else None, replace=replace)
+    _print_written(records, written, log)
+    return written
+
+
+def _print_written(records: StudyRecords, written: Written, log: bool) -> None:
+    statuses = Counter(records.runs["status"])
+    print(f"{records.name}: {len(records.runs)} runs ("
           + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")")
     for path in written.paths:
         print(f"  wrote {path}")
     if written.verdict is not None:
         print(f"  {written.verdict.sentence}")
     if log:
-        print(f"  logged to MLflow parent run {records.parent.info.run_id} under report/")
-    return written
+        print(f"  logged to MLflow parent run {records.parent_run_id} under report/")

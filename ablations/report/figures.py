@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ablations.report import reference  # noqa: E402
+from ablations import reference  # noqa: E402
 from ablations.report.formatting import strength_label  # noqa: E402
 from ablations.tracking import cell_name  # noqa: E402
 
@@ -66,20 +66,24 @@ def grid_matrices(cells: pd.DataFrame, ops: list[str]) -> tuple[pd.DataFrame, pd
     return mean, sd, n
 
 
-def _grid_annotations(mean: pd.DataFrame, sd: pd.DataFrame, n: pd.DataFrame) -> np.ndarray:
-    """'56.3\\n±1.2' per cell (SD over seeds), '56.3\\nn=1' where a single seed finished, the row mean alone."""
+def _grid_annotations(mean: pd.DataFrame, sd: pd.DataFrame, n: pd.DataFrame,
+                      floor_percent: float | None = None) -> np.ndarray:
+    """'56.3\\n±1.2' per cell (SD over seeds), '56.3\\nn=1' where a single seed finished, the row mean alone;
+    a cell below the untrained floor marked '▼'."""
     text = np.full(mean.shape, "", dtype=object)
+    floor = floor_percent if floor_percent is not None and np.isfinite(floor_percent) else -np.inf
     for i, first in enumerate(mean.index):
         for j, second in enumerate(mean.columns):
             value = mean.iat[i, j]
             if not np.isfinite(value):
                 continue
+            mark = "▼" if second != ROW_MEAN and value < floor else ""
             if second == ROW_MEAN:
                 text[i, j] = f"{value:.1f}"
             elif n.at[first, second] >= 2:
-                text[i, j] = f"{value:.1f}\n±{sd.at[first, second]:.1f}"
+                text[i, j] = f"{mark}{value:.1f}\n±{sd.at[first, second]:.1f}"
             else:
-                text[i, j] = f"{value:.1f}\nn={int(n.at[first, second])}"
+                text[i, j] = f"{mark}{value:.1f}\nn={int(n.at[first, second])}"
     return text
 
 
@@ -92,10 +96,17 @@ def wrapped(text: str, figure: plt.Figure, fontsize: float = 9, share: int = 1) 
 
 
 def _draw_grid(ax: plt.Axes, mean: pd.DataFrame, annotations: np.ndarray, vmin: float, vmax: float,
-               title: str, panels: int = 1) -> None:
+               title: str, panels: int = 1, scale_label: str = "linear-probe top-1 (%)",
+               floor_percent: float | None = None) -> None:
     sns.heatmap(mean, annot=annotations, fmt="", cmap=CMAP, vmin=vmin, vmax=vmax, square=False,
                 linewidths=0.5, linecolor="white", annot_kws={"fontsize": 7}, ax=ax,
-                cbar_kws={"label": "linear-probe top-1 (%)", "shrink": 0.8})
+                cbar_kws={"label": scale_label, "shrink": 0.8})
+    if floor_percent is not None and np.isfinite(floor_percent):
+        colorbar = ax.collections[0].colorbar
+        if vmin <= floor_percent <= vmax:  # the floor as a line on the colour bar, in the bar's own scale
+            colorbar.ax.axhline(floor_percent, color="red", linewidth=2)
+            colorbar.ax.text(-0.15, floor_percent, "floor", color="red", va="center", ha="right", fontsize=7,
+                             transform=colorbar.ax.get_yaxis_transform())
     # The row mean is a summary, not a cell: set it apart as the paper does.
     ax.axvline(len(mean.columns) - 1, color="white", linewidth=4)
     ax.set_xlabel("2nd transformation")
@@ -105,17 +116,22 @@ def _draw_grid(ax: plt.Axes, mean: pd.DataFrame, annotations: np.ndarray, vmin: 
     ax.tick_params(axis="y", labelrotation=0)
 
 
-def pair_grid(cells: pd.DataFrame, ops: list[str], title: str) -> tuple[plt.Figure, pd.DataFrame]:
+def pair_grid(cells: pd.DataFrame, ops: list[str], title: str, floor_percent: float | None = None
+              ) -> tuple[plt.Figure, pd.DataFrame]:
     """SimCLR Figure 5 layout: rows the 1st transformation, columns the 2nd, the diagonal the single op,
     an extra column with the row mean; each cell annotated with the mean and the SD over seeds.
 
     data: the mean matrix in percent (index `first`, columns the ops then `row mean`)."""
     mean, sd, n = grid_matrices(cells, ops)
-    annotations = _grid_annotations(mean, sd, n)
+    annotations = _grid_annotations(mean, sd, n, floor_percent)
     width = 1.0 + 0.85 * len(mean.columns) + 1.5
     # At least 3 inches high: a 1x1 or 2x2 grid's colour bar needs the room for its ticks and label.
     figure, ax = plt.subplots(figsize=(max(width, 4.0), max(3.0, 1.2 + 0.7 * len(ops))))
-    _draw_grid(ax, mean, annotations, *_limits(mean), title)
+    vmin, vmax = _limits(mean)
+    label = f"linear-probe top-1 (%), colour {vmin:.1f} to {vmax:.1f}"
+    if floor_percent is not None and np.isfinite(floor_percent):
+        label += f"; ▼ below the untrained floor ({floor_percent:.1f})"
+    _draw_grid(ax, mean, annotations, vmin, vmax, title, scale_label=label, floor_percent=floor_percent)
     figure.tight_layout()
     return figure, mean.round(4)
 
@@ -128,10 +144,12 @@ def _limits(frame: pd.DataFrame) -> tuple[float, float]:
 
 
 def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: int, title: str,
-                     study_label: str = "this study") -> tuple[plt.Figure, pd.DataFrame]:
-    """This study's pair grid beside the paper's Figure 5 restricted to the same ops, each with its own
-    colour scale (the absolute levels differ: ImageNet ResNet-50 against a small CIFAR-10 budget), and the
-    Spearman rank correlation over the cells present in both.
+                     study_label: str = "this study", floor_percent: float | None = None
+                     ) -> tuple[plt.Figure, pd.DataFrame]:
+    """This study's pair grid beside the paper's Figure 5 restricted to the same ops, each with its own,
+    labelled colour scale (the absolute levels differ: ImageNet ResNet-50 against a small CIFAR-10 budget;
+    on one scale this study's 15-point spread would be one colour), this study's untrained floor marked
+    on its scale and in its cells below it, and the Spearman rank correlation over the cells in both.
 
     data: one row per cell in both: first, second, this study's mean %, the paper's %, and both ranks
     (1 = best)."""
@@ -148,15 +166,22 @@ def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: 
 
     figure, axes = plt.subplots(1, 2, figsize=(2 * max(4.0, 1.0 + 0.85 * len(mean.columns) + 1.5),
                                                max(3.4, 1.6 + 0.7 * len(ops))))
-    _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n), *_limits(mean), study_label, panels=2)
+    vmin, vmax = _limits(mean)
+    floor_text = (f"; ▼ below the untrained floor ({floor_percent:.1f} %, red on the colour bar)"
+                  if floor_percent is not None and np.isfinite(floor_percent) else "")
+    _draw_grid(axes[0], mean, _grid_annotations(mean, sd, n, floor_percent), vmin, vmax,
+               f"{study_label}; its own colour scale, {vmin:.1f} to {vmax:.1f} %{floor_text}", panels=2,
+               scale_label="THIS STUDY: CIFAR-10 top-1 (%)", floor_percent=floor_percent)
     paper_text = np.where(np.isfinite(paper.to_numpy()), paper.map(lambda v: f"{v:.1f}").to_numpy(), "")
-    _draw_grid(axes[1], paper, paper_text, *_limits(paper),
+    paper_min, paper_max = _limits(paper)
+    _draw_grid(axes[1], paper, paper_text, paper_min, paper_max,
                f"SimCLR Figure 5 (ImageNet, ResNet-50, {reference.PAPER_EPOCHS} epochs"
-               + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown") + ")",
-               panels=2)
+               + ("" if set(ops) == set(reference.FIGURE5_OPS) else "; row mean over the cells shown")
+               + f"); its own colour scale, {paper_min:.1f} to {paper_max:.1f} %",
+               panels=2, scale_label="PAPER: ImageNet top-1 (%)")
     rho_text = f"{rho:.2f}" if np.isfinite(rho) else "undefined"
-    figure.suptitle(wrapped(f"{title}. Spearman rank correlation over the {n_common} cells in both: {rho_text}",
-                            figure, fontsize=10), fontsize=10)
+    figure.suptitle(f"{title}. Two colour scales, one per panel: compare ranks, not colours across panels.\n"
+                    f"Spearman rank correlation over the {n_common} cells in both: {rho_text}", fontsize=10)
     figure.tight_layout()
 
     long = pd.DataFrame({
@@ -185,21 +210,24 @@ def temperature_batch(cells: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.D
             if np.isfinite(mean.iat[i, j]):
                 spread = f"±{sd.iat[i, j]:.1f}" if n.iat[i, j] >= 2 else f"n={int(n.iat[i, j])}"
                 text[i, j] = f"{mean.iat[i, j]:.1f}\n{spread}"
-    figure, ax = plt.subplots(figsize=(1.8 + 1.1 * mean.shape[1], 1.4 + 0.8 * mean.shape[0]))
-    sns.heatmap(mean, annot=text, fmt="", cmap=CMAP, linewidths=0.5, linecolor="white", ax=ax,
-                cbar_kws={"label": "linear-probe top-1 (%)"})
+    figure, ax = plt.subplots(figsize=(2.4 + 1.1 * mean.shape[1], 1.6 + 0.8 * mean.shape[0]))
+    vmin, vmax = _limits(mean)
+    sns.heatmap(mean, annot=text, fmt="", cmap=CMAP, vmin=vmin, vmax=vmax, linewidths=0.5, linecolor="white", ax=ax,
+                cbar_kws={"label": f"linear-probe top-1 (%)\ncolour from {vmin:.1f} to {vmax:.1f}"})
     ax.set_xlabel("batch size")
     ax.set_ylabel("temperature τ")
     ax.tick_params(axis="y", labelrotation=0)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(wrapped(f"{title}; the colours span only {vmin:.1f}-{vmax:.1f} %", figure), fontsize=9)
     figure.tight_layout()
     return figure, data.sort_values(["train.temperature", "train.batch_size"]).reset_index(drop=True).round(4)
 
 
 def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this study",
                    floor_percent: float | None = None) -> tuple[plt.Figure, pd.DataFrame]:
-    """Mean probe accuracy against colour-distortion strength, error bars the SD over seeds, with the
-    paper's Table 1 (ImageNet) on a second axis: compare the trend, not the level.
+    """Two panels, no second axis: (left) this study's mean probe accuracy against colour-distortion
+    strength, error bars the SD over seeds, with the untrained floor; (right) the change from the weakest
+    strength, in percentage points, for this study and the paper's Table 1 on one axis, so that a 3-point
+    rise and a 5-point fall look as large as they are.
 
     cells: columns augment.color_strength, mean, std, n (fractions)."""
     data = cells.sort_values("augment.color_strength").rename(
@@ -208,28 +236,30 @@ def color_strength(cells: pd.DataFrame, title: str, study_label: str = "this stu
     data["std_percent"] = percent(data["std_percent"])
     data["paper_imagenet_percent"] = [reference.TABLE1_SIMCLR.get(float(s), np.nan)
                                       for s in data["augment.color_strength"]]
-    figure, ax = plt.subplots(figsize=(5.5, 3.6))
+    data["change_points"] = data["mean_percent"] - data["mean_percent"].iloc[0]
+    data["paper_change_points"] = data["paper_imagenet_percent"] - data["paper_imagenet_percent"].iloc[0]
+    figure, (ax, change) = plt.subplots(1, 2, figsize=(10.0, 3.8))
     ax.errorbar(data["augment.color_strength"], data["mean_percent"], yerr=data["std_percent"].fillna(0),
                 marker="o", capsize=3, color="C0", label=f"{study_label}, mean ± SD")
-    ax.set_xscale("log", base=2)
-    ticks = sorted(set(data["augment.color_strength"].astype(float)) | set(reference.TABLE1_SIMCLR))
-    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(strength_label))
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xlabel("colour distortion strength s")
-    ax.set_ylabel("linear-probe top-1 (%)", color="C0")
-    paper_axis = ax.twinx()
-    strengths = sorted(reference.TABLE1_SIMCLR)
-    paper_axis.plot(strengths, [reference.TABLE1_SIMCLR[s] for s in strengths], linestyle="--", marker="s",
-                    color="C1", label="SimCLR Table 1, ImageNet (right axis)")
-    paper_axis.set_ylabel("ImageNet top-1 (%), paper", color="C1")
     floor_line(ax, floor_percent)
-    handles = ax.get_legend_handles_labels()[0] + paper_axis.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + paper_axis.get_legend_handles_labels()[1]
-    # Below the axes: inside, any corner can hide a point (the study's curve may fall where the paper's
-    # rises).
-    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("linear-probe top-1 (%)")
+    ax.set_title("this study", fontsize=9)
+    change.plot(data["augment.color_strength"], data["change_points"], marker="o", color="C0", label=study_label)
+    strengths = sorted(reference.TABLE1_SIMCLR)
+    change.plot(strengths, [reference.TABLE1_SIMCLR[s] - reference.TABLE1_SIMCLR[strengths[0]] for s in strengths],
+                linestyle="--", marker="s", color="C1", label="SimCLR Table 1 (ImageNet)")
+    change.axhline(0, color="black", linewidth=0.8)
+    change.set_ylabel(f"change from s = {strength_label(float(data['augment.color_strength'].iloc[0]))} (points)")
+    change.set_title("change with strength, both on one scale", fontsize=9)
+    ticks = sorted(set(data["augment.color_strength"].astype(float)) | set(reference.TABLE1_SIMCLR))
+    for axis in (ax, change):
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(strength_label))
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        axis.set_xlabel("colour distortion strength s")
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure, data.round(4)
 
@@ -275,57 +305,132 @@ def projection_head(cells: pd.DataFrame, title: str, floor_percent: float | None
     return figure, data.round(4)
 
 
-def training_curves(history: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
-    """Per-epoch loss and kNN accuracy, one line per run, colour by configuration.
+def training_curves(history: pd.DataFrame, title: str, highlight: list[str] | None = None,
+                    temperatures_differ: bool = False) -> tuple[plt.Figure, pd.DataFrame]:
+    """Per-epoch curves, one line per configuration: the mean over its seeds, a band from the lowest to
+    the highest seed. Where there are more configurations than a legend can name, those in `highlight`
+    (the verdict's cells, the best and the worst) are coloured and named, the rest drawn thin and grey.
+    Panels: the NT-Xent loss, or, where the temperature varies (the loss's scale changes with tau), the
+    contrastive accuracy; and the kNN monitor where runs logged it at two epochs or more.
 
-    history: columns run_id, run_name, configuration, epoch and the per-epoch metrics."""
+    history: columns run_id, run_name, configuration, seed, epoch and the per-epoch metrics.
+    data: one row per configuration and epoch: mean, lowest and highest over seeds, n."""
     configurations = list(dict.fromkeys(history["configuration"]))
-    palette = dict(zip(configurations, sns.color_palette("husl", n_colors=max(1, len(configurations)))))
-    panels = [m for m in ("loss", "knn_acc") if m in history and history[m].notna().any()]
-    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.0 * max(1, len(panels)) + 2.0, 3.6),
+    named = configurations if len(configurations) <= MAX_LEGEND_ENTRIES else \
+        [c for c in configurations if c in (highlight or [])][:MAX_LEGEND_ENTRIES]
+    colours = dict(zip(named, sns.color_palette("tab10" if len(named) <= 10 else "husl", n_colors=max(1, len(named)))))
+    first = "contrastive_acc" if temperatures_differ else "loss"
+    knn_points = history.dropna(subset=["knn_acc"]).groupby("run_id")["epoch"].nunique() if "knn_acc" in history \
+        else pd.Series(dtype=int)
+    panels = [m for m in (first, "knn_acc") if m in history and history[m].notna().any()
+              and (m != "knn_acc" or (len(knn_points) and knn_points.max() >= 2))]
+    labels = {"loss": "NT-Xent loss", "contrastive_acc": "contrastive top-1 (%)", "knn_acc": "kNN top-1 (%)"}
+    summary = []
+    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.0 * max(1, len(panels)) + 2.2, 3.8),
                                 squeeze=False)
     for ax, metric in zip(axes[0], panels):
-        part = history.dropna(subset=[metric])
-        plotted = part.assign(**{metric: percent(part[metric])}) if metric == "knn_acc" else part
-        sns.lineplot(data=plotted, x="epoch", y=metric, hue="configuration", units="run_id", estimator=None,
-                     palette=palette, hue_order=configurations, marker="o", markersize=3, linewidth=1,
-                     legend=metric == panels[-1] and len(configurations) <= MAX_LEGEND_ENTRIES, ax=ax)
-        ax.set_ylabel({"loss": "NT-Xent loss", "knn_acc": "kNN top-1 (%)"}[metric])
+        scale = 100.0 if metric in ("contrastive_acc", "knn_acc") else 1.0
+        grouped = history.dropna(subset=[metric]).groupby(["configuration", "epoch"], sort=False)[metric]
+        stats = grouped.agg(["mean", "min", "max", "count"]).reset_index()
+        stats[["mean", "min", "max"]] *= scale
+        summary.append(stats.assign(metric=metric))
+        for configuration in sorted(configurations, key=lambda c: c in colours):  # named ones on top
+            part = stats[stats["configuration"] == configuration].sort_values("epoch")
+            colour = colours.get(configuration, "0.75")
+            width = 1.6 if configuration in colours else 0.6
+            ax.plot(part["epoch"], part["mean"], color=colour, linewidth=width, marker="o" if len(part) < 8 else None,
+                    markersize=3, label=configuration if configuration in colours else None)
+            if configuration in colours and (part["count"] > 1).any():
+                ax.fill_between(part["epoch"], part["min"], part["max"], color=colour, alpha=0.2, linewidth=0)
+        ax.set_ylabel(labels[metric])
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if axes[0][-1].get_legend() is not None:
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="configuration")
-    note = "" if len(configurations) <= MAX_LEGEND_ENTRIES else f" ({len(configurations)} configurations, no legend)"
-    figure.suptitle(title + note, fontsize=9)
+    if named:
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
+                           title="configuration (mean, band: seeds' range)", title_fontsize=7)
+    note = "" if len(named) == len(configurations) else \
+        f" ({len(configurations)} configurations; {len(named)} named, the rest grey)"
+    figure.suptitle(wrapped(title + note, figure, fontsize=9), fontsize=9)
     figure.tight_layout()
-    return figure, history.reset_index(drop=True)
+    data = pd.concat(summary, ignore_index=True) if summary else pd.DataFrame()
+    return figure, data.rename(columns={"count": "n"}).round(6)
 
 
-DECISION_COLOURS = {"above": "C2", "below": "C3", "undecided": "C7"}
+DECISION_COLOURS = {"above": "C2", "below": "C3", "undecided": "C7", "too few seeds": "C1"}
 
 
 def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
-    """The verdict's paired comparisons: mean difference (better - worse) over shared seeds with its 95 %
-    interval, in percentage points, one row each, coloured by the (Holm-corrected) decision.
+    """The verdict's contrasts: the estimate with its simultaneous 95 % interval (the interval that
+    decides: a contrast is decided exactly when it excludes 0), in percentage points, one row each,
+    coloured by the decision, with the paper's value of the same contrast marked where it has one.
 
-    comparisons: ablations.paired.table() (fractions). data: the same in points, plotted order."""
+    comparisons: ablations.report.verdict.comparisons_table() (fractions). data: the same in points."""
     data = comparisons.copy()
-    for column in ("mean_diff", "ci_low", "ci_high"):
+    for column in ("estimate", "ci_low", "ci_high", "paper_margin"):
         data[f"{column}_points"] = percent(data[column])
-    data = data.drop(columns=["mean_diff", "ci_low", "ci_high", "sd_diff"]).iloc[::-1].reset_index(drop=True)
-    labels = [f"{cell_name(better)}  vs  {cell_name(worse)}" for better, worse in zip(data["better"], data["worse"])]
-    figure, ax = plt.subplots(figsize=(7.5, 1.2 + 0.28 * len(data)))
-    for row, (label, mean, low, high, decision) in enumerate(zip(
-            labels, data["mean_diff_points"], data["ci_low_points"], data["ci_high_points"], data["decision"])):
+    data = data.drop(columns=["estimate", "ci_low", "ci_high", "paper_margin", "se", "own_sd", "implied_sd",
+                              "paired_low", "paired_high"]).iloc[::-1].reset_index(drop=True)
+    height = 1.9 + 0.28 * len(data)
+    figure, ax = plt.subplots(figsize=(8.0, height))
+    for row, (label, mean, low, high, decision, margin) in enumerate(zip(
+            data["contrast"], data["estimate_points"], data["ci_low_points"], data["ci_high_points"],
+            data["decision"], data["paper_margin_points"])):
         colour = DECISION_COLOURS.get(decision, "C7")
         if np.isfinite(low):
-            ax.plot([low, high], [row, row], color=colour, linewidth=2)
-        ax.plot([mean], [row], marker="o", color=colour)
+            ax.plot([low, high], [row, row], color=colour, linewidth=2.2, solid_capstyle="butt")
+        ax.plot([mean], [row], marker="o", color=colour, markersize=5)
+        if np.isfinite(margin):
+            ax.plot([margin], [row], marker="|", color="black", markersize=11, markeredgewidth=1.6)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("paired difference in linear-probe top-1 (percentage points), mean and 95 % interval")
-    handles = [plt.Line2D([], [], color=c, marker="o", label=d) for d, c in DECISION_COLOURS.items()]
-    ax.legend(handles=handles, fontsize=7, loc="best", title="decision (Holm)", title_fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_yticks(range(len(data)), data["contrast"], fontsize=7)
+    ax.set_xlabel("contrast in linear-probe top-1 (percentage points): estimate and simultaneous 95 % interval")
+    handles = [plt.Line2D([], [], color=c, marker="o", label=d) for d, c in DECISION_COLOURS.items()
+               if d in set(data["decision"])]
+    if data["paper_margin_points"].notna().any():
+        handles.append(plt.Line2D([], [], color="black", marker="|", linestyle="", markersize=11,
+                                  markeredgewidth=1.6, label="the paper's value"))
+    ax.set_ylim(-0.7, len(data) - 0.3)
+    # The legend in a strip of its own under the axis label, the same height whatever the number of rows.
+    figure.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles), frameon=False,
+                  title="decision: the interval excludes 0 (above / below)", title_fontsize=7)
+    ax.set_title(wrapped(title, figure), fontsize=9)
+    figure.tight_layout(rect=(0, 0.55 / height, 1, 1))
+    return figure, data.round(6)
+
+
+GAP_COLOURS = ("C0", "C3", "C2", "C4")
+
+
+def gaps_by_length(gaps: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
+    """Each gap (crop→color minus another cell) against training length: estimate and simultaneous 95 %
+    interval per budget, and the paper's gap (ImageNet, 100 epochs) as a dashed line of the same colour.
+
+    gaps: columns gap, epochs, estimate, ci_low, ci_high, n, decision, paper_gap (fractions)."""
+    data = gaps.copy()
+    for column in ("estimate", "ci_low", "ci_high", "paper_gap"):
+        data[f"{column}_points"] = percent(data[column])
+    figure, ax = plt.subplots(figsize=(6.8, 4.0))
+    names = list(dict.fromkeys(data["gap"]))
+    offsets = np.linspace(-0.04, 0.04, len(names)) if len(names) > 1 else [0.0]
+    for name, colour, offset in zip(names, GAP_COLOURS, offsets):
+        part = data[data["gap"] == name].sort_values("epochs")
+        x = part["epochs"].to_numpy(dtype=float) * 2 ** offset  # side by side on the log axis
+        ax.errorbar(x, part["estimate_points"], yerr=[part["estimate_points"] - part["ci_low_points"],
+                                                      part["ci_high_points"] - part["estimate_points"]],
+                    marker="o", capsize=3, color=colour, label=f"{name} (this study)")
+        paper = part["paper_gap_points"].dropna()
+        if len(paper):
+            ax.axhline(paper.iloc[0], color=colour, linestyle="--", linewidth=1,
+                       label=f"{name}: the paper's gap ({paper.iloc[0]:.1f}, ImageNet, {reference.PAPER_EPOCHS} epochs)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    epochs = sorted(set(data["epochs"].astype(int)))
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(epochs))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("training length (epochs)")
+    ax.set_ylabel("gap in linear-probe top-1 (points)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.set_title(wrapped(title, figure), fontsize=9)
     figure.tight_layout()
     return figure, data.round(6)

@@ -18,11 +18,13 @@ import seaborn
 from ablations.messages import duration
 from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, value_text
 from ablations.report.records import StudyRecords, shared_param
-from ablations.report.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
+from ablations.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
-from ablations.report.verdict import Floor, comparison_rows, floor_line
-from ablations.tracking import PIPELINE_KEY
+from ablations.report.verdict import (
+    METHOD_TEXT, Floor, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
+)
+from ablations.tracking import PIPELINE_KEY, cell_name
 from ablations.verdicts import Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.
@@ -58,23 +60,30 @@ def with_analysis(text: str, study_dir: Path) -> str:
 
 def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
     """Title, provenance and the evidence table (lesson 10: hardware, versions and wall time)."""
-    runs, kept, parent = tables.runs, included(tables.runs), records.parent
+    runs, kept = tables.runs, included(tables.runs)
     statuses = Counter(runs["status"])
     devices = Counter(d for d in runs["device"] if isinstance(d, str))
     hardware = "; ".join(f"{device} ({count} runs)" for device, count in devices.most_common())
     torch_versions = sorted({v for v in runs["torch_version"] if isinstance(v, str)})
     commits = sorted({c for c in runs["git_commit"] if isinstance(c, str)})
-    dirty = parent.data.tags.get("git_dirty")
+    dirty = records.parent_tags.get("git_dirty")
     left_out = sum(tables.left_out.values())
+    if records.from_mlflow:
+        built = (f"Built by `python -m ablations.report --study {records.name}` on "
+                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{records.source}`, experiment "
+                 f"`{records.name}`")
+    else:
+        built = (f"Built by `python -m ablations.report --from-parquet {records.source}` on "
+                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from the study's saved records "
+                 "(`runs.parquet`, every run with the floor's, and `history.parquet`), with no MLflow store")
     lines = [
         f"# {records.name}: report",
         "",
-        f"Built by `python -m ablations.report --study {records.name}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{records.uri}`, experiment "
-        f"`{records.name}`, parent run `{parent.info.run_id}` ({parent.info.status}). The report trains nothing: "
+        f"{built}, parent run `{records.parent_run_id}` ({records.parent_status}). The report trains nothing: "
         "every number below is read from the runs' records.",
     ]
-    description = parent.data.tags.get("mlflow.note.content")
+    lines += [f"", *(f"Note: {note}" for note in records.notes)] if records.notes else []
+    description = records.parent_tags.get("mlflow.note.content")
     if description and description != records.name:
         lines += ["", f"> {description}"]
     lines += [
@@ -182,33 +191,44 @@ def _tables_section(tables: Tables) -> list[str]:
 
 
 def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
-    """The study's claim, its rule, the verdict, the paired comparisons it rests on and the floor."""
-    lines = ["", f"## Verdict: {verdict.claim}", "", f"**{verdict.status}** (rule `{verdict.rule}`). "
-             + verdict.sentence, "", f"- {floor}",
-             "- Method: each comparison pairs two configurations on the seeds they share (one seed is the same "
-             "initial weights, image order and base crops in every configuration); its 95 % interval is Student's "
-             "t on the per-seed differences (with n seeds, t(0.975, n - 1) * SD / sqrt(n): wide with few seeds, "
-             "none with one); P(better > worse) is the share of shared seeds it won. The comparisons are judged "
-             "together: Holm-corrected two-sided p < 0.05 decides one.",
-             "- Rule (chosen in the study file before it ran): " + _RULE_TEXT.get(verdict.rule, verdict.rule) + ".",
-             "- Table: [`comparisons.parquet`](comparisons.parquet); figure: `paired_differences` below."]
-    if verdict.status == "does not hold":
+    """The study's claim, its rule and parts, the verdict, the contrasts it rests on, the per-seed view,
+    the model's checks and the floor."""
+    lines = ["", f"## Verdict: {verdict.claim}", "", f"**{verdict.status}** (rule `{verdict.rule}`, chosen in the "
+             "study file before it ran). " + verdict.sentence, "", f"- {floor}"]
+    if verdict.regime:
+        lines.append(f"- Regime: {verdict.regime}.")
+    if verdict.candidates:
+        lines.append("- Cells that could still be the best (Hsu's multiple comparisons with the best, 95 %): "
+                     + ", ".join(cell_name(c) for c in verdict.candidates) + ".")
+    lines += [f"- {METHOD_TEXT}",
+              "- Rule: " + _RULE_TEXT.get(verdict.rule, verdict.rule) + ".",
+              "- Table: [`comparisons.parquet`](comparisons.parquet); figure: `paired_differences` below."]
+    if verdict.status in ("does not hold", "holds in part"):
         lines += [f"- Reported as measured, not tuned away: the budget ({budget or 'see above'}) is far below "
                   f"the paper's (ImageNet, ResNet-50, batch {PAPER_BATCH_SIZE}, {PAPER_EPOCHS} epochs)."]
     if verdict.note:
         return lines
-    return lines + ["", *comparison_rows(verdict)]
+    lines += ["", "### Parts", "", *part_rows(verdict), "", "### Contrasts (percentage points)", "",
+              *comparison_rows(verdict)]
+    seeds = per_seed_rows(verdict)
+    if seeds:
+        lines += ["", "### Per seed (percentage points): the contrasts that are not decided above 0", "", *seeds]
+    lines += ["", "### Checks of the model", "", *checks_lines(verdict)]
+    return lines
 
 
 _RULE_TEXT = {
-    "crop_color_best": "holds when the better of crop→color and color→crop beats every cell that does not combine "
-                       "crop with colour; does not hold when any such cell is decided better",
-    "color_strength_rises": "holds when the strongest colour distortion beats the weakest and no step up in strength "
-                            "is decided worse; does not hold when either fails",
-    "head_order": "holds when, on h, the mlp head beats the linear head, the linear head beats no head, and h beats "
-                  "z for the mlp head; does not hold when any is decided the other way",
-    "temperature_half_best": "holds when τ = 0.5 beats every other temperature at every batch size; does not hold "
-                             "when any is decided better than 0.5",
+    "crop_color_best": "the better of crop→color and color→crop against every cell without both, in three parts "
+                       "(cells with crop but no colour, with colour but no crop, with neither); a part holds when "
+                       "every contrast in it is decided above 0, does not hold when one is decided below",
+    "color_strength_rises": "each step up in colour strength, one part per step; a step holds when decided above 0, "
+                            "does not hold when decided below",
+    "head_order": "on h, mlp head > linear head and linear head > no head, and for the mlp head h > z, one part "
+                  "each",
+    "temperature_half_best": "τ = 0.5 against every other temperature, one part per batch size; the paper made the "
+                             "claim for training of 300 epochs and more (Appendix B.9)",
+    "crop_color_lead_grows": "crop→color − crop→sobel at the longest budget above 0, and that lead minus the same "
+                             "lead at the shortest budget above 0, one part each",
 }
 
 

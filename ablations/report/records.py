@@ -1,22 +1,35 @@
-"""Reading what a study left in MLflow: its experiment, its latest parent run, its trial runs and their
-per-epoch histories, as `ablations.tracking` and `ablations.run` write them (see tracking's docstring).
+"""Reading what a study left: from MLflow (its experiment, its latest parent run, its trial runs and
+their per-epoch histories, as `ablations.tracking` and `ablations.run` write them; see tracking's
+docstring), or from a report's own `runs.parquet` and `history.parquet` (`ablations.report.saved`), into
+one `StudyRecords` that the rest of the report reads, whatever the source.
 
-Nothing here builds a table or writes a file; every MLflow call of the report goes through `call_store`.
+Nothing here writes a file; every MLflow call of the report goes through `call_store`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
 
 from ablations.messages import one_line
-from ablations.tracking import EPOCH_METRICS, retry
+from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, retry
 
 PARENT_ROLE, TRIAL_ROLE = "parent", "trial"
+# A run's role in runs.parquet: a configuration's trial, or the study's untrained floor.
+FLOOR_ROLE = "floor"
+# Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
+FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
+# The columns of a pair study's configuration: SimCLR Figure 5's first and second transformation.
+PAIR_KEYS = ["first", "second"]
+# The parent run's tags a report reads (kept in runs.parquet's metadata, so a rebuild has them).
+PARENT_TAGS = ("ablations.verdict", "mlflow.note.content", "git_dirty", "git_commit")
 
 
 class ReportError(RuntimeError):
@@ -25,14 +38,22 @@ class ReportError(RuntimeError):
 
 @dataclass
 class StudyRecords:
-    """What one study left in MLflow."""
+    """What one study left, from either source: everything its report is built from."""
 
     name: str
-    uri: str
-    experiment_id: str
-    parent: Any  # mlflow.entities.Run
-    trials: list[Any]  # child runs, by trial number
+    source: str  # where it was read: the tracking URI or the runs.parquet path, as the user gave it
+    parent_run_id: str
+    parent_status: str
+    parent_tags: dict[str, str]  # PARENT_TAGS the parent run has
+    params: dict[str, str]  # params every trial run has with one value (as MLflow holds them: strings)
+    runs: pd.DataFrame  # one row per trial run, the floor's included (column `role`); see runs_table
+    config_keys: list[str]  # the columns that name a configuration
+    pair: bool  # a Figure 5 pair study (first/second columns)
+    histories: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # run_id -> metric -> epoch -> value
     earlier_parents: int = 0  # parent runs of earlier starts of this study name (not reported)
+    trials: list[Any] = field(default_factory=list)  # the MLflow runs, by trial number (MLflow source only)
+    from_mlflow: bool = True
+    notes: list[str] = field(default_factory=list)  # what the source says of itself (a saved report's notes)
 
 
 def open_client(uri: str) -> MlflowClient:
@@ -117,7 +138,28 @@ def read_study(client, uri: str, name: str) -> StudyRecords:
         raise ReportError(f"study {name!r} in {uri} has no trial runs yet; run it first "
                           f"(python -m ablations.run studies/{name}.yaml)")
     trials.sort(key=lambda run: (as_int(run.data.tags.get("optuna.trial")) or 0, run.info.start_time or 0))
-    return StudyRecords(name, uri, experiment.experiment_id, parent, trials, earlier_parents=len(parents) - 1)
+    runs, config_keys, pair = runs_table(trials)
+    finished = [run for run in trials if run.info.status == "FINISHED"]
+    try:
+        histories = read_histories(client, finished)
+    except Exception as error:
+        raise ReportError(f"tracking store {uri!r}: {one_line(error)}") from None
+    return StudyRecords(
+        name=name, source=uri, parent_run_id=parent.info.run_id, parent_status=parent.info.status,
+        parent_tags={key: parent.data.tags[key] for key in PARENT_TAGS if key in parent.data.tags},
+        params=_shared_params(trials), runs=runs, config_keys=config_keys, pair=pair, histories=histories,
+        earlier_parents=len(parents) - 1, trials=trials)
+
+
+def _shared_params(trials: list[Any]) -> dict[str, str]:
+    """The params every trial run (the floor's aside, which differ in train.epochs) has with one value."""
+    configs = [run for run in trials if run.data.tags.get(FLOOR_TAG) != "true"] or trials
+    if not configs:
+        return {}
+    shared = dict(configs[0].data.params)
+    for run in configs[1:]:
+        shared = {key: value for key, value in shared.items() if run.data.params.get(key) == value}
+    return dict(sorted(shared.items()))
 
 
 def read_histories(client, runs: list[Any],
@@ -137,8 +179,7 @@ def read_histories(client, runs: list[Any],
 
 def shared_param(records: StudyRecords, key: str) -> str | None:
     """A param's value when every trial run has the same one (as MLflow holds it: a string)."""
-    values = {run.data.params.get(key) for run in records.trials}
-    return values.pop() if len(values) == 1 else None
+    return records.params.get(key)
 
 
 def as_int(value: Any) -> int | None:
@@ -147,3 +188,118 @@ def as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], bool]:
+    """One row per trial run: identity, role (trial or floor), configuration, outcome, final metrics,
+    provenance. Returns (table, configuration keys, whether it is a pair study)."""
+    varied_keys: list[str] = []
+    metric_keys: list[str] = list(FINAL_METRICS)
+    pair = any("ablations.first" in run.data.tags for run in trials)
+    rows = []
+    for run in trials:
+        row, varied = _run_row(run)
+        if row["role"] != FLOOR_ROLE:  # the floor varies train.epochs, which is no configuration key
+            for key in varied:
+                if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
+                    varied_keys.append(key)
+        metric_keys += [key for key in sorted(run.data.metrics) if key not in metric_keys]
+        rows.append(row)
+    table = _typed_columns(rows, pair, varied_keys, metric_keys)
+    return table, (PAIR_KEYS if pair else []) + varied_keys, pair
+
+
+def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run as a flat row (varied values under `varied:`, metrics under `metric:`), and its varied dict."""
+    tags, info = run.data.tags, run.info
+    varied = _json(tags.get("ablations.varied")) or {}
+    seed = as_int(tags.get("ablations.seed"))
+    if seed is None:
+        seed = as_int(varied.get(SEED_KEY, run.data.params.get(SEED_KEY)))
+    end = info.end_time if info.status != "RUNNING" else None
+    row = {
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "role": FLOOR_ROLE if tags.get(FLOOR_TAG) == "true" else TRIAL_ROLE,
+        "trial": as_int(tags.get("optuna.trial")),
+        "status": info.status,
+        "pruned": "ablations.pruned" in tags,
+        "seed": seed,
+        "cell": tags.get("ablations.cell"),
+        "first": tags.get("ablations.first"),
+        "second": tags.get("ablations.second"),
+        **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
+        **{f"metric:{key}": value for key, value in run.data.metrics.items()},
+        "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
+        "start_time": info.start_time,
+        "device": tags.get("device"),
+        "git_commit": tags.get("git_commit"),
+        "torch_version": tags.get("torch_version"),
+        "error": tags.get("ablations.error") or tags.get("ablations.killed") or tags.get("ablations.pruned"),
+    }
+    return row, varied
+
+
+def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str],
+                   metric_keys: list[str]) -> pd.DataFrame:
+    """The runs table in its documented column order, each column with its documented dtype."""
+    def column(name: str, dtype: str | None = None, default: Any = None):
+        values = [r.get(name, default) for r in rows]
+        return _typed(values) if dtype is None else pd.Series(values, dtype=dtype)
+
+    columns: dict[str, Any] = {"run_id": column("run_id", "str"), "run_name": column("run_name", "str"),
+                               "role": column("role", "str"), "trial": column("trial"),
+                               "status": column("status", "str"), "seed": column("seed")}
+    if pair:
+        columns["first"], columns["second"] = column("first", "str"), column("second", "str")
+    for key in varied_keys:  # the floor's rows leave them empty: it is no configuration
+        columns[key] = _typed([None if r["role"] == FLOOR_ROLE else r.get(f"varied:{key}") for r in rows])
+    columns["cell"] = column("cell", "str")
+    for key in metric_keys:
+        columns[key] = column(f"metric:{key}", "float64", default=math.nan)
+    columns["duration_s"] = column("duration_s", "float64")
+    columns["start_time"] = pd.to_datetime(column("start_time", "float64"), unit="ms", utc=True)
+    for key in ("device", "git_commit", "torch_version", "error"):
+        columns[key] = column(key, "str")
+    columns["pruned"] = column("pruned", "bool")
+    return pd.DataFrame(columns)
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _cell_value(value: Any) -> Any:
+    """A varied value as a table cell: scalars as they are, a pipeline as `crop+color`, else JSON."""
+    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and "op" in v) for v in value):
+        if not value:
+            return "[]"
+        parts = []
+        for op in value:
+            if isinstance(op, str):
+                parts.append(op)
+            else:  # {op: name, **params} as in ablations.plan.format_value
+                params = ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
+                                  for k, v in sorted(op.items()) if k != "op")
+                parts.append(f"{op['op']}({params})" if params else op["op"])
+        return "+".join(parts)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+def _typed(values: list[Any]) -> pd.Series:
+    """A column typed by its values: bool, int64 (Int64 with gaps), float64, else str."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean" if len(present) < len(values) else "bool")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="Int64" if len(present) < len(values) else "int64")
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
+    return pd.Series([None if v is None else str(v) for v in values], dtype="str")

@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from ablations import paired as paired_stats
+from ablations import inference
 from ablations.report import figures
 from ablations.report.formatting import (
     n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
 )
 from ablations.report.records import StudyRecords, shared_param
-from ablations.report.reference import (
+from ablations.reference import (
     FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
     TABLE5_TEMPERATURE,
 )
@@ -31,6 +31,8 @@ from ablations.report.stats import cell_stats, is_monotonic, spearman
 from ablations.report.tables import (
     OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
 )
+from ablations.report.verdict import comparisons_table
+from ablations.tracking import cell_name
 from ablations.verdicts import Verdict
 
 
@@ -122,7 +124,23 @@ def _varies_head(study: FigureInput) -> bool:
 
 
 def _has_comparisons(study: FigureInput) -> bool:
-    return study.verdict is not None and len(study.verdict.comparisons) > 0
+    return study.verdict is not None and len(study.verdict.estimates) > 0
+
+
+def _gap_cells(study: FigureInput) -> dict[tuple[str, int], str]:
+    """(op pair as `first→second`, epochs) -> cell, for pair studies that vary train.epochs."""
+    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
+    if not (study.tables.pair and "train.epochs" in study.tables.config_keys) or runs.empty:
+        return {}
+    cells = runs.drop_duplicates("cell")
+    return {(pair_name((f, s)), int(e)): cell for cell, f, s, e in
+            zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
+
+
+def _has_gaps(study: FigureInput) -> bool:
+    cells = _gap_cells(study)
+    pairs = {pair for pair, _ in cells}
+    return "crop→color" in pairs and len(pairs) > 1 and len({e for _, e in cells}) > 1
 
 
 def _has_history(study: FigureInput) -> bool:
@@ -142,7 +160,7 @@ def draw_pair_grid(study: FigureInput) -> Drawn:
     stats = cell_stats(study.tables.runs, PAIR_KEYS)
     title = (f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds "
              f"({study.scope(PAIR_KEYS, stats)})")
-    figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title)
+    figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title, floor_percent=study.floor_percent)
     best = stats.loc[stats["mean"].idxmax()]
     row_means = data[figures.ROW_MEAN].dropna()
     diagonal = stats[stats["first"] == stats["second"]]
@@ -163,7 +181,7 @@ def draw_paper_comparison(study: FigureInput) -> Drawn:
     rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
     figure, data = figures.paper_comparison(
         stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name} against SimCLR Figure 5",
-        study_label=study.label(", mean ± SD over seeds"))
+        study_label=study.label(", mean ± SD over seeds"), floor_percent=study.floor_percent)
     paper_best = data.loc[data["paper_rank"].idxmin()]
     here_best = data.loc[data["study_rank"].idxmin()]
     rho_text = f"{rho:.2f}" if math.isfinite(rho) else "undefined (under 3 cells, or a constant side)"
@@ -244,22 +262,27 @@ def draw_projection_head(study: FigureInput) -> Drawn:
 
 def draw_paired_differences(study: FigureInput) -> Drawn:
     verdict = study.verdict
+    table = comparisons_table(verdict)
     figure, data = figures.paired_differences(
-        paired_stats.table(verdict.comparisons),
-        f"{study.records.name}: {verdict.rule}, paired over shared seeds")
+        table, f"{study.records.name}: {verdict.rule}, {len(table)} contrasts judged together; each interval "
+               "is simultaneous (it decides: colour and interval agree)")
     counts = data["decision"].value_counts()
+    excluded = int(data["margin_relation"].str.startswith("excludes").sum())
+    with_margin = int(data["paper_margin_points"].notna().sum())
     return Drawn(figure, data, [
-        f"{len(data)} paired comparisons for the rule {verdict.rule}: "
-        + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("above", "below", "undecided"))
-        + " (Holm-corrected, 95 %).",
+        f"{len(data)} contrasts for the rule {verdict.rule}: "
+        + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("above", "below", "undecided", "too few seeds"))
+        + f" (simultaneous 95 %); the paper's value lies outside {excluded} of the {with_margin} intervals that have one.",
         f"Verdict: {verdict.sentence}",
     ])
 
 
 def draw_training_curves(study: FigureInput) -> Drawn:
     history = study.history
+    highlight = _highlighted(study)
     figure, data = figures.training_curves(
-        history, f"{study.records.name}: per-epoch training curves of the finished runs")
+        history, f"{study.records.name}: per-epoch training curves, one line per configuration",
+        highlight=highlight, temperatures_differ="train.temperature" in study.tables.config_keys)
     last = history.sort_values("epoch").groupby("run_id").last()
     first = history.sort_values("epoch").groupby("run_id").first()
     knn_line = "No kNN accuracy was logged (probe.knn_every: 0)."
@@ -267,12 +290,59 @@ def draw_training_curves(study: FigureInput) -> Drawn:
         knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
         knn_line = f"Last kNN accuracy: {pct(knn.min())} to {pct(knn.max())} (median {pct(knn.median())})."
     return Drawn(figure, data, [
-        f"{last.shape[0]} finished runs over {int(history['epoch'].max())} epochs: loss from a median "
-        f"{first['loss'].median():.3f} at the first epoch to {last['loss'].median():.3f} at the last"
+        f"{last.shape[0]} finished runs of {history['configuration'].nunique()} configurations over up to "
+        f"{int(history['epoch'].max())} epochs: loss from a median {first['loss'].median():.3f} at the first epoch "
+        f"to {last['loss'].median():.3f} at the last"
         + (" (every run's loss fell)." if (last["loss"] < first["loss"]).all() else
            f" ({int((last['loss'] >= first['loss']).sum())} runs did not lower their loss)."),
         knn_line,
     ])
+
+
+def _highlighted(study: FigureInput) -> list[str]:
+    """The configurations a crowded curve figure names: the best, those that could still be best, those
+    in the verdict's contrasts that are not decided above 0, and the worst two."""
+    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
+    labels = dict(zip(study.tables.runs["cell"],
+                      configuration_labels(study.tables.runs, study.tables.config_keys, study.tables.pair)))
+    means = runs.groupby("cell")[OBJECTIVE].mean().sort_values()
+    chosen: list[str] = list(means.index[-1:])
+    if study.verdict is not None:
+        chosen += list(study.verdict.candidates)
+        chosen += [c for e in study.verdict.estimates if e.decision != "above" for c in e.contrast.cells]
+    chosen += list(means.index[:2])
+    return list(dict.fromkeys(labels[c] for c in chosen if c in labels))
+
+
+def draw_gaps(study: FigureInput) -> Drawn:
+    cells = _gap_cells(study)
+    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
+    budgets = sorted({e for _, e in cells})
+    others = [pair for pair in dict.fromkeys(p for p, _ in cells) if pair != "crop→color"]
+    contrasts, keys = [], []
+    for other in others:
+        first, _, second = other.partition("→")
+        paper = FIGURE5["crop"]["color"] - FIGURE5[first][second or first] if first in FIGURE5 else None
+        for epochs in budgets:
+            if ("crop→color", epochs) in cells and (other, epochs) in cells:
+                contrasts.append(inference.Contrast.pair(cells[("crop→color", epochs)], cells[(other, epochs)],
+                                                         f"crop→color − {other}", None if paper is None else paper / 100))
+                keys.append((f"crop→color − {other}", epochs))
+    judged = inference.judge(runs, contrasts)
+    gaps = pd.DataFrame([{"gap": name, "epochs": epochs, "estimate": e.estimate, "ci_low": e.low, "ci_high": e.high,
+                          "n": e.n, "basis": e.basis, "decision": e.decision,
+                          "paper_gap": e.contrast.margin if e.contrast.margin is not None else math.nan}
+                         for (name, epochs), e in zip(keys, judged)])
+    figure, data = figures.gaps_by_length(
+        gaps, f"{study.records.name}: crop→color's lead against training length, simultaneous 95 % intervals "
+              f"over the {len(gaps)} gaps shown (a description beside the verdict, not its rule)")
+    lines = []
+    for name in dict.fromkeys(gaps["gap"]):
+        part = gaps[gaps["gap"] == name].sort_values("epochs")
+        lines.append(f"{name}: " + ", ".join(f"{int(r.epochs)} epochs {r.estimate * 100:+.1f} "
+                                             f"[{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]" for r in part.itertuples())
+                     + (f" (paper {part['paper_gap'].iloc[0] * 100:+.1f})" if part["paper_gap"].notna().any() else ""))
+    return Drawn(figure, data, ["; ".join(lines[:1]) + ".", "; ".join(lines[1:]) + "." if len(lines) > 1 else ""])
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -284,7 +354,8 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
                draw_color_strength),
     FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
-    FigureSpec("paired_differences", "Paired differences behind the verdict", _has_comparisons,
-               draw_paired_differences),
+    FigureSpec("gaps_by_length", "crop→color's lead against training length", _has_gaps, draw_gaps),
+    FigureSpec("paired_differences", "Contrasts behind the verdict, with their simultaneous intervals",
+               _has_comparisons, draw_paired_differences),
     FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),
 )

@@ -1,6 +1,7 @@
-"""The report's tables, built from a study's records: `runs` (one row per trial run, whatever its status)
-and `summary` (one row per configuration: mean, SD and n over the seeds of its finished runs), the
-per-epoch history of the finished runs, and Parquet files with `ablations.*` metadata.
+"""The report's tables, built from a study's records: `runs` (one row per trial run of a configuration,
+whatever its status; the untrained floor's runs apart), `summary` (one row per configuration: mean, SD
+and n over the seeds of its finished runs), the per-epoch history of the finished runs, and Parquet
+files with `ablations.*` metadata.
 
 The columns users script against are documented in reports/README.md; keep the two in step.
 """
@@ -20,15 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
-from ablations.report.records import StudyRecords, as_int
-from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY
+from ablations.report.records import FINAL_METRICS, FLOOR_ROLE, PAIR_KEYS, StudyRecords  # noqa: F401 (re-exported)
+from ablations.tracking import EPOCH_METRICS
 
-# Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
-FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
 # The objective, and the metric every figure shows.
 OBJECTIVE = "probe_h"
-# The columns of a pair study's configuration: SimCLR Figure 5's first and second transformation.
-PAIR_KEYS = ["first", "second"]
 
 
 @dataclass
@@ -48,78 +45,6 @@ class Tables:
     def has_results(self) -> bool:
         """Some run that counts has the objective: there is something to compare."""
         return bool(included(self.runs)[OBJECTIVE].notna().any())
-
-
-def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], list[str], bool]:
-    """One row per trial run: identity, configuration, outcome, final metrics, provenance.
-    Returns (table, configuration keys, final-metric columns, whether it is a pair study)."""
-    varied_keys: list[str] = []
-    metric_keys: list[str] = list(FINAL_METRICS)
-    pair = any("ablations.first" in run.data.tags for run in trials)
-    rows = []
-    for run in trials:
-        row, varied = _run_row(run)
-        for key in varied:
-            if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
-                varied_keys.append(key)
-        metric_keys += [key for key in sorted(run.data.metrics) if key not in metric_keys]
-        rows.append(row)
-    table = _typed_columns(rows, pair, varied_keys, metric_keys)
-    return table, (PAIR_KEYS if pair else []) + varied_keys, metric_keys, pair
-
-
-def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One run as a flat row (varied values under `varied:`, metrics under `metric:`), and its varied dict."""
-    tags, info = run.data.tags, run.info
-    varied = _json(tags.get("ablations.varied")) or {}
-    seed = as_int(tags.get("ablations.seed"))
-    if seed is None:
-        seed = as_int(varied.get(SEED_KEY, run.data.params.get(SEED_KEY)))
-    end = info.end_time if info.status != "RUNNING" else None
-    row = {
-        "run_id": info.run_id,
-        "run_name": info.run_name,
-        "trial": as_int(tags.get("optuna.trial")),
-        "status": info.status,
-        "pruned": "ablations.pruned" in tags,
-        "seed": seed,
-        "cell": tags.get("ablations.cell"),
-        "first": tags.get("ablations.first"),
-        "second": tags.get("ablations.second"),
-        **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
-        **{f"metric:{key}": value for key, value in run.data.metrics.items()},
-        "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
-        "start_time": info.start_time,
-        "device": tags.get("device"),
-        "git_commit": tags.get("git_commit"),
-        "torch_version": tags.get("torch_version"),
-        "error": tags.get("ablations.error") or tags.get("ablations.killed") or tags.get("ablations.pruned"),
-    }
-    return row, varied
-
-
-def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str],
-                   metric_keys: list[str]) -> pd.DataFrame:
-    """The runs table in its documented column order, each column with its documented dtype."""
-    def column(name: str, dtype: str | None = None, default: Any = None):
-        values = [r.get(name, default) for r in rows]
-        return _typed(values) if dtype is None else pd.Series(values, dtype=dtype)
-
-    columns: dict[str, Any] = {"run_id": column("run_id", "str"), "run_name": column("run_name", "str"),
-                               "trial": column("trial"), "status": column("status", "str"), "seed": column("seed")}
-    if pair:
-        columns["first"], columns["second"] = column("first", "str"), column("second", "str")
-    for key in varied_keys:
-        columns[key] = column(f"varied:{key}")
-    columns["cell"] = column("cell", "str")
-    for key in metric_keys:
-        columns[key] = column(f"metric:{key}", "float64", default=math.nan)
-    columns["duration_s"] = column("duration_s", "float64")
-    columns["start_time"] = pd.to_datetime(column("start_time", "float64"), unit="ms", utc=True)
-    for key in ("device", "git_commit", "torch_version", "error"):
-        columns[key] = column(key, "str")
-    columns["pruned"] = column("pruned", "bool")
-    return pd.DataFrame(columns)
 
 
 def included(runs: pd.DataFrame) -> pd.DataFrame:
@@ -155,15 +80,21 @@ def summarize(runs: pd.DataFrame, config_keys: list[str], metrics: list[str]) ->
     return pd.DataFrame(summary[ordered]).reset_index(drop=True)
 
 
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The final-metric columns of a runs table: from probe_h up to duration_s (runs_table's order)."""
+    columns = list(runs.columns)
+    return columns[columns.index(FINAL_METRICS[0]):columns.index("duration_s")]
+
+
 def build_tables(records: StudyRecords) -> Tables:
     """Both tables, with the study's identity in their attrs (which write_parquet stores)."""
-    floor_runs = [run for run in records.trials if run.data.tags.get(FLOOR_TAG) == "true"]
-    floor_ids = {run.info.run_id for run in floor_runs}
-    runs, config_keys, metrics, pair = runs_table([run for run in records.trials if run.info.run_id not in floor_ids])
+    is_floor = records.runs["role"] == FLOOR_ROLE
+    runs = records.runs[~is_floor].reset_index(drop=True)
+    floor = records.runs[is_floor].reset_index(drop=True) if is_floor.any() else None
+    config_keys, metrics = records.config_keys, metric_columns(records.runs)
     summary = summarize(runs, config_keys, metrics)
-    floor = runs_table(floor_runs)[0] if floor_runs else None
-    tables = Tables(runs, summary, config_keys, metrics, pair, left_out_reasons(runs), floor)
-    attrs = {"study": records.name, "parent_run_id": records.parent.info.run_id, "tracking_uri": records.uri,
+    tables = Tables(runs, summary, config_keys, metrics, records.pair, left_out_reasons(runs), floor)
+    attrs = {"study": records.name, "parent_run_id": records.parent_run_id, "source": records.source,
              "config_keys": config_keys}
     runs.attrs.update(attrs)
     summary.attrs.update(attrs, left_out=sum(tables.left_out.values()), left_out_by_reason=tables.left_out)
@@ -212,41 +143,3 @@ def history_frame(runs: pd.DataFrame, histories: dict[str, dict[str, dict[int, f
     return pd.DataFrame(rows)
 
 
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _cell_value(value: Any) -> Any:
-    """A varied value as a table cell: scalars as they are, a pipeline as `crop+color`, else JSON."""
-    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and "op" in v) for v in value):
-        if not value:
-            return "[]"
-        parts = []
-        for op in value:
-            if isinstance(op, str):
-                parts.append(op)
-            else:  # {op: name, **params} as in ablations.plan.format_value
-                params = ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
-                                  for k, v in sorted(op.items()) if k != "op")
-                parts.append(f"{op['op']}({params})" if params else op["op"])
-        return "+".join(parts)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-    return value
-
-
-def _typed(values: list[Any]) -> pd.Series:
-    """A column typed by its values: bool, int64 (Int64 with gaps), float64, else str."""
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        return pd.Series(values, dtype="boolean" if len(present) < len(values) else "bool")
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pd.Series(values, dtype="Int64" if len(present) < len(values) else "int64")
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
-    return pd.Series([None if v is None else str(v) for v in values], dtype="str")

@@ -1,24 +1,27 @@
-"""The study's verdict in its report: which rule applies, the paired comparisons it rests on
-(`comparisons.parquet`), and the untrained floor beside it.
+"""The study's verdict in its report: the rule its study file named, the contrasts it rests on
+(`comparisons.parquet`), the model's checks, and the untrained floor beside it.
 
 The rule is the one the study file named (`verdict:`, recorded on the parent run as the tag
-`ablations.verdict`); a study recorded before that tag existed gets the rule its varied keys imply
-(pairs -> crop_color_best, colour strength -> color_strength_rises, head -> head_order, temperature x
-batch size -> temperature_half_best). The statistics are `ablations.paired`'s, the rules
-`ablations.verdicts`'; this module only picks the inputs and writes the table.
+`ablations.verdict`); a study that named none gets no verdict at all. The statistics are
+`ablations.inference`'s, the rules `ablations.verdicts'`; this module picks the inputs and writes the
+tables and the README's rows.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablations import paired
-from ablations.report.records import StudyRecords
+import pandas as pd
+
+from ablations.inference import MIN_SEEDS, Estimate
+from ablations.paired import LEVEL, compare
+from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
 from ablations.tracking import VERDICT_TAG, cell_name
-from ablations.verdicts import REQUIRES, RULES, Verdict
+from ablations.verdicts import RULES, Verdict, decide
 
 
 @dataclass(frozen=True)
@@ -30,23 +33,19 @@ class Floor:
     n: int
 
 
-def rule_for(records: StudyRecords, tables: Tables) -> str | None:
-    """The study's verdict rule: its recorded tag, else the one its varied keys imply, else None."""
-    tagged = records.parent.data.tags.get(VERDICT_TAG)
-    if tagged in RULES:
-        return tagged
-    if tables.pair:
-        return "crop_color_best"
-    # A rule whose varied keys (verdicts.REQUIRES) are exactly the study's.
-    return next((rule for rule, keys in REQUIRES.items() if set(keys) == set(tables.config_keys)), None)
+def rule_for(records: StudyRecords) -> str | None:
+    """The rule the study file named (the parent's tag), or None: a study without one gets no verdict."""
+    tagged = records.parent_tags.get(VERDICT_TAG)
+    return tagged if tagged in RULES else None
 
 
 def judge(records: StudyRecords, tables: Tables) -> Verdict | None:
-    """The verdict of the study's rule on its finished runs; None where no rule applies."""
-    rule = rule_for(records, tables)
+    """The verdict of the study's rule on its finished runs; None where it named no rule."""
+    rule = rule_for(records)
     if rule is None or not tables.has_results:
         return None
-    return RULES[rule](included(tables.runs).dropna(subset=[OBJECTIVE]))
+    epochs = None if "train.epochs" in tables.config_keys else as_int(records.params.get("train.epochs"))
+    return decide(rule, included(tables.runs).dropna(subset=[OBJECTIVE]), epochs)
 
 
 def floor_of(tables: Tables) -> Floor | None:
@@ -59,30 +58,134 @@ def floor_of(tables: Tables) -> Floor | None:
     return Floor(float(kept[OBJECTIVE].mean()), float(kept[OBJECTIVE].std(ddof=1)), len(kept))
 
 
+COLUMNS = ["part", "part_status", "contrast", "better", "worse", "basis", "n", "estimate", "se", "df", "ci_low",
+           "ci_high", "critical", "p_adjusted", "p_is_bound", "decision", "paper_margin", "margin_relation",
+           "own_sd", "implied_sd", "pair_guard_p", "p_improvement", "paired_low", "paired_high", "per_seed",
+           "seeds_needed"]
+
+
+def comparisons_table(verdict: Verdict) -> pd.DataFrame:
+    """One row per contrast of the verdict, the columns documented in reports/README.md
+    (`comparisons.parquet`); accuracies and differences as fractions."""
+    rows = []
+    for part in verdict.parts:
+        for e in part.estimates:
+            paired = compare(e.per_seed.to_numpy()) if len(e.per_seed) else None
+            rows.append({
+                "part": part.name, "part_status": part.status, "contrast": e.contrast.name,
+                "better": e.contrast.better, "worse": e.contrast.worse, "basis": e.basis, "n": e.n,
+                "estimate": e.estimate, "se": e.se, "df": e.df, "ci_low": e.low, "ci_high": e.high,
+                "critical": e.critical, "p_adjusted": e.p_adjusted, "p_is_bound": e.p_bound, "decision": e.decision,
+                "paper_margin": math.nan if e.contrast.margin is None else e.contrast.margin,
+                "margin_relation": e.margin_relation, "own_sd": e.own_sd, "implied_sd": e.implied_sd,
+                "pair_guard_p": e.noisy_p, "p_improvement": e.p_improvement,
+                "paired_low": paired.low if paired else math.nan, "paired_high": paired.high if paired else math.nan,
+                "per_seed": json.dumps({str(seed): round(float(v), 6) for seed, v in e.per_seed.items()}),
+                "seeds_needed": pd.NA if e.seeds_needed is None else e.seeds_needed,
+            })
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({"n": "int64", "seeds_needed": "Int64", "p_is_bound": "bool"})
+
+
 def write_comparisons(verdict: Verdict, path: Path, metadata: dict) -> Path:
-    """comparisons.parquet: one row per paired comparison of the verdict (reports/README.md)."""
-    frame = paired.table(verdict.comparisons)
-    return write_parquet(frame, path, {**metadata, "verdict_rule": verdict.rule, "verdict": verdict.status,
-                                       "claim": verdict.claim})
+    """comparisons.parquet: one row per contrast of the verdict (reports/README.md)."""
+    checks = verdict.checks
+    return write_parquet(comparisons_table(verdict), path, {
+        **metadata, "verdict_rule": verdict.rule, "verdict": verdict.status, "claim": verdict.claim,
+        "sentence": verdict.sentence, "best_candidates": verdict.candidates,
+        "model_sigma": checks.sigma if checks else None, "model_df": checks.df if checks else None})
+
+
+def _interval(e: Estimate) -> str:
+    if math.isnan(e.low):
+        return "n/a"
+    return f"[{e.low * 100:+.2f}, {e.high * 100:+.2f}]"
+
+
+def _margin(e: Estimate) -> str:
+    if e.contrast.margin is None:
+        return "no figure"
+    relation = e.margin_relation
+    word = {"includes": "inside", "excludes (below the paper)": "**excluded** (below)",
+            "excludes (above the paper)": "**excluded** (above)"}.get(relation, relation)
+    return f"{e.contrast.margin * 100:+.1f}: {word}"
 
 
 def comparison_rows(verdict: Verdict, limit: int = 60) -> list[str]:
-    """The comparisons as README table rows (percentage points), most uncertain first."""
-    rows = ["| better | worse | n | mean difference | 95 % interval | P(better > worse) | p (Holm) | decision |",
-            "|---|---|---|---|---|---|---|---|"]
-    def openness(c: paired.Comparison) -> tuple[bool, float]:
-        return c.decided, -(1.0 if math.isnan(c.p_corrected) else c.p_corrected)
-
-    order = sorted(verdict.comparisons, key=openness)
-    for c in order[:limit]:
-        interval = (f"[{c.low * 100:+.2f}, {c.high * 100:+.2f}]" if c.n >= 2 else "n/a (one seed)")
-        p = "n/a" if math.isnan(c.p_corrected) else f"{c.p_corrected:.3g}"
-        decision = c.decision + (f" (about {c.seeds_needed} seeds would decide)" if c.seeds_needed else "")
-        rows.append(f"| {cell_name(c.better)} | {cell_name(c.worse)} | {c.n} | {c.mean * 100:+.2f} | {interval} | "
-                    f"{c.p_improvement:.2f} | {p} | {decision} |")
+    """The contrasts as README table rows (percentage points), open ones first."""
+    rows = ["| part | contrast | n | estimate | simultaneous 95 % interval | basis | P(above 0) over seeds | "
+            "decision | paper's value: in the interval? |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    order = sorted(((p, e) for p in verdict.parts for e in p.estimates),
+                   key=lambda pe: (pe[1].decided, -abs(pe[1].estimate) if pe[1].decided else 0))
+    for part, e in order[:limit]:
+        decision = e.decision + (f" (about {e.seeds_needed} seeds per cell if this held)" if e.seeds_needed else "")
+        rows.append(f"| {part.name} | {e.contrast.name} | {e.n} | {e.estimate * 100:+.2f} | {_interval(e)} | "
+                    f"{e.basis} | {e.p_improvement:.2f} | {decision} | {_margin(e)} |")
     if len(order) > limit:
-        rows.append(f"| … {len(order) - limit} more in `comparisons.parquet` | | | | | | | |")
+        rows.append(f"| … {len(order) - limit} more in `comparisons.parquet` | | | | | | | | |")
     return rows
+
+
+def part_rows(verdict: Verdict) -> list[str]:
+    """One row per part: its status and how many of its contrasts are decided each way."""
+    rows = ["| part | status | contrasts: above / below / open / too few seeds |", "|---|---|---|"]
+    for part in verdict.parts:
+        counts = {d: sum(e.decision == d for e in part.estimates)
+                  for d in ("above", "below", "undecided", "too few seeds")}
+        rows.append(f"| {part.name} | **{part.status}** | {counts['above']} / {counts['below']} / "
+                    f"{counts['undecided']} / {counts['too few seeds']} |")
+    return rows
+
+
+def per_seed_rows(verdict: Verdict, limit: int = 8) -> list[str]:
+    """The per-seed view of the contrasts that are open or decided against (and, when none is, the
+    closest decided ones): each seed's value, points."""
+    chosen = [e for e in verdict.estimates if e.decision != "above"]
+    if not chosen:
+        chosen = sorted(verdict.estimates, key=lambda e: abs(e.estimate))[:3]
+    chosen = chosen[:limit]
+    seeds = sorted({seed for e in chosen for seed in e.per_seed.index})
+    if not seeds:
+        return []
+    rows = ["| contrast | " + " | ".join(f"seed {s}" for s in seeds) + " | paired 95 % interval (this contrast alone) |",
+            "|---|" + "---|" * (len(seeds) + 1)]
+    for e in chosen:
+        paired = compare(e.per_seed.to_numpy())
+        cells = [f"{e.per_seed[s] * 100:+.2f}" if s in e.per_seed.index else "" for s in seeds]
+        interval = f"[{paired.low * 100:+.2f}, {paired.high * 100:+.2f}]" if paired.n >= 2 else "n/a"
+        rows.append(f"| {e.contrast.name} | " + " | ".join(cells) + f" | {interval} |")
+    return rows
+
+
+def checks_lines(verdict: Verdict) -> list[str]:
+    """The block model's checks, and what they mean for the verdict."""
+    checks = verdict.checks
+    if checks is None:
+        return []
+    def p(value: float) -> str:
+        return "not tested" if math.isnan(value) else f"p = {value:.3g}"
+
+    equal = ("cells with fewer than 3 runs cannot be tested" if math.isnan(checks.bartlett_p) else
+             "holds" if checks.equal_variance else "**fails**: the pool understates some cells' noise")
+    table = checks.cell_sd.sort_values("residual_sd", ascending=False)
+    noisiest = ", ".join(f"{cell_name(c)} {sd * 100:.2f}" for c, sd in zip(table["cell"], table["residual_sd"])
+                         if pd.notna(sd))
+    return [
+        f"- Model: residual SD pooled over the study's cells {checks.sigma * 100:.2f} points on {checks.df} "
+        "degrees of freedom (cell + seed block model).",
+        f"- Equal variance over cells: Bartlett {p(checks.bartlett_p)}, Levene (median) {p(checks.levene_p)}: "
+        f"{equal}. Rank correlation of cell SD with cell mean: "
+        + ("n/a" if math.isnan(checks.sd_mean_spearman) else f"{checks.sd_mean_spearman:+.2f}") + ".",
+        f"- Additivity of cell and seed (Tukey's one-degree-of-freedom test): {p(checks.tukey_p)}"
+        + ("" if math.isnan(checks.tukey_p) or checks.additive else
+           ": **fails**: seeds do not shift every cell alike, so pooling across cells is doubtful") + ".",
+        "- Cells noisier than the pool (the cell guard: their own variance in every contrast they enter): "
+        + (", ".join(f"{cell_name(c)} (p = {p_value:.3g})" for c, p_value in checks.noisy_cells.items()) or "none")
+        + ".",
+        "- Residual SD per cell, points, largest first: " + (noisiest if len(noisiest) < 600 else
+                                                            noisiest[:600].rsplit(",", 1)[0] + ", …") + ".",
+    ]
 
 
 def floor_line(floor: Floor | None, best_mean: float | None) -> str:
@@ -94,3 +197,21 @@ def floor_line(floor: Floor | None, best_mean: float | None) -> str:
         if best_mean is not None else ""
     return (f"Untrained floor (the same encoder at train.epochs 0, the same probe): probe_h "
             f"{floor.mean * 100:.1f}{spread} % (n = {floor.n}){above}.")
+
+
+METHOD_TEXT = (
+    "Method (`ablations/inference.py`): the study's trained runs as a randomized complete block design, "
+    "probe_h = cell + seed + error, fitted by least squares (statsmodels), so every comparison borrows the "
+    "residual variance pooled over all the study's cells and seeds. Guards keep the pool from hiding noise: "
+    "a cell whose own variance is above the pool's (F-test, p < 0.05) keeps its own in every contrast it enters "
+    "(Welch-Satterthwaite degrees of freedom), and a contrast whose own per-seed variance differs from what the "
+    "model implies (two-sided F-test, p < 0.05) is judged on its own per-seed values (paired t). The rule's "
+    "contrasts are one family: simultaneous 95 % intervals from the maximum of the contrasts' multivariate t "
+    "(single-step max-t, Hothorn, Bretz & Westfall 2008; Dunnett's test for many-to-one), contrasts on their own "
+    f"values taking Bonferroni's share. A contrast is decided when its interval excludes 0, and never on fewer "
+    f"than {MIN_SEEDS} seeds per side. Beside each: whether the interval includes the paper's value of the same "
+    "contrast, and the per-seed values (P(above 0) is the share of seeds where it was).")
+
+
+def intervals_note() -> str:
+    return f"Intervals are simultaneous at {LEVEL:.0%} over the rule's contrasts."

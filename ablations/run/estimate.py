@@ -17,7 +17,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from ablations import search
+from ablations import confirm, search
 from ablations.messages import duration, one_line
 from ablations.plan import StudySpec, format_value
 from ablations.run.runner import DataCache
@@ -43,7 +43,8 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
         cells = (len(planned) - floor) // len(spec.seeds)
         print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = "
               f"{len(planned) - floor} trials" + (f", plus {floor} of the untrained floor" if floor else ""))
-        states = recorded_states(spec, args)
+        trials = recorded_trials(spec, args)
+        states = recorded_states(spec, args, trials)
         for index, trial in enumerate(planned):
             print(f"  {index:>4}  {trial.run_name:<40} {states.get(trial.unit, 'to do')}")
         if states:
@@ -55,8 +56,10 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
         if spec.verdict:
             print(f"verdict rule: {spec.verdict}")
         if spec.confirm:
-            print(f"confirmation: up to {spec.confirm_limit()} more trials (seeds added to configurations whose "
-                  f"comparison stays undecided, up to {spec.confirm.max_seeds} seeds each)")
+            print(f"confirmation: up to {spec.confirm_limit()} more trials (seeds added where they can still change "
+                  f"the verdict, up to {spec.confirm.max_seeds} seeds per configuration)")
+            for line in confirm.plan_round(spec, trials).lines:  # a started study: what the next round would do
+                print(line)
         configs = [trial.config for trial in planned]
     else:
         print(f"study {spec.name} ({spec.source}): {space.sampler}, {space.n_trials} trials, "
@@ -85,19 +88,26 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
 STATE_ORDER = ("done", "failed", "running", "to do")
 
 
-def recorded_states(spec: StudySpec, args: argparse.Namespace) -> dict[str, str]:
-    """unit -> done / failed / running / to do, from the study's Optuna records where they exist; {}
-    for a study not started (nothing is created: a dry run writes nothing)."""
+def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> list[optuna.trial.FrozenTrial]:
+    """The study's Optuna trials where it has records; [] for a study not started (nothing is created:
+    a dry run writes nothing)."""
     journal = Path(args.runs_dir) / spec.name / "optuna.journal"
     if args.storage is None and not journal.exists():
-        return {}
+        return []
     if args.storage is not None and args.storage.endswith(".journal") and not Path(args.storage).exists():
-        return {}
+        return []
     try:
         storage = search.open_storage(args.storage, journal, args.heartbeat_interval, retry_for=args.retry_for)
-        trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=spec.name, storage=storage).get_trials(deepcopy=False)
     except KeyError:  # no study of this name in that storage yet
-        return {}
+        return []
+
+
+def recorded_states(spec: StudySpec, args: argparse.Namespace,
+                    trials: list[optuna.trial.FrozenTrial] | None = None) -> dict[str, str]:
+    """unit -> done / failed / running / to do, from the study's Optuna records where they exist; {}
+    for a study not started."""
+    trials = recorded_trials(spec, args) if trials is None else trials
     states: dict[str, str] = {}
     rank = {state: index for index, state in enumerate(STATE_ORDER)}
     for trial in trials:

@@ -156,12 +156,14 @@ class Runner:
             if waiting or (not running and search.requeue_orphans(study)):
                 continue
             if not running:
-                added = confirm.enqueue_round(study, self.spec)
-                if not added:
+                round_ = confirm.enqueue_round(study, self.spec)
+                for line in round_.lines:  # what it spends seeds on, and what the cap cannot decide
+                    console.write(line, self.outer)
+                if not round_.added:
                     return outcomes
-                console.write(console.confirmation_line(len(added), (unit.seed for unit in added)), self.outer)
+                console.write(console.confirmation_line(len(round_.added), (u.seed for u in round_.added)), self.outer)
                 if self.outer is not None:
-                    self.outer.total += len(added)
+                    self.outer.total += len(round_.added)
             time.sleep(poll_s)  # other workers' trials: wait to see them finish or die
 
     def config_for(self, claim: Claim) -> RunConfig:

@@ -19,7 +19,7 @@ from typing import IO
 import torch
 from tqdm import tqdm
 
-from ablations import search
+from ablations import confirm, search
 from ablations.messages import EXIT_INTERRUPTED
 from ablations.run import console
 from ablations.run.runner import DataCache, Runner
@@ -92,6 +92,9 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
     codes = [p.returncode for p in processes]
     if interrupted or EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
+    if session.spec.confirm is not None:  # the workers' own lines went to their logs: what is left open, and why
+        for line in confirm.plan_round(session.spec, session.study.get_trials(deepcopy=False)).lines:
+            print(line)
     failed = [(i, code) for i, code in enumerate(codes) if code]
     for index, code in failed:
         path = logs[index][0]

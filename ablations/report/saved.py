@@ -1,0 +1,98 @@
+"""A study's records kept with its report: `runs.parquet` (every trial run, the untrained floor's
+included under role `floor`, with the study's identity in the file's metadata) and `history.parquet`
+(every finished run's per-epoch curves). `python -m ablations.report --from-parquet` rebuilds a report
+from them, so anyone who clones the project can re-analyse a committed study without its MLflow store.
+
+`save` writes both from a study's records; `read` reads them back into the same `StudyRecords` that
+MLflow gives (`records.read_study`), so a report built from either is the same report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ablations.report.records import ReportError, StudyRecords
+from ablations.report.tables import write_parquet
+from ablations.tracking import EPOCH_METRICS
+
+RUNS_NAME = "runs.parquet"
+HISTORY_NAME = "history.parquet"
+HISTORY_COLUMNS = ["run_id", "epoch", *EPOCH_METRICS]
+
+
+def metadata(records: StudyRecords) -> dict[str, Any]:
+    """What runs.parquet carries besides its rows: enough to rebuild the report (`ablations.*` keys)."""
+    return {"study": records.name, "parent_run_id": records.parent_run_id, "parent_status": records.parent_status,
+            "parent_tags": records.parent_tags, "params": records.params, "config_keys": records.config_keys,
+            "pair": records.pair, "earlier_parents": records.earlier_parents, "notes": records.notes}
+
+
+def save(records: StudyRecords, study_dir: Path) -> list[Path]:
+    """runs.parquet (every run, floor included) and history.parquet into `study_dir`."""
+    runs = write_parquet(records.runs, study_dir / RUNS_NAME, metadata(records))
+    rows = [{"run_id": run_id, "epoch": epoch, **{key: per_metric.get(key, {}).get(epoch) for key in EPOCH_METRICS}}
+            for run_id, per_metric in records.histories.items()
+            for epoch in sorted({step for values in per_metric.values() for step in values})]
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).astype({"run_id": "str", "epoch": "int64",
+                                                                 **{key: "float64" for key in EPOCH_METRICS}})
+    written = write_parquet(history, study_dir / HISTORY_NAME, {"study": records.name,
+                                                               "parent_run_id": records.parent_run_id})
+    return [runs, written]
+
+
+def read(path: str | Path) -> StudyRecords:
+    """A study's records from a report folder or its runs.parquet; ReportError where the file cannot
+    serve (missing, not a report's table, or written before runs.parquet kept the floor and metadata)."""
+    path = Path(path)
+    runs_path = path / RUNS_NAME if path.is_dir() else path
+    if not runs_path.is_file():
+        raise ReportError(f"no {RUNS_NAME} at {runs_path}; give a report folder (reports/<study>) or its "
+                          f"{RUNS_NAME}")
+    try:
+        table = pq.read_table(runs_path)
+    except (OSError, pa.ArrowException) as error:
+        raise ReportError(f"{runs_path} is not a readable Parquet file ({error})") from None
+    meta = {key.decode()[len("ablations."):]: value.decode() for key, value in (table.schema.metadata or {}).items()
+            if key.startswith(b"ablations.")}
+    missing = [key for key in ("study", "parent_run_id", "params", "config_keys") if key not in meta]
+    if missing or "role" not in table.column_names:
+        raise ReportError(f"{runs_path} was written by an older ablations.report (no "
+                          f"{', '.join(missing + (['role column'] if 'role' not in table.column_names else []))}); "
+                          "rebuild it from its MLflow store (python -m ablations.report --study NAME)")
+    runs = table.to_pandas()
+    runs.attrs = {}
+    return StudyRecords(
+        name=meta["study"], source=str(path), parent_run_id=_plain(meta["parent_run_id"]),
+        parent_status=_plain(meta.get("parent_status", '"FINISHED"')), parent_tags=json.loads(meta.get("parent_tags", "{}")),
+        params=json.loads(meta["params"]), runs=runs, config_keys=json.loads(meta["config_keys"]),
+        pair=bool(json.loads(meta.get("pair", "false"))), histories=_histories(runs_path.parent / HISTORY_NAME),
+        earlier_parents=int(json.loads(meta.get("earlier_parents", "0"))), from_mlflow=False,
+        notes=json.loads(meta.get("notes", "[]")))
+
+
+def _plain(text: str) -> str:
+    """A metadata value written as a JSON string or as the bare string."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _histories(path: Path) -> dict[str, dict[str, dict[int, float]]]:
+    """run_id -> metric -> {epoch: value} from history.parquet; none where the file is absent."""
+    if not path.is_file():
+        return {}
+    frame = pd.read_parquet(path)
+    histories: dict[str, dict[str, dict[int, float]]] = {}
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        histories[str(run_id)] = {key: {int(e): float(v) for e, v in zip(rows["epoch"], rows[key]) if pd.notna(v)}
+                                  for key in EPOCH_METRICS if key in rows}
+        histories[str(run_id)] = {key: values for key, values in histories[str(run_id)].items() if values}
+    return histories
