@@ -95,7 +95,7 @@ def test_pair_report_tables_figures_verdict_and_artifacts(store, tmp_path, capsy
     # against crop->noise 0.42 is +18 points on both shared seeds. noise->noise lost seed 1 (FAILED), so
     # that one comparison has a single shared seed and stays open: the verdict waits for it.
     assert "**undecided** (rule `crop_color_best`)" in readme
-    assert "Best cell: crop→color at 60.0 %" in readme
+    assert "Best cell: crop+color at 60.0 %" in readme
     assert "| crop+color | crop+noise | 2 | +18.00 |" in readme
     comparisons = pd.read_parquet(out_dir / "comparisons.parquet")
     assert len(comparisons) == 7 and (comparisons["decision"] == "above").sum() == 6
@@ -175,6 +175,10 @@ def test_report_from_a_tiny_real_study(store, tmp_path):  # noqa: F811
     assert runs["preview_s"].ge(0).all()  # this study makes no preview (tracking.preview: false)
     # One seed: no interval, so every comparison is open.
     assert "**undecided** (rule `crop_color_best`)" in readme and "n/a (one seed)" in readme
+    # The store as a reader of the report can use it: relative to the working folder (the store fixture's),
+    # though the study and the report were given its absolute path.
+    assert store == f"sqlite:///{tmp_path}/mlflow.db" and "from MLflow `sqlite:///mlflow.db`" in readme
+    assert str(tmp_path) not in readme and runs.attrs["tracking_uri"] == "sqlite:///mlflow.db"
 
 
 def test_run_calls_the_report_through_the_package():

@@ -16,13 +16,14 @@ import pandas as pd
 import seaborn
 
 from ablations.messages import duration
-from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, value_text
+from ablations.report.formatting import n_text, nan_to_zero, pct
 from ablations.report.records import StudyRecords, shared_param
 from ablations.report.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
 from ablations.report.verdict import Floor, comparison_rows, floor_line
-from ablations.tracking import PIPELINE_KEY
+from ablations.stores import store_label
+from ablations.tracking import PIPELINE_KEY, cell_name
 from ablations.verdicts import Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.
@@ -70,7 +71,7 @@ def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
         f"# {records.name}: report",
         "",
         f"Built by `python -m ablations.report --study {records.name}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{records.uri}`, experiment "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{store_label(records.uri)}`, experiment "
         f"`{records.name}`, parent run `{parent.info.run_id}` ({parent.info.status}). The report trains nothing: "
         "every number below is read from the runs' records.",
     ]
@@ -256,11 +257,8 @@ def _budget(records: StudyRecords, tables: Tables) -> str:
 
 
 def _config_name(row: pd.Series, tables: Tables) -> str:
-    if tables.pair:
-        text = pair_name((row["first"], row["second"]))
-        rest = [k for k in tables.config_keys if k not in PAIR_KEYS]
-        return text + ("" if not rest else " " + " ".join(f"{k}={value_text(row[k])}" for k in rest))
-    return " ".join(f"{k}={value_text(row[k])}" for k in tables.config_keys) or "base"
+    """A summary row's configuration as MLflow and the terminal name it (tracking.cell_name)."""
+    return cell_name(row["cell"])
 
 
 def _n_range(kept: pd.DataFrame, config_keys: list[str]) -> str:

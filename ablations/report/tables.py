@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import StudyRecords, as_int
-from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY
+from ablations.stores import store_label
+from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, SPREAD_METRICS, cell_name, phase_column
 
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
 FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
@@ -62,7 +63,7 @@ def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], list[str], b
         for key in varied:
             if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
                 varied_keys.append(key)
-        metric_keys += [key for key in sorted(run.data.metrics) if key not in metric_keys]
+        metric_keys += [key for key in sorted(_metrics(run)) if key not in metric_keys]
         rows.append(row)
     table = _typed_columns(rows, pair, varied_keys, metric_keys)
     return table, (PAIR_KEYS if pair else []) + varied_keys, metric_keys, pair
@@ -84,10 +85,11 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "pruned": "ablations.pruned" in tags,
         "seed": seed,
         "cell": tags.get("ablations.cell"),
+        "config": cell_name(tags["ablations.cell"]) if "ablations.cell" in tags else None,
         "first": tags.get("ablations.first"),
         "second": tags.get("ablations.second"),
         **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
-        **{f"metric:{key}": value for key, value in run.data.metrics.items()},
+        **{f"metric:{key}": value for key, value in _metrics(run).items()},
         "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
         "start_time": info.start_time,
         "device": tags.get("device"),
@@ -96,6 +98,13 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "error": tags.get("ablations.error") or tags.get("ablations.killed") or tags.get("ablations.pruned"),
     }
     return row, varied
+
+
+def _metrics(run) -> dict[str, float]:
+    """A run's final metrics under the tables' names: phases as `probe_s` whether logged so (before the
+    rename) or as `seconds/probe`; the per-configuration spread, which the summary computes itself, left
+    out."""
+    return {phase_column(key): value for key, value in run.data.metrics.items() if key not in SPREAD_METRICS}
 
 
 def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str],
@@ -112,6 +121,7 @@ def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str
     for key in varied_keys:
         columns[key] = column(f"varied:{key}")
     columns["cell"] = column("cell", "str")
+    columns["config"] = column("config", "str")
     for key in metric_keys:
         columns[key] = column(f"metric:{key}", "float64", default=math.nan)
     columns["duration_s"] = column("duration_s", "float64")
@@ -147,6 +157,8 @@ def summarize(runs: pd.DataFrame, config_keys: list[str], metrics: list[str]) ->
     summary = grouped.size().rename("n").reset_index()
     if config_keys:  # the runner's readable id of the configuration, beside the typed keys
         summary.insert(len(keys), "cell", grouped["cell"].first().to_numpy())
+    if "config" in kept.columns:
+        summary.insert(summary.columns.get_loc("cell") + 1, "config", grouped["config"].first().to_numpy())
     for metric in metrics:
         summary[f"{metric}_mean"] = grouped[metric].mean().to_numpy()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1).to_numpy()
@@ -163,7 +175,7 @@ def build_tables(records: StudyRecords) -> Tables:
     summary = summarize(runs, config_keys, metrics)
     floor = runs_table(floor_runs)[0] if floor_runs else None
     tables = Tables(runs, summary, config_keys, metrics, pair, left_out_reasons(runs), floor)
-    attrs = {"study": records.name, "parent_run_id": records.parent.info.run_id, "tracking_uri": records.uri,
+    attrs = {"study": records.name, "parent_run_id": records.parent.info.run_id, "tracking_uri": store_label(records.uri),
              "config_keys": config_keys}
     runs.attrs.update(attrs)
     summary.attrs.update(attrs, left_out=sum(tables.left_out.values()), left_out_by_reason=tables.left_out)
@@ -186,7 +198,11 @@ def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> 
 
 
 def configuration_labels(runs: pd.DataFrame, config_keys: list[str], pair: bool) -> list[str]:
-    """Short names of each run's configuration: `crop→color`, `temperature=0.5 batch_size=256`."""
+    """Each run's configuration name, as MLflow names its runs and tags them (`ablations.config`) and the
+    terminal prints it: `crop+color`, `temperature=0.5 batch_size=256` (tracking.cell_name of its cell id).
+    A table without the cell ids (made by hand) is named by the same rule from its key columns."""
+    if "cell" in runs.columns:
+        return [cell_name(cell) if isinstance(cell, str) else "base" for cell in runs["cell"]]
     labels = []
     for _, row in runs.iterrows():
         parts = [pair_name((row["first"], row["second"]))] if pair else []
