@@ -101,13 +101,12 @@ def mlflow_pictures(browser, base: str, address: str, study: str) -> None:
 
 
 def dashboard_picture(browser, base: str, study: str) -> None:
-    page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+    # Tall enough for the history (objective probe_h) and the whole importance chart.
+    page = browser.new_context(viewport={"width": 1600, "height": 1250}).new_page()
     page.goto(base)
     page.get_by_role("link", name=study).first.click()
     page.get_by_text("Hyperparameter Importance").first.wait_for(timeout=WAIT_MS)
-    page.wait_for_timeout(4000)
-    page.get_by_text("Hyperparameter Importance").first.scroll_into_view_if_needed()
-    page.wait_for_timeout(2000)
+    page.wait_for_timeout(5000)  # the plots draw after their data arrives
     page.screenshot(path=DOCS / "optuna_dashboard.png")
     page.context.close()
 

@@ -47,8 +47,7 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
         carriers = [run for run in children if not key.endswith("_sd`")]
         assert all(key.strip("`") in kinds[kind](run) for run in carriers), column
     assert view["selectedColumns"] == ["tags.`ablations.config`", "metrics.`probe_h_mean`", "metrics.`probe_h_sd`",
-                                       "metrics.`n_seeds`", "metrics.`probe_h`", "metrics.`probe_z_mean`",
-                                       "metrics.`wall_time_s`"]
+                                       "metrics.`n_seeds`", "metrics.`probe_z_mean`", "metrics.`probe_h`"]
     assert all(run.data.metrics["n_seeds"] == 1 and "probe_h_sd" not in run.data.metrics for run in children)
     assert all(run.data.metrics["probe_h_mean"] == run.data.metrics["probe_h"] for run in children)
     assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the short name says it
