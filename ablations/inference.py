@@ -76,7 +76,7 @@ class Term:
 class Contrast:
     """A linear combination of cell means the rule asks about, e.g. crop->color - crop->sobel."""
 
-    name: str  # how tables name it: `crop→color − crop→sobel`
+    name: str  # how tables name it: `crop+color − crop+sobel`
     terms: tuple[Term, ...]
     margin: float | None = None  # the paper's value of the same contrast, in accuracy units (0.103); None: no figure
     better: str = ""  # for pairwise contrasts, the cell hoped to be larger (tables, confirmation)

@@ -39,6 +39,13 @@ matters (`finish`).
 
 Optuna's private names are used only through `optuna_private`; here, only where a caller has not
 passed the storage (`storage_of`).
+
+What Optuna's own tools see (optuna-dashboard, `optuna.importance`, `optuna.visualization`): the objective
+is named `probe_h` (`Study.set_metric_names`), a tpe/random trial's params are what it sampled, and a grid
+trial records its configuration as params when it is claimed (`grid_params`): `first` and `second` in a
+pair study, each grid key under its dotted name, all categorical over the study file's values, so that
+parameter importance, slice and contour plots read grid studies too. The seed is not a param: it is the
+replicate, and the spread over seeds is what importance measures against.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -72,6 +80,12 @@ UID_ATTR = "ablations.uid"
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm")
 READY_ATTR = "ablations.ready"
+# The objective's name, where Optuna's tools would say "Objective 0".
+METRIC_NAMES = ["probe_h"]
+# What a trial's intermediate values are (optuna-dashboard names them only "Intermediate Values"; it shows
+# a study's user attrs on the study's page).
+INTERMEDIATE_ATTR = "ablations.intermediate_values"
+INTERMEDIATE_TEXT = "knn_acc: the kNN monitor's top-1 accuracy on h (weighted kNN, cosine), at each epoch it runs"
 
 
 def open_storage(url: str | None, default_path: Path, heartbeat_interval: int,
@@ -106,6 +120,7 @@ def open_study(spec: StudySpec, storage: BaseStorage) -> tuple[optuna.Study, boo
                                     direction="maximize", load_if_exists=False)
         study.set_user_attr("ablations.sampler", spec.search.sampler)
         study.set_user_attr("ablations.objective", "probe_h (linear probe top-1 on h)")
+        name_values(study)
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
@@ -113,7 +128,17 @@ def open_study(spec: StudySpec, storage: BaseStorage) -> tuple[optuna.Study, boo
     if previous is not None and previous != spec.search.sampler:
         raise SearchError(f"study {spec.name!r} in this storage is a {previous} search and {spec.source} asks "
                           f"for {spec.search.sampler}; give the study a new name or use another --storage")
+    if study.metric_names != METRIC_NAMES:  # a study begun before they were named
+        name_values(study)
     return study, False
+
+
+def name_values(study: optuna.Study) -> None:
+    """The objective's name and what the intermediate values are, for Optuna's tools."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # set_metric_names: experimental since 3.2
+        study.set_metric_names(METRIC_NAMES)
+    study.set_user_attr(INTERMEDIATE_ATTR, INTERMEDIATE_TEXT)
 
 
 def mark_ready(study: optuna.Study, units: int, parent_run_id: str | None) -> None:
@@ -359,6 +384,14 @@ def _own(study: optuna.Study, trial: optuna.Trial, trial_id: int, spec: StudySpe
     attrs = dict(frozen.user_attrs)
     if "config" not in attrs:  # a fresh tpe/random trial (or the retry of one that died unsampled)
         attrs.update(_sample(study, trial, spec), unit=unit)
+    elif spec.search.sampler == "grid" and not frozen.params:  # a planned unit (a retry inherits its params)
+        for name, (value, distribution) in grid_params(spec, attrs).items():
+            try:
+                storage.set_trial_param(trial_id, name, distribution.to_internal_repr(value), distribution)
+            except ValueError:
+                # The study's earlier trials recorded this param over other values (the file's grid has
+                # since been extended): Optuna keeps one distribution per param, so this trial goes without.
+                pass
     if "checkpoint" not in attrs:
         # Under the study's uid: another study of the same name (another --storage) may share runs/<study>/,
         # and its trial 3 is not this one's.
@@ -384,6 +417,27 @@ def _sample(study: optuna.Study, trial: optuna.Trial, spec: StudySpec) -> dict[s
     return {"cell": " ".join(f"{k}={format_value(v)}" for k, v in values.items()), "seed": seed,
             "varied": varied_plain(values, seed), "pair": None, "run_name": run_name(values, seed),
             "config": config.to_plain()}
+
+
+def grid_params(spec: StudySpec, attrs: dict[str, Any]) -> dict[str, tuple[Any, CategoricalDistribution]]:
+    """A planned grid trial's configuration as Optuna params: name -> (value, distribution). A pair study's
+    cells as `first` and `second`, each over the study's ops; every grid key under its dotted name, over
+    the file's values (pipelines and other lists as JSON, as `suggest` gives them). In a study with an
+    untrained floor, every param also takes None, the floor's value: Optuna's importance reads only the
+    params that all its complete trials share. A value the file no longer lists is left out."""
+    floor = [None] if spec.floor else []
+    varied = attrs.get("varied", {})
+    params: dict[str, tuple[Any, CategoricalDistribution]] = {}
+    if spec.search.pairs:
+        subset = [op for pair in spec.search.pair_subset for op in pair]
+        ops = list(dict.fromkeys(subset or spec.search.pairs))
+        pair = attrs.get("pair") or (None, None)
+        for name, value in zip(("first", "second"), pair if not attrs.get("floor") else (None, None)):
+            params[name] = (value, CategoricalDistribution(ops + floor))
+    for key, values in spec.search.grid.items():
+        value = None if attrs.get("floor") else _encode_choice(varied.get(key))
+        params[key] = (value, CategoricalDistribution([_encode_choice(v) for v in values] + floor))
+    return {name: (value, dist) for name, (value, dist) in params.items() if value in dist.choices}
 
 
 def suggest(trial: optuna.Trial, param) -> Any:

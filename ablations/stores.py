@@ -14,6 +14,7 @@ worker that may share them with many others over a network (PostgreSQL, `mlflow 
 from __future__ import annotations
 
 import errno
+import os
 import random
 import sys
 import time
@@ -95,6 +96,17 @@ def mask_url(url: str) -> str:
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def store_label(uri: str) -> str:
+    """A store's URI as a reader of a report can use it: an SQLite file relative to the working folder
+    (`sqlite:///mlflow.db`, `sqlite:///../runs/mlflow.db`) rather than an absolute path on the machine that
+    wrote it, a server's URL without its password."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        path = uri[len(prefix):]
+        return prefix + (os.path.relpath(path) if os.path.isabs(path) else path)
+    return mask_url(uri)
 
 
 def remember_secrets(*urls: str | None) -> None:

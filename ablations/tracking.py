@@ -9,11 +9,14 @@ What a study leaves in MLflow (the report module reads exactly this):
   `ablations.seed`, `ablations.first`/`second` (pair studies), `git_commit`, `torch_version`, `device`;
   params = every resolved config value under its dotted key; metrics `loss`, `contrastive_acc`,
   `knn_acc`, `lr`, `images_per_s` with step = epoch, then `probe_h`, `probe_z`, `wall_time_s` and the
-  phases (`data_s`, `preview_s`, `setup_s`, `train_s`, `knn_s`, `probe_s`, `tracking_s`); artifacts
-  `config.yaml`, `augment_preview.png`, `encoder.pt` (with tracking.log_model). A failed trial's run
-  ends FAILED with `ablations.error`, a killed or interrupted one KILLED;
-- experiment tag `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on
-  (ablations.ui_view).
+  phases in seconds (`seconds/data`, `seconds/preview`, `seconds/setup`, `seconds/train`, `seconds/knn`,
+  `seconds/probe`, `seconds/tracking`; before 2026-12 `data_s` .. `tracking_s`), every value rounded
+  (`rounded`); per configuration, on each of its runs, its mean and spread over seeds (`probe_h_mean`,
+  `probe_h_sd`, `probe_z_mean`, `probe_z_sd`, `n_seeds`: SPREAD_METRICS); artifacts `config.yaml`, `augment_preview.png`, `encoder.pt`
+  (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`, a killed or
+  interrupted one KILLED;
+- experiment tags `mlflow.note.content` (the study's description and how to reach its runs) and
+  `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on (ablations.ui_view).
 
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
@@ -29,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import sqlite3
 import subprocess
@@ -50,6 +54,21 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SEED_KEY = "train.seed"
 PIPELINE_KEY = "augment.pipeline"
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
+# Where a trial's time went, in seconds, logged as `seconds/<phase>`: named apart from the accuracies, so
+# that typing `probe_` in the MLflow UI finds accuracies only, and drawn in a section of their own (the
+# chart view groups metrics by the prefix before a slash). Runs recorded before carry `<phase>_s`, the
+# name the report's tables keep (`phase_column`).
+PHASES = ("data", "preview", "setup", "train", "knn", "probe", "tracking")
+PHASE_PREFIX = "seconds/"
+# A configuration's mean, SD and n over its seeds, logged on each of its runs (the same values on each):
+# the runs view's group row shows the average of its runs' values, which is then the value itself, as
+# logged (the UI's own average of the seeds' probe_h is a float sum: 0.28905000000000003).
+SPREAD_METRICS = ("probe_h_mean", "probe_h_sd", "probe_z_mean", "probe_z_sd", "n_seeds")
+# Metrics are logged with 4 decimals: accuracies are fractions, so 0.01 points (0.399, not float32's
+# 0.39899998).
+DECIMALS = 4
+# Unrounded: a learning rate late in a cosine schedule is below 1e-4.
+EXACT_METRICS = {"lr"}
 # MLflow's limits per log_batch call.
 MAX_PARAMS_PER_BATCH = 100
 # A tag that makes a retried create_run idempotent (see Tracker._create_run).
@@ -74,6 +93,8 @@ CONFIRM_TAG = "ablations.confirm"
 # its URL.
 RUNS_VIEW_KEY = "ablations-runs"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
+# A run's or an experiment's description, as MLflow's UI reads and edits it.
+NOTE_TAG = "mlflow.note.content"
 T = TypeVar("T")
 
 
@@ -96,6 +117,25 @@ def cell_name(cell: str) -> str:
         key, sep, value = part.partition("=")
         parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
     return " ".join(parts)
+
+
+def phase_metric(phase: str) -> str:
+    """The metric a phase's seconds are logged under: `probe` -> `seconds/probe`."""
+    return PHASE_PREFIX + phase
+
+
+def phase_column(metric: str) -> str:
+    """A metric's name in the report's tables: `seconds/probe` -> `probe_s` (the name runs logged before
+    the phases moved under `seconds/`, so that old and new stores make the same columns); other names as
+    they are."""
+    return f"{metric.removeprefix(PHASE_PREFIX)}_s" if metric.startswith(PHASE_PREFIX) else metric
+
+
+def rounded(key: str, value: float) -> float:
+    """A metric's value as it is logged and printed: DECIMALS decimals, the learning rate unrounded."""
+    if key in EXACT_METRICS or not math.isfinite(value):
+        return value
+    return round(value, DECIMALS)
 
 
 def git_state(path: Path) -> tuple[str, bool | None]:
@@ -220,6 +260,13 @@ class Tracker:
                 self.call(self.client.set_experiment_tag, experiment.experiment_id, key, value)
         return experiment.experiment_id
 
+    def describe_experiment(self, text: str) -> None:
+        """The experiment's description (the UI shows the tag `mlflow.note.content` on its page), written
+        where it differs: a study file's edited description replaces the old one on the next start."""
+        experiment = self.call(self.client.get_experiment, self.experiment_id)
+        if experiment.tags.get(NOTE_TAG) != text:
+            self.call(self.client.set_experiment_tag, self.experiment_id, NOTE_TAG, text)
+
     def save_runs_view(self, view: dict[str, Any]) -> None:
         """Store the view ui_view.runs_url opens on (rewritten on every start: a study file's new grid key
         gets its column). The first time, in a study begun before views existed, its trial runs get
@@ -300,8 +347,19 @@ class Tracker:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        self.call(self.client.log_batch, run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                  tags=[RunTag(k, v) for k, v in tags.items()])
+        self.call(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()],
+                  metrics=[Metric(k, rounded(k, float(v)), now, 0) for k, v in metrics.items()])
+
+    def log_spread(self, run_ids: Iterable[str], metrics: dict[str, float]) -> None:
+        """A configuration's mean and spread over its seeds (SPREAD_METRICS), the same on each of its runs.
+        At step 0, as the other final metrics (a later step would make the chart view draw a line): the
+        last value written is shown, and the study's last process writes every configuration's again."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, rounded(k, float(v)), now, 0) for k, v in metrics.items()]
+        for run_id in run_ids:
+            self.call(self.client.log_batch, run_id, metrics=batch)
 
     def run_status(self, run_id: str) -> str:
         return self.call(self.client.get_run, run_id).info.status
@@ -366,7 +424,8 @@ class TrialRun:
 
         started = time.perf_counter()
         now = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), now, step) for key, value in values.items() if value is not None]
+        metrics = [Metric(key, rounded(key, float(value)), now, step)
+                   for key, value in values.items() if value is not None]
         if metrics:
             self.tracker.call(self.client.log_batch, self.run_id, metrics=metrics)
         self.seconds += time.perf_counter() - started

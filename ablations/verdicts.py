@@ -251,7 +251,7 @@ def temperature_half_best(runs: pd.DataFrame) -> Plan:
 
 
 def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
-    claim = ("crop→color's lead over crop→sobel grows with training and is above zero at the longest budget "
+    claim = ("crop+color's lead over crop+sobel grows with training and is above zero at the longest budget "
              "(Figure 5 against training length)")
     if not {"first", "second", "train.epochs"} <= set(runs.columns):
         return Plan(claim, note="needs pair cells at several train.epochs")
@@ -260,7 +260,7 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
           in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
     budgets = sorted({e for (first, second, e) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
     if len(budgets) < 2 or any(("crop", op, e) not in by for op in ("color", "sobel") for e in (budgets[0], budgets[-1])):
-        return Plan(claim, note="needs crop→color and crop→sobel at two training lengths or more")
+        return Plan(claim, note="needs crop+color and crop+sobel at two training lengths or more")
     short, long = budgets[0], budgets[-1]
     color_long, sobel_long = by[("crop", "color", long)], by[("crop", "sobel", long)]
     color_short, sobel_short = by[("crop", "color", short)], by[("crop", "sobel", short)]

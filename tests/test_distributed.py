@@ -573,7 +573,7 @@ def test_eight_workers_run_a_64_cell_grid_exactly_once(tmp_path, postgres, track
     per_minute = 64 / (last - first).total_seconds() * 60
     busy = Counter(t.user_attrs["worker"] for t in records.trials)
     training = statistics.fmean(r.data.metrics["wall_time_s"] for r in records.children)
-    tracking = statistics.fmean(r.data.metrics["tracking_s"] for r in records.children)
+    tracking = statistics.fmean(r.data.metrics["seconds/tracking"] for r in records.children)
     print(f"\nload: 64 trials by {len(busy)} workers in {(last - first).total_seconds():.1f} s from the first "
           f"trial's start to the last one's end ({wall:.1f} s from the workers' release to their exit): "
           f"{per_minute:.0f} trials/min; per trial {training:.2f} s training and probe, {tracking:.2f} s in "

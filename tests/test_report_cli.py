@@ -100,7 +100,7 @@ def test_pair_report_tables_figures_verdict_and_artifacts(store, tmp_path, capsy
     # Every cell far from crop->color: decided on three seeds. noise->noise lost seed 1 (FAILED), so its
     # one contrast has two seeds, too few to decide: the part with it stays open, the verdict holds in part.
     assert "**holds in part** (rule `crop_color_best`, chosen in the study file before it ran)" in readme
-    assert "Best cell: crop→color at 59.9 %" in readme
+    assert "Best cell: crop+color at 59.9 %" in readme
     assert "| beats crop without colour | crop+color − crop+noise | 3 | +17.87 |" in readme
     assert "| beats pairs of neither | crop+color − noise | 2 |" in readme and "too few seeds" in readme
     comparisons = pd.read_parquet(out_dir / "comparisons.parquet")
@@ -232,6 +232,10 @@ def test_report_from_a_tiny_real_study(store, tmp_path):  # noqa: F811
     assert runs["preview_s"].ge(0).all()  # this study makes no preview (tracking.preview: false)
     # The study names no rule: no verdict.
     assert "## Verdict" not in readme and not (out_dir / "comparisons.parquet").exists()
+    # The store as a reader of the report can use it: relative to the working folder (the store fixture's),
+    # though the study and the report were given its absolute path.
+    assert store == f"sqlite:///{tmp_path}/mlflow.db" and "from MLflow `sqlite:///mlflow.db`" in readme
+    assert str(tmp_path) not in readme and runs.attrs["source"] == "sqlite:///mlflow.db"
 
 
 def test_run_calls_the_report_through_the_package():

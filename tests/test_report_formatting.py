@@ -12,7 +12,8 @@ def test_pct_writes_fractions_as_percent():
 
 
 def test_pair_names_and_ordinals():
-    assert pair_name(("crop", "color")) == "crop→color" and pair_name(("crop", "crop")) == "crop"
+    # The configuration's name as MLflow's runs carry it (tracking.cell_name): crop, then colour.
+    assert pair_name(("crop", "color")) == "crop+color" and pair_name(("crop", "crop")) == "crop"
     assert pair_name(None) == "none"
     assert [ordinal(r) for r in (1, 2, 3, 4, 11, 12, 13, 21, 22, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "111th"]

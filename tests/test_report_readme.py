@@ -50,7 +50,7 @@ def test_verdict_section_states_rule_method_floor_and_contrasts_by_hand():
     assert "- Untrained floor: 40.0 %." in lines
     assert any(line.startswith("- Method (`ablations/inference.py`): the study's trained runs as a randomized "
                                "complete block design") for line in lines)
-    assert any(line.startswith("- Rule: the better of crop→color and color→crop against every cell") for line in lines)
+    assert any(line.startswith("- Rule: the better of crop+color and color+crop against every cell") for line in lines)
     assert ("| beats crop without colour | cc − cn | 3 | +19.67 | [+15.87, +23.46] | pooled | 1.00 | above | "
             "+16.4: inside |") in lines
     assert "| beats crop without colour | **holds** | 1 / 0 / 0 / 0 |" in lines

@@ -15,9 +15,10 @@ def trial(number: int, state: TrialState, value: float | None = None, **attrs) -
 
 
 def test_trial_lines_say_how_each_trial_ended():
-    assert trial_line(trial(3, TrialState.COMPLETE, 0.5, probe_h=0.5, probe_z=0.25, wall_time_s=12.4)) == \
-        "trial   3 cell seed=3: probe_h 0.500 probe_z 0.250 (12 s)"
-    assert trial_line(trial(4, TrialState.COMPLETE, 0.5, probe_h=0.5)) == "trial   4 cell seed=4: probe_h 0.500 (0 s)"
+    # Accuracies with the 4 decimals MLflow holds (tracking.rounded), float32's noise gone.
+    assert trial_line(trial(3, TrialState.COMPLETE, 0.5, probe_h=0.39899998, probe_z=0.25, wall_time_s=12.4)) == \
+        "trial   3 cell seed=3: probe_h 0.3990 probe_z 0.2500 (12 s)"
+    assert trial_line(trial(4, TrialState.COMPLETE, 0.5, probe_h=0.5)) == "trial   4 cell seed=4: probe_h 0.5000 (0 s)"
     assert trial_line(trial(5, TrialState.PRUNED, pruned="pruned at epoch 2 (knn_acc 0.100)")) == \
         "trial   5 cell seed=5: pruned at epoch 2 (knn_acc 0.100)"
     assert trial_line(trial(6, TrialState.FAIL, error="NonFiniteLossError: boom")) == \
@@ -53,6 +54,12 @@ def test_summary_rows_are_per_cell_means_with_spread_best_first():
     # mean (0.2 + 0.4) / 2; sample sd sqrt(((-0.1)^2 + 0.1^2) / (2 - 1)) = sqrt(0.02)
     assert second.mean == pytest.approx(0.3) and second.sd == pytest.approx(0.02 ** 0.5)
     assert second.probe_z == pytest.approx(0.2) and second.wall_s == 15
+
+
+def test_summary_rows_name_configurations_as_mlflow_does():
+    rows = summary_rows([trial(0, TrialState.COMPLETE, 0.2, cell="augment.pipeline=color+crop"),
+                         trial(1, TrialState.COMPLETE, 0.3, cell="train.temperature=0.5 train.batch_size=256")])
+    assert [row.name for row in rows] == ["temperature=0.5 batch_size=256", "color+crop"]
 
 
 def test_the_progress_postfix_shows_up_to_four_running_trials():

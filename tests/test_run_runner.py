@@ -34,17 +34,22 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
     # column it shows is a tag, param or metric the trial runs carry.
     client, _, children = mlflow_runs(workdir, "pairs")
     experiment = client.get_experiment_by_name("pairs")
-    assert f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=ablations-runs" in out
+    assert f"#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=ablations-runs" \
+           "&workflowType=machine_learning" in out
     view = json.loads(experiment.tags["mlflow.sharedViewState.ablations-runs"])
     assert view["groupBy"] == {"aggregateFunction": "average",
                                "groupByKeys": [{"mode": "tag", "groupByData": "ablations.config"}]}
-    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`probe_h`", False)
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`probe_h_mean`", False)
     kinds = {"tags": lambda r: r.data.tags, "params": lambda r: r.data.params, "metrics": lambda r: r.data.metrics}
     for column in view["selectedColumns"]:
         kind, key = column.split(".", 1)
-        assert all(key.strip("`") in kinds[kind](run) for run in children), column
-    assert view["selectedColumns"] == ["tags.`ablations.config`", "metrics.`probe_h`", "metrics.`probe_z`",
-                                       "metrics.`wall_time_s`"]
+        # An SD needs two seeds; this study has one, and its runs say so (n_seeds 1).
+        carriers = [run for run in children if not key.endswith("_sd`")]
+        assert all(key.strip("`") in kinds[kind](run) for run in carriers), column
+    assert view["selectedColumns"] == ["tags.`ablations.config`", "metrics.`probe_h_mean`", "metrics.`probe_h_sd`",
+                                       "metrics.`n_seeds`", "metrics.`probe_z_mean`", "metrics.`probe_h`"]
+    assert all(run.data.metrics["n_seeds"] == 1 and "probe_h_sd" not in run.data.metrics for run in children)
+    assert all(run.data.metrics["probe_h_mean"] == run.data.metrics["probe_h"] for run in children)
     assert "params.`augment.pipeline`" not in view["selectedColumns"]  # the short name says it
     assert {run.data.tags["ablations.config"] for run in children} == {"crop", "crop+color", "color+crop", "color"}
     # The data set as an MLflow dataset input, with a digest of the images used: the same in every run.
@@ -84,7 +89,10 @@ def test_tiny_pair_study_end_to_end(workdir, capsys):
         assert params == expected
         assert json.loads(params["augment.pipeline"]) == plan.varied["augment.pipeline"]
         assert 0 <= metrics["probe_h"] <= 1 and 0 <= metrics["probe_z"] <= 1 and metrics["wall_time_s"] > 0
-        assert metrics["preview_s"] > 0 and metrics["data_s"] >= 0
+        assert metrics["seconds/preview"] > 0 and metrics["seconds/data"] >= 0
+        # Searching `probe_` in the UI finds accuracies only; every value has at most 4 decimals.
+        assert sorted(key for key in metrics if "probe_" in key) == ["probe_h", "probe_h_mean", "probe_z", "probe_z_mean"]
+        assert all(round(value, 4) == value for key, value in metrics.items() if key != "lr")
         for key in ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s"):
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1)), key

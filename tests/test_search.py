@@ -7,6 +7,7 @@ import json
 import threading
 import time
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -185,6 +186,50 @@ def test_a_sampled_study_samples_each_claim_and_keeps_to_its_budget(tmp_path, st
         assert claim.attrs["config"]["augment"]["pipeline"] in (["crop"], ["crop", "color"])
         # Pipelines go to Optuna as JSON strings (optuna-dashboard shows them) and come back decoded.
         assert json.loads(claim.trial.params["augment.pipeline"]) == claim.attrs["config"]["augment"]["pipeline"]
+
+
+# What Optuna's own tools read (issue 20: optuna-dashboard as a second viewer)
+
+def test_grid_trials_carry_their_configuration_as_optuna_params(tmp_path, storage_url):
+    """A grid's cells as categorical params (a pair study's as first/second, the floor as None), the
+    objective named probe_h: Optuna's parameter importance works on the finished study."""
+    spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color], grid: {train.temperature: [0.1, 0.5]}}\n"
+                                           "floor: true\nseeds: [0, 1]\n"))
+    storage, study = opened(spec, storage_url, tmp_path)
+    search.enqueue_plan(study, spec)
+    claims = claim_all(study, spec, storage)
+    for claim in claims:
+        search.finish(study, claim, value=0.3 if claim.attrs.get("floor") else 0.4 + 0.1 * (claim.attrs["pair"][0] == "crop")
+                      + 0.01 * claim.attrs["seed"], state=TrialState.COMPLETE)
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert len(trials) == 2 * (8 + 1) and study.metric_names == ["probe_h"]
+    assert "kNN" in study.user_attrs[search.INTERMEDIATE_ATTR]
+    for trial in trials:
+        attrs = trial.user_attrs
+        expected = ({"first": None, "second": None, "train.temperature": None} if attrs.get("floor") else
+                    {"first": attrs["pair"][0], "second": attrs["pair"][1],
+                     "train.temperature": attrs["varied"]["train.temperature"]})
+        assert trial.params == expected, trial.number
+        assert trial.distributions["first"].choices == ("crop", "color", None)
+        assert trial.distributions["train.temperature"].choices == (0.1, 0.5, None)
+    importances = optuna.importance.get_param_importances(study)
+    assert set(importances) == {"first", "second", "train.temperature"}
+    assert max(importances, key=importances.get) == "first"  # the only param the values follow
+    # A retried copy of a dead trial inherits the params; a claim does not record them twice.
+    assert search.grid_params(spec, {"pair": ["crop", "color"], "varied": {"train.temperature": 0.7}}) == {
+        "first": ("crop", optuna.distributions.CategoricalDistribution(["crop", "color", None])),
+        "second": ("color", optuna.distributions.CategoricalDistribution(["crop", "color", None]))}
+
+
+def test_a_sampled_study_is_importance_ready_too(tmp_path, storage_url):
+    spec = load_study(study_file(tmp_path, "search:\n  sampler: random\n  n_trials: 4\n  params:\n"
+                                           "    train.lr: {type: float, low: 0.1, high: 1.0}\n"
+                                           "    train.temperature: {type: categorical, choices: [0.1, 0.5]}\n"))
+    storage, study = opened(spec, storage_url, tmp_path)
+    for claim in claim_all(study, spec, storage):
+        search.finish(study, claim, value=claim.trial.params["train.lr"], state=TrialState.COMPLETE)
+    assert set(optuna.importance.get_param_importances(study)) == {"train.lr", "train.temperature"}
+    assert study.metric_names == ["probe_h"]
 
 
 # A study's design and edits of its file (issue: "Nothing a user does breaks a study")

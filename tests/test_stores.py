@@ -14,6 +14,17 @@ def test_mask_url_hides_the_password_only():
     assert stores.mask_url("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
 
 
+def test_store_label_is_what_a_reader_elsewhere_can_use(tmp_path, monkeypatch):
+    """A report's header names the store relative to the working folder, never an absolute path of the
+    machine that built it, and a server without its password."""
+    monkeypatch.chdir(tmp_path)
+    assert stores.store_label("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    assert stores.store_label(f"sqlite:///{tmp_path}/runs/mlflow.db") == "sqlite:///runs/mlflow.db"
+    assert stores.store_label(f"sqlite:///{tmp_path.parent}/other/mlflow.db") == "sqlite:///../other/mlflow.db"
+    assert stores.store_label("postgresql://u:secret@db/x") == "postgresql://u:***@db/x"
+    assert stores.store_label("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
 def test_describe_gives_the_root_cause_on_one_line():
     try:
         try:

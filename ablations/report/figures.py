@@ -402,7 +402,7 @@ GAP_COLOURS = ("C0", "C3", "C2", "C4")
 
 
 def gaps_by_length(gaps: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
-    """Each gap (crop→color minus another cell) against training length: estimate and simultaneous 95 %
+    """Each gap (crop+color minus another cell) against training length: estimate and simultaneous 95 %
     interval per budget, and the paper's gap (ImageNet, 100 epochs) as a dashed line of the same colour.
 
     gaps: columns gap, epochs, estimate, ci_low, ci_high, n, decision, paper_gap (fractions)."""

@@ -11,11 +11,13 @@ from typing import Any
 
 
 def pair_name(cell: tuple[str, str] | None) -> str:
-    """`crop→color` for an ordered pair, `crop` for the single op (the grid's diagonal)."""
+    """`crop+color` for an ordered pair (crop, then colour), `crop` for the single op (the grid's diagonal):
+    the configuration's name wherever it is shown (tracking.cell_name, MLflow's run names and tag
+    `ablations.config`, the terminal)."""
     if cell is None:
         return "none"
     first, second = cell
-    return first if first == second else f"{first}→{second}"
+    return first if first == second else f"{first}+{second}"
 
 
 def pct(value: float, unit: bool = True, sign: bool = False) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn
 
 from ablations.messages import duration
-from ablations.report.formatting import n_text, nan_to_zero, pair_name, pct, value_text
+from ablations.report.formatting import n_text, nan_to_zero, pct
 from ablations.report.records import StudyRecords, shared_param
 from ablations.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
@@ -24,6 +24,7 @@ from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
 from ablations.report.verdict import (
     METHOD_TEXT, Floor, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
+from ablations.stores import store_label
 from ablations.tracking import PIPELINE_KEY, cell_name
 from ablations.verdicts import Verdict
 
@@ -70,7 +71,7 @@ def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
     left_out = sum(tables.left_out.values())
     if records.from_mlflow:
         built = (f"Built by `python -m ablations.report --study {records.name}` on "
-                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{records.source}`, experiment "
+                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from MLflow `{store_label(records.source)}`, experiment "
                  f"`{records.name}`")
     else:
         built = (f"Built by `python -m ablations.report --from-parquet {records.source}` on "
@@ -218,7 +219,7 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
 
 
 _RULE_TEXT = {
-    "crop_color_best": "the better of crop→color and color→crop against every cell without both, in three parts "
+    "crop_color_best": "the better of crop+color and color+crop against every cell without both, in three parts "
                        "(cells with crop but no colour, with colour but no crop, with neither); a part holds when "
                        "every contrast in it is decided above 0, does not hold when one is decided below",
     "color_strength_rises": "each step up in colour strength, one part per step; a step holds when decided above 0, "
@@ -227,7 +228,7 @@ _RULE_TEXT = {
                   "each",
     "temperature_half_best": "τ = 0.5 against every other temperature, one part per batch size; the paper made the "
                              "claim for training of 300 epochs and more (Appendix B.9)",
-    "crop_color_lead_grows": "crop→color − crop→sobel at the longest budget above 0, and that lead minus the same "
+    "crop_color_lead_grows": "crop+color − crop+sobel at the longest budget above 0, and that lead minus the same "
                              "lead at the shortest budget above 0, one part each",
 }
 
@@ -276,11 +277,8 @@ def _budget(records: StudyRecords, tables: Tables) -> str:
 
 
 def _config_name(row: pd.Series, tables: Tables) -> str:
-    if tables.pair:
-        text = pair_name((row["first"], row["second"]))
-        rest = [k for k in tables.config_keys if k not in PAIR_KEYS]
-        return text + ("" if not rest else " " + " ".join(f"{k}={value_text(row[k])}" for k in rest))
-    return " ".join(f"{k}={value_text(row[k])}" for k in tables.config_keys) or "base"
+    """A summary row's configuration as MLflow and the terminal name it (tracking.cell_name)."""
+    return cell_name(row["cell"])
 
 
 def _n_range(kept: pd.DataFrame, config_keys: list[str]) -> str:

@@ -19,7 +19,9 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ablations.messages import one_line
-from ablations.tracking import EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, retry
+from ablations.tracking import (
+    EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, SPREAD_METRICS, cell_name, phase_column, retry,
+)
 
 PARENT_ROLE, TRIAL_ROLE = "parent", "trial"
 # A run's role in runs.parquet: a configuration's trial, or the study's untrained floor.
@@ -203,7 +205,7 @@ def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], bool]:
             for key in varied:
                 if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
                     varied_keys.append(key)
-        metric_keys += [key for key in sorted(run.data.metrics) if key not in metric_keys]
+        metric_keys += [key for key in sorted(_metrics(run)) if key not in metric_keys]
         rows.append(row)
     table = _typed_columns(rows, pair, varied_keys, metric_keys)
     return table, (PAIR_KEYS if pair else []) + varied_keys, pair
@@ -226,10 +228,11 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "pruned": "ablations.pruned" in tags,
         "seed": seed,
         "cell": tags.get("ablations.cell"),
+        "config": cell_name(tags["ablations.cell"]) if "ablations.cell" in tags else None,
         "first": tags.get("ablations.first"),
         "second": tags.get("ablations.second"),
         **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
-        **{f"metric:{key}": value for key, value in run.data.metrics.items()},
+        **{f"metric:{key}": value for key, value in _metrics(run).items()},
         "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
         "start_time": info.start_time,
         "device": tags.get("device"),
@@ -238,6 +241,13 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "error": tags.get("ablations.error") or tags.get("ablations.killed") or tags.get("ablations.pruned"),
     }
     return row, varied
+
+
+def _metrics(run) -> dict[str, float]:
+    """A run's final metrics under the tables' names: phases as `probe_s` whether logged so (before the
+    rename) or as `seconds/probe`; the per-configuration spread, which the summary computes itself, left
+    out."""
+    return {phase_column(key): value for key, value in run.data.metrics.items() if key not in SPREAD_METRICS}
 
 
 def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str],
@@ -255,6 +265,7 @@ def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str
     for key in varied_keys:  # the floor's rows leave them empty: it is no configuration
         columns[key] = _typed([None if r["role"] == FLOOR_ROLE else r.get(f"varied:{key}") for r in rows])
     columns["cell"] = column("cell", "str")
+    columns["config"] = column("config", "str")
     for key in metric_keys:
         columns[key] = column(f"metric:{key}", "float64", default=math.nan)
     columns["duration_s"] = column("duration_s", "float64")

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ablations.report.records import ReportError, StudyRecords
 from ablations.report.tables import write_parquet
+from ablations.stores import store_label
 from ablations.tracking import EPOCH_METRICS
 
 RUNS_NAME = "runs.parquet"
@@ -35,7 +36,10 @@ def metadata(records: StudyRecords) -> dict[str, Any]:
 
 def save(records: StudyRecords, study_dir: Path) -> list[Path]:
     """runs.parquet (every run, floor included) and history.parquet into `study_dir`."""
-    runs = write_parquet(records.runs, study_dir / RUNS_NAME, metadata(records))
+    frame = records.runs.copy()
+    frame.attrs = {"study": records.name, "parent_run_id": records.parent_run_id, "source": store_label(records.source),
+                   "config_keys": records.config_keys}
+    runs = write_parquet(frame, study_dir / RUNS_NAME, metadata(records))
     rows = [{"run_id": run_id, "epoch": epoch, **{key: per_metric.get(key, {}).get(epoch) for key in EPOCH_METRICS}}
             for run_id, per_metric in records.histories.items()
             for epoch in sorted({step for values in per_metric.values() for step in values})]

@@ -127,20 +127,23 @@ def _has_comparisons(study: FigureInput) -> bool:
     return study.verdict is not None and len(study.verdict.estimates) > 0
 
 
-def _gap_cells(study: FigureInput) -> dict[tuple[str, int], str]:
-    """(op pair as `first→second`, epochs) -> cell, for pair studies that vary train.epochs."""
+CROP_COLOR = ("crop", "color")
+
+
+def _gap_cells(study: FigureInput) -> dict[tuple[tuple[str, str], int], str]:
+    """((first, second), epochs) -> cell, for pair studies that vary train.epochs."""
     runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
     if not (study.tables.pair and "train.epochs" in study.tables.config_keys) or runs.empty:
         return {}
     cells = runs.drop_duplicates("cell")
-    return {(pair_name((f, s)), int(e)): cell for cell, f, s, e in
+    return {((f, s), int(e)): cell for cell, f, s, e in
             zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
 
 
 def _has_gaps(study: FigureInput) -> bool:
     cells = _gap_cells(study)
     pairs = {pair for pair, _ in cells}
-    return "crop→color" in pairs and len(pairs) > 1 and len({e for _, e in cells}) > 1
+    return CROP_COLOR in pairs and len(pairs) > 1 and len({e for _, e in cells}) > 1
 
 
 def _has_history(study: FigureInput) -> bool:
@@ -318,23 +321,24 @@ def draw_gaps(study: FigureInput) -> Drawn:
     cells = _gap_cells(study)
     runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
     budgets = sorted({e for _, e in cells})
-    others = [pair for pair in dict.fromkeys(p for p, _ in cells) if pair != "crop→color"]
+    others = [pair for pair in dict.fromkeys(p for p, _ in cells) if pair != CROP_COLOR]
     contrasts, keys = [], []
-    for other in others:
-        first, _, second = other.partition("→")
-        paper = FIGURE5["crop"]["color"] - FIGURE5[first][second or first] if first in FIGURE5 else None
+    for first, second in others:
+        paper = (FIGURE5["crop"]["color"] - FIGURE5[first][second]
+                 if first in FIGURE5 and second in FIGURE5[first] else None)
+        name = f"{pair_name(CROP_COLOR)} − {pair_name((first, second))}"
         for epochs in budgets:
-            if ("crop→color", epochs) in cells and (other, epochs) in cells:
-                contrasts.append(inference.Contrast.pair(cells[("crop→color", epochs)], cells[(other, epochs)],
-                                                         f"crop→color − {other}", None if paper is None else paper / 100))
-                keys.append((f"crop→color − {other}", epochs))
+            if (CROP_COLOR, epochs) in cells and ((first, second), epochs) in cells:
+                contrasts.append(inference.Contrast.pair(cells[(CROP_COLOR, epochs)], cells[((first, second), epochs)],
+                                                         name, None if paper is None else paper / 100))
+                keys.append((name, epochs))
     judged = inference.judge(runs, contrasts)
     gaps = pd.DataFrame([{"gap": name, "epochs": epochs, "estimate": e.estimate, "ci_low": e.low, "ci_high": e.high,
                           "n": e.n, "basis": e.basis, "decision": e.decision,
                           "paper_gap": e.contrast.margin if e.contrast.margin is not None else math.nan}
                          for (name, epochs), e in zip(keys, judged)])
     figure, data = figures.gaps_by_length(
-        gaps, f"{study.records.name}: crop→color's lead against training length, simultaneous 95 % intervals "
+        gaps, f"{study.records.name}: crop+color's lead against training length, simultaneous 95 % intervals "
               f"over the {len(gaps)} gaps shown (a description beside the verdict, not its rule)")
     lines = []
     for name in dict.fromkeys(gaps["gap"]):
@@ -354,7 +358,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
                draw_color_strength),
     FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
-    FigureSpec("gaps_by_length", "crop→color's lead against training length", _has_gaps, draw_gaps),
+    FigureSpec("gaps_by_length", "crop+color's lead against training length", _has_gaps, draw_gaps),
     FigureSpec("paired_differences", "Contrasts behind the verdict, with their simultaneous intervals",
                _has_comparisons, draw_paired_differences),
     FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),

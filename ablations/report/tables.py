@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, FLOOR_ROLE, PAIR_KEYS, StudyRecords  # noqa: F401 (re-exported)
-from ablations.tracking import EPOCH_METRICS
+from ablations.stores import store_label
+from ablations.tracking import EPOCH_METRICS, cell_name
 
 # The objective, and the metric every figure shows.
 OBJECTIVE = "probe_h"
@@ -72,6 +73,8 @@ def summarize(runs: pd.DataFrame, config_keys: list[str], metrics: list[str]) ->
     summary = grouped.size().rename("n").reset_index()
     if config_keys:  # the runner's readable id of the configuration, beside the typed keys
         summary.insert(len(keys), "cell", grouped["cell"].first().to_numpy())
+    if "config" in kept.columns:
+        summary.insert(summary.columns.get_loc("cell") + 1, "config", grouped["config"].first().to_numpy())
     for metric in metrics:
         summary[f"{metric}_mean"] = grouped[metric].mean().to_numpy()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1).to_numpy()
@@ -94,7 +97,7 @@ def build_tables(records: StudyRecords) -> Tables:
     config_keys, metrics = records.config_keys, metric_columns(records.runs)
     summary = summarize(runs, config_keys, metrics)
     tables = Tables(runs, summary, config_keys, metrics, records.pair, left_out_reasons(runs), floor)
-    attrs = {"study": records.name, "parent_run_id": records.parent_run_id, "source": records.source,
+    attrs = {"study": records.name, "parent_run_id": records.parent_run_id, "source": store_label(records.source),
              "config_keys": config_keys}
     runs.attrs.update(attrs)
     summary.attrs.update(attrs, left_out=sum(tables.left_out.values()), left_out_by_reason=tables.left_out)
@@ -117,7 +120,11 @@ def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> 
 
 
 def configuration_labels(runs: pd.DataFrame, config_keys: list[str], pair: bool) -> list[str]:
-    """Short names of each run's configuration: `crop→color`, `temperature=0.5 batch_size=256`."""
+    """Each run's configuration name, as MLflow names its runs and tags them (`ablations.config`) and the
+    terminal prints it: `crop+color`, `temperature=0.5 batch_size=256` (tracking.cell_name of its cell id).
+    A table without the cell ids (made by hand) is named by the same rule from its key columns."""
+    if "cell" in runs.columns:
+        return [cell_name(cell) if isinstance(cell, str) else "base" for cell in runs["cell"]]
     labels = []
     for _, row in runs.iterrows():
         parts = [pair_name((row["first"], row["second"]))] if pair else []

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ablations import search
 from ablations.messages import one_line
 from ablations.stores import mask_url, redact
+from ablations.tracking import DECIMALS, cell_name
 from ablations.ui_view import command_path, runs_url, ui_command
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ CELL_WIDTH = 60
 
 
 def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    """An accuracy with the 4 decimals MLflow holds (tracking.rounded)."""
+    return "-" if value is None else f"{value:.{DECIMALS}f}"
 
 
 def print_header(session: Session) -> None:
@@ -110,6 +112,12 @@ class CellRow(NamedTuple):
     cell: str
     trials: list[int]
 
+    @property
+    def name(self) -> str:
+        """The configuration's name, as its runs' names and tag `ablations.config` in MLflow and the report
+        write it (`crop+color`)."""
+        return cell_name(self.cell)
+
 
 def summary_rows(trials: list[FrozenTrial]) -> list[CellRow]:
     """The complete trials grouped by cell, best mean first."""
@@ -139,11 +147,13 @@ def print_summary(session: Session, top: int) -> None:
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
           f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
     if rows:
-        width = min(CELL_WIDTH, max(len(row.cell) for row in rows[:top]))
-        print(f"{'probe_h (mean ± sd, n)':<24} {'probe_z':>8} {'wall s':>7}  {'cell':<{width}}  trials")
-        for mean, sd, n, z, wall, cell, numbers in rows[:top]:
-            spread = f"{mean:.3f} ± {sd:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n=1, no spread)"
-            print(f"{spread:<24} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  {','.join(map(str, numbers))}")
+        width = min(CELL_WIDTH, max(len(row.name) for row in rows[:top]))
+        print(f"{'probe_h (mean ± sd, n)':<26} {'probe_z':>8} {'wall s':>7}  {'configuration':<{width}}  trials")
+        for row in rows[:top]:
+            spread = (f"{fmt(row.mean)} ± {fmt(row.sd)} (n={row.n})" if row.n > 1
+                      else f"{fmt(row.mean)} (n=1, no spread)")
+            print(f"{spread:<26} {fmt(row.probe_z):>8} {row.wall_s:>7.0f}  {row.name:<{width}}  "
+                  f"{','.join(map(str, row.trials))}")
     for trial in failed[:FAILED_SHOWN]:
         print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
 

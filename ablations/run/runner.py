@@ -28,12 +28,12 @@ from ablations import confirm, search
 from ablations.messages import one_line
 from ablations.plan import flat_config
 from ablations.run import console
-from ablations.run.session import Session
+from ablations.run.session import Session, log_spread
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.identity import PLACE_KEYS
 from ablations.search import Claim
 from ablations.stores import StoreUnavailable
-from ablations.tracking import CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, TrialRun, cell_name
+from ablations.tracking import CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, TrialRun, cell_name, phase_metric, rounded
 from simclr_core.preview import render_preview
 from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
@@ -122,7 +122,7 @@ class _Attempt:
             bar.set_postfix(epoch=f"{metrics.epoch}/{self.config.train.epochs}", loss=f"{metrics.loss:.3f}",
                             knn="-" if metrics.knn_acc is None else f"{metrics.knn_acc:.3f}")
         if metrics.knn_acc is not None:
-            trial.report(metrics.knn_acc, metrics.epoch)
+            trial.report(rounded("knn_acc", metrics.knn_acc), metrics.epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch} (knn_acc {metrics.knn_acc:.3f})")
 
@@ -310,24 +310,29 @@ class Runner:
         run.log_metrics({"probe_h": result.probe_h, "probe_z": result.probe_z, "wall_time_s": result.wall_time_s,
                          # what the probe was fitted on and scored on, and where the trial's time went
                          "train_images": result.train_images, "test_images": result.test_images,
-                         "data_s": attempt.data_seconds, "preview_s": attempt.preview_seconds,
-                         **{f"{phase}_s": seconds for phase, seconds in result.phase_seconds.items()}})
+                         phase_metric("data"): attempt.data_seconds, phase_metric("preview"): attempt.preview_seconds,
+                         **{phase_metric(phase): seconds for phase, seconds in result.phase_seconds.items()}})
         if self.spec.tracking.log_model and config.train.epochs > 0:
             run.log_artifact(checkpoint.export_weights(trial_dir))
-        run.log_metrics({"tracking_s": run.seconds})
-        results = {"probe_h": result.probe_h, "probe_z": result.probe_z, "knn_acc": result.knn_acc,
-                   "wall_time_s": result.wall_time_s, "device": result.device}
-        if search.finish(self.session.study, claim, value=value, state=TrialState.COMPLETE, attrs=results):
+        run.log_metrics({phase_metric("tracking"): run.seconds})
+        # Optuna holds the values MLflow shows (optuna-dashboard, the terminal's lines and summary).
+        results = {key: None if number is None else rounded(key, number) for key, number in (
+            ("probe_h", result.probe_h), ("probe_z", result.probe_z), ("knn_acc", result.knn_acc),
+            ("wall_time_s", result.wall_time_s))}
+        value = rounded("probe_h", value)
+        if search.finish(self.session.study, claim, value=value, state=TrialState.COMPLETE,
+                         attrs={**results, "device": result.device}):
             run.set_tags({"device": result.device, "colour_ops": result.colour_ops})
             run.end("FINISHED")
+            log_spread(self.session, claim.attrs["cell"])
         else:
             run.set_tags({"ablations.killed": "declared dead by another worker while running; its cell ran again"})
             run.end("KILLED")
         checkpoint.remove(trial_dir)
-        z = f" probe_z {result.probe_z:.3f}" if result.probe_z is not None else ""
-        knn = f" knn {result.knn_acc:.3f}" if result.knn_acc is not None else ""
+        z = f" probe_z {console.fmt(results['probe_z'])}" if result.probe_z is not None else ""
+        knn = f" knn {console.fmt(results['knn_acc'])}" if result.knn_acc is not None else ""
         return Outcome(claim.number, claim.run_name, "COMPLETE",
-                       f"trial {claim.number:>3} {claim.run_name}: probe_h {console.fmt(result.probe_h)}{z}{knn} "
+                       f"trial {claim.number:>3} {claim.run_name}: probe_h {console.fmt(results['probe_h'])}{z}{knn} "
                        f"({result.wall_time_s:.0f} s)")
 
 

@@ -8,6 +8,7 @@ run's identity.
 from __future__ import annotations
 
 import argparse
+import statistics
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,9 @@ from ablations import confirm, search
 from ablations.stores import mask_url
 from ablations.plan import StudySpec
 from ablations.tracking import (
-    VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, git_state, resolve_tracking_uri,
+    NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, cell_name, git_state, resolve_tracking_uri,
 )
-from ablations.ui_view import runs_view
+from ablations.ui_view import experiment_description, runs_view
 
 # How long a process that found an existing study waits for its creator to finish enqueueing.
 READY_TIMEOUT_S = 300
@@ -66,7 +67,7 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
         env_tags["mlflow.source.git.commit"] = commit
     parent_tags = {
         "optuna.study": spec.name, "optuna.storage": storage_label, "ablations.sampler": spec.search.sampler,
-        "ablations.study_file": spec.source, "mlflow.note.content": spec.description or spec.name, **env_tags,
+        "ablations.study_file": spec.source, NOTE_TAG: spec.description or spec.name, **env_tags,
     }
     if spec.verdict:
         parent_tags[VERDICT_TAG] = spec.verdict
@@ -76,6 +77,7 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
         session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
         tracker.sweep(study_uid, study.get_trials(deepcopy=False))
         tracker.save_runs_view(runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)))
+        tracker.describe_experiment(experiment_description(spec.description, tracker.experiment_id))
         if spec.verdict:  # also on a study begun before its file named the rule
             tracker.call(tracker.client.set_tag, parent_run_id, VERDICT_TAG, spec.verdict)
         if tracker.run_status(parent_run_id) != "RUNNING":
@@ -137,15 +139,39 @@ def finalize(session: Session, interrupted: bool) -> bool:
         return False
     # Nothing waiting: the study is done. Work left with no one running it: workers crashed.
     if not waiting:
+        log_spread(session)  # every configuration, runs recorded before the spread existed included
         log_parent_summary(session)
     session.tracker.set_status(session.parent_run_id, "FAILED" if waiting else "FINISHED")
     return not waiting
 
 
+def log_spread(session: Session, cell: str | None = None) -> None:
+    """Each configuration's mean, SD and n over its seeds (or only `cell`'s), on each of its runs
+    (tracking.SPREAD_METRICS), from the study's complete trials: the runs view's group row then shows
+    them. An SD needs two seeds."""
+    by_cell: dict[str, list[dict]] = {}
+    for trial in session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if attrs.get("duplicate_of") or "mlflow_run_id" not in attrs or "cell" not in attrs:
+            continue
+        if cell is None or attrs["cell"] == cell:
+            by_cell.setdefault(attrs["cell"], []).append({**attrs, "probe_h": attrs.get("probe_h", trial.value)})
+    for members in by_cell.values():
+        metrics = {"n_seeds": len(members)}
+        for key in ("probe_h", "probe_z"):
+            values = [m[key] for m in members if m.get(key) is not None]
+            if values:
+                metrics[f"{key}_mean"] = statistics.fmean(values)
+            if len(values) > 1:
+                metrics[f"{key}_sd"] = statistics.stdev(values)
+        session.tracker.log_spread([m["mlflow_run_id"] for m in members], metrics)
+
+
 def log_parent_summary(session: Session) -> None:
     """On the parent run, what a researcher looks for first (the UI shows a collapsed parent's metrics):
-    the best configuration's mean probes, how many trials finished, and the verdict as a tag and in the
-    run's description."""
+    the best configuration's mean probe on h and the best mean probe on z (each over seeds, and each
+    configuration named by a tag), how many trials finished, and, where the study names a verdict rule,
+    the verdict as a tag and in the run's description."""
     trials = session.study.get_trials(deepcopy=False)
     results = confirm.results_frame(trials)
     metrics: dict[str, float] = {"finished_trials": float(sum(t.state.name == "COMPLETE" for t in trials))}
@@ -154,9 +180,11 @@ def log_parent_summary(session: Session) -> None:
         means = results.groupby("cell")[["probe_h", "probe_z"]].mean()
         best = means["probe_h"].idxmax()
         metrics.update(best_probe_h=float(means.loc[best, "probe_h"]), configurations=float(len(means)))
-        if means.loc[best, "probe_z"] == means.loc[best, "probe_z"]:  # not NaN
-            metrics["best_probe_z"] = float(means.loc[best, "probe_z"])
-        tags["ablations.best_cell"] = best
+        tags["ablations.best_config"] = cell_name(best)
+        if means["probe_z"].notna().any():
+            best_z = means["probe_z"].idxmax()
+            metrics["best_probe_z"] = float(means.loc[best_z, "probe_z"])
+            tags["ablations.best_config_z"] = cell_name(best_z)
     floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state.name == "COMPLETE"]
     if floor:
         metrics["floor_probe_h"] = sum(floor) / len(floor)
@@ -165,5 +193,5 @@ def log_parent_summary(session: Session) -> None:
     if verdict is not None:
         tags[VERDICT_STATUS_TAG] = verdict.status
         note += f"\n\nVerdict ({verdict.rule}): {verdict.sentence}"
-    tags["mlflow.note.content"] = note
+    tags[NOTE_TAG] = note
     session.tracker.log_summary(session.parent_run_id, metrics, tags)
