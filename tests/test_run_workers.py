@@ -16,7 +16,7 @@ from ablations.run.cli import build_parser
 from ablations.run.workers import _worker_argv
 from ablations.study import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    cli, complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir,
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir,
 )
 
 
@@ -83,12 +83,12 @@ def test_concurrent_claims_are_exactly_once_even_with_duplicate_copies(workdir, 
     go = workdir / "go"
     processes = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(study_path), str(storage_url), str(go), str(i)])
                  for i in range(2)]
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + SAFETY_LIMIT_S
     while not all((workdir / f"go.{i}").exists() for i in range(2)):  # both imported, at the barrier
         assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
         time.sleep(0.1)
     go.touch()
-    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    assert [p.wait(timeout=SAFETY_LIMIT_S) for p in processes] == [0, 0]
     trials = study.get_trials()
     assert len(complete_once_per_unit(trials)) == 49
     duplicates = [t for t in trials if t.state != TrialState.COMPLETE]
