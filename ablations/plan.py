@@ -3,7 +3,7 @@ to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and 
 
 `study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
 name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
-The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY (see `tracking`).
+The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablations.tracking import PIPELINE_KEY, SEED_KEY
 from simclr_core.config import OpSpec, RunConfig
+
+# The keys of a trial's varied values (`PlannedTrial.varied`, recorded by `tracking` as `ablations.varied`)
+# that their readers single out: the seed, which every study varies through its `seeds` list, and the
+# augmentation pipeline, which `search.pairs` varies.
+SEED_KEY = "train.seed"
+PIPELINE_KEY = "augment.pipeline"
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 # `retry` is the one retry policy of both stores; report.py imports it from here.
+# The keys of a trial's `ablations.varied` record that its readers single out (the report reads them here).
+from ablations.plan import PIPELINE_KEY, SEED_KEY  # noqa: F401
 from ablations.stores import (
     StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry,
 )
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-# Keys of a trial's `ablations.varied` record that its readers single out (defined here, with the
-# record, so that the report reads them without importing the engine): the seed, which every study
-# varies through its `seeds` list, and the augmentation pipeline, which pair studies vary.
-SEED_KEY = "train.seed"
-PIPELINE_KEY = "augment.pipeline"
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # MLflow's limits per log_batch call.
 MAX_PARAMS_PER_BATCH = 100
