@@ -18,7 +18,7 @@ from test_run_support import study_file, uri, workdir  # noqa: F401 (workdir is 
     (["{study}", "--retry-for", "-1"], "--retry-for"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_traceback(workdir, capsys, args, expected):
-    study = study_file(workdir, "bad", "search: {sampler: grid}\n")
+    study = study_file(workdir, "bad", "")
     (workdir / "empty").mkdir()
     argv = [a.format(study=study, empty=workdir / "empty") for a in args] + ["--tracking-uri", uri(workdir)]
     assert main(argv) == 2

@@ -18,7 +18,7 @@ def test_dry_run_prints_trials_and_estimate_and_trains_nothing(workdir, capsys):
 
 
 def test_the_estimate_grows_with_epochs_and_times_each_model_once(workdir):
-    base = load_study(study_file(workdir, "costed", "search: {sampler: grid}\n")).base
+    base = load_study(study_file(workdir, "costed", "")).base
     longer = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=4 * base.train.epochs))
     seconds, how = estimate_trial_seconds([base, longer, base])
     assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] and seconds[2] == seconds[0]

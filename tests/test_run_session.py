@@ -22,7 +22,7 @@ from test_run_support import (  # noqa: F401 (workdir is a fixture)
 def test_resume_after_sigkill_runs_every_cell_exactly_once(workdir, backend):
     """Dead-trial detection through heartbeats, on the default journal and on an RDB storage."""
     epochs = 30
-    study = study_file(workdir, "killed", "search: {sampler: grid}\n", seeds=(0, 1), epochs=epochs, knn_every=5)
+    study = study_file(workdir, "killed", "", seeds=(0, 1), epochs=epochs, knn_every=5)
     storage = f"sqlite:///{workdir}/optuna.db" if backend == "sqlite" else None
     args = cli(workdir, study, "--heartbeat-interval", "1", *(["--storage", storage] if storage else []))
     worker = start(workdir, args)
@@ -50,19 +50,19 @@ def test_resume_after_sigkill_runs_every_cell_exactly_once(workdir, backend):
 
 
 def test_a_changed_configuration_is_refused_on_resume(workdir, capsys):
-    study = study_file(workdir, "drift", "search: {sampler: grid}\n")
+    study = study_file(workdir, "drift", "")
     assert main(cli(workdir, study)) == 0
-    study_file(workdir, "drift", "search: {sampler: grid}\n", epochs=EPOCHS + 1)
+    study_file(workdir, "drift", "", epochs=EPOCHS + 1)
     assert main(cli(workdir, study)) == 2
     err = capsys.readouterr().err
     assert "train.epochs: 2 -> 3" in err and "new name" in err
     # Where the data lives is not what is trained: another SIMCLR_DATA or thread count is fine.
-    study_file(workdir, "drift", "search: {sampler: grid}\n")
+    study_file(workdir, "drift", "")
     assert main(cli(workdir, study, "--set", "train.num_threads=2", "--set", "data.root=/elsewhere")) == 0
 
 
 def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
-    spec = load_study(study_file(workdir, "torn", "search: {sampler: grid}\n"))
+    spec = load_study(study_file(workdir, "torn", ""))
     journal = workdir / "torn.journal"
     study, _ = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
     search.enqueue_plan(study, spec)

@@ -17,7 +17,7 @@ from test_run_support import (  # noqa: F401 (workdir is a fixture)
 
 
 def test_ctrl_c_marks_the_trial_and_a_rerun_resumes(workdir):
-    study = study_file(workdir, "stopped", "search: {sampler: grid}\n", seeds=(0, 1), epochs=30, knn_every=5)
+    study = study_file(workdir, "stopped", "", seeds=(0, 1), epochs=30, knn_every=5)
     args = cli(workdir, study)
     worker = start(workdir, args)
     victim = wait_for_running_epoch(workdir, "stopped", worker, epoch=2)
