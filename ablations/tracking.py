@@ -79,8 +79,34 @@ class TrackingError(RuntimeError):
 
 
 def resolve_tracking_uri(cli_value: str | None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow 3's own default, sqlite:///mlflow.db."""
-    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow 3's own default, sqlite:///mlflow.db;
+    TrackingError for one that names no store MLflow can open (checked without importing MLflow)."""
+    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    check_tracking_uri(uri, "--tracking-uri" if cli_value else "MLFLOW_TRACKING_URI")
+    return uri
+
+
+# What MLflow opens as a study's tracking store: its database stores (SQLAlchemy URLs, where a driver may
+# follow the dialect, postgresql+psycopg://) and its tracking server. MLflow 3 opens no file stores, so a
+# path (or file://) is none either; MLflow's own words for both ("KeyError: 'foo'", a text on migrating
+# file stores) never say so.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+TRACKING_EXPECTED = ("expected sqlite:///path/mlflow.db, http://host:port (an `mlflow server`) or "
+                     "postgresql://user:password@host/database")
+
+
+def check_tracking_uri(uri: str, source: str = "--tracking-uri") -> None:
+    """TrackingError naming `source` and the URI (password masked) unless its scheme is a store's."""
+    scheme, sep, _ = uri.partition("://")
+    scheme = scheme.split("+", 1)[0].lower() if sep else uri.lower()
+    if scheme in TRACKING_SCHEMES:
+        return
+    remember_secrets(uri)
+    if not sep or scheme == "file":
+        hint = f" (an SQLite store there is sqlite:///{uri})" if uri.endswith(".db") else ""
+        raise TrackingError(f"{source} {mask_url(uri)}: a path is not a tracking store (MLflow 3 opens no file "
+                            f"stores){hint}; {TRACKING_EXPECTED}")
+    raise TrackingError(f"{source} {mask_url(uri)}: unknown scheme {scheme!r}; {TRACKING_EXPECTED}")
 
 
 def cell_name(cell: str) -> str:
@@ -126,6 +152,7 @@ def _open_sqlite_store(uri: str) -> Any:
 
     path = Path(uri.removeprefix(SQLITE_PREFIX)).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(path)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -143,6 +170,21 @@ def _open_sqlite_store(uri: str) -> Any:
             return client
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_writable(path: Path) -> None:
+    """A study writes every trial to its store, and SQLite writes beside the file too (its journal, and
+    here the lock): a store this user may only read is refused now, naming it and the ways out, not met
+    as a PermissionError on mlflow.db.lock or as a failed write after the first trial."""
+    lock = path.with_name(path.name + ".lock")
+    blocked = next((p for p in (path, lock) if p.exists() and not os.access(p, os.W_OK)), None)
+    if blocked is None and not os.access(path.parent, os.W_OK):
+        blocked = path.parent
+    if blocked is not None:
+        raise TrackingError(
+            f"MLflow store {path} is read-only for this user ({blocked} cannot be written): a study records every "
+            "trial there; make it writable (or run as its owner), or give another --tracking-uri "
+            "(sqlite:///other/mlflow.db)")
 
 
 class Tracker:
