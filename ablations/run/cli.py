@@ -142,11 +142,12 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
         data.get(data_config)
     session = open_session(spec, args, setup=True)
     console.print_header(session)
+    stopped: list[str] = []  # workers that ended with an error or a signal
     if args.workers == 1:
         status = run_here(session, data, args)
     else:
         data.clear()
-        status = run_workers(session, args)
+        status, stopped = run_workers(session, args)
     finished = finalize(session, interrupted=status == EXIT_INTERRUPTED)
     console.print_summary(session, args.top)
     report = console.write_report(session) if finished and not args.no_report else None
@@ -154,6 +155,11 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
     if status == EXIT_INTERRUPTED:
         print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "
               "rerun the same command to resume", file=sys.stderr)
+    elif stopped:
+        # A worker killed while the others ran its units is no failure of the study: the status says
+        # whether the study is complete.
+        console.print_stopped_workers(stopped, finished)
+        status = 0 if finished else 1
     return status
 
 
