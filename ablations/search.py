@@ -49,7 +49,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,10 @@ class Prepared:
     enqueued: int  # units put (back) in the queue by this call
     failed_stale: list[int]  # trial numbers found dead by this call
     replanned: int = 0  # waiting trials given the study file's edited configuration by this call
+    # An edited study file: units it plans that the study had never seen (new cells or seeds), and the
+    # cells of recorded trials it no longer plans (kept in the records). Grid studies only.
+    added: list[PlannedTrial] = field(default_factory=list)
+    dropped_cells: list[str] = field(default_factory=list)
 
 
 def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
@@ -216,6 +220,10 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     replanned = replan_waiting(spec, planned, trials, storage if storage is not None else storage_of(study))
     covered = {unit_of(t) for t in trials
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
+    seen = {unit_of(t) for t in trials}
+    added = [unit for unit in planned if unit.unit not in seen]
+    planned_cells = {unit.cell.id for unit in planned}
+    dropped = sorted({t.user_attrs["cell"] for t in trials if "cell" in t.user_attrs} - planned_cells) if planned else []
     enqueued = 0
     for unit in planned:
         if unit.unit not in covered:
@@ -228,7 +236,8 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     if spec.search.n_trials:
         units = max(units, spec.search.n_trials)
     done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
-    return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned)
+    return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned,
+                    added=added if trials else [], dropped_cells=dropped)
 
 
 def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:

@@ -100,6 +100,23 @@ def test_a_journal_whose_mlflow_records_are_gone_is_refused_with_the_way_out(wor
     assert len(optuna_trials(workdir, "orphaned")) == 1  # nothing added, nothing lost
 
 
+def test_an_edit_that_extends_the_study_is_told_and_cells_left_out_are_marked(workdir, capsys):
+    """Changing a grid value between runs extends the study (intended) but was silent, and the summary kept the
+    cell no longer in the file without a mark."""
+    study = study_file(workdir, "edited", "search: {grid: {train.temperature: [0.2, 0.5]}}\n", epochs=1, knn_every=0)
+    assert main(cli(workdir, study)) == 0
+    assert "adds" not in capsys.readouterr().out
+    study_file(workdir, "edited", "search: {grid: {train.temperature: [0.2, 0.7]}}\n", epochs=1, knn_every=0)
+    assert main(cli(workdir, study)) == 0
+    out = capsys.readouterr().out
+    assert "study edited: the study file adds 1 trial to those planned before (temperature=0.7 seed=0)" in out
+    assert "study edited: 1 cell recorded before is no longer in the study file (train.temperature=0.5)" in out
+    rows = {next(word for word in line.split() if word.startswith("train.temperature=")): line
+            for line in out.splitlines() if line[:1].isdigit() and "train.temperature=" in line}  # the table's
+    assert rows["train.temperature=0.5"].endswith("(not in the file)")
+    assert not rows["train.temperature=0.7"].endswith("(not in the file)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("copies", [2, 4])
 def test_copies_of_one_command_started_together_in_a_fresh_folder_all_finish(tmp_path, copies):

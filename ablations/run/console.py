@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 FAILED_SHOWN = 5
 # The widest cell name the summary table pads to.
 CELL_WIDTH = 60
+# The summary's mark on a cell that the study file no longer plans.
+NOT_IN_FILE = "(not in the file)"
 
 
 def fmt(value: float | None) -> str:
@@ -44,6 +46,30 @@ def print_header(session: Session) -> None:
              if prepared.failed_stale else "")
           + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
              if prepared.replanned else ""), flush=True)
+    name = session.spec.name
+    if prepared.added:
+        print(f"study {name}: the study file adds {_count(len(prepared.added), 'trial')} to those planned before "
+              f"({_listed(unit.run_name for unit in prepared.added)}); new values or seeds extend a study", flush=True)
+    if prepared.dropped_cells:
+        dropped = len(prepared.dropped_cells)
+        print(f"study {name}: {_count(dropped, 'cell')} recorded before {'is' if dropped == 1 else 'are'} no longer "
+              "in the study file "
+              f"({_listed(prepared.dropped_cells)}); their trials stay in the records, marked in the summary",
+              flush=True)
+
+
+# Names listed in one line of the header, before `and N more`.
+NAMES_LISTED = 4
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = list(names)
+    more = f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED else ""
+    return ", ".join(names[:NAMES_LISTED]) + more
 
 
 def trials_bar(session: Session) -> tqdm:
@@ -163,6 +189,7 @@ def print_summary(session: Session, top: int) -> None:
     failed = [t for t in study.get_trials(deepcopy=False)
               if t.state.name == "FAIL" and "error" in t.user_attrs]
     rows = summary_rows(trials)
+    dropped = set(session.prepared.dropped_cells) if session.prepared else set()
     done = search.units_done(study)
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
           f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
@@ -171,7 +198,10 @@ def print_summary(session: Session, top: int) -> None:
         print(f"{'probe_h (mean ± sd, n)':<24} {'probe_z':>8} {'wall s':>7}  {'cell':<{width}}  trials")
         for mean, sd, n, z, wall, cell, numbers in rows[:top]:
             spread = f"{mean:.3f} ± {sd:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n=1, no spread)"
-            print(f"{spread:<24} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  {','.join(map(str, numbers))}")
+            print(f"{spread:<24} {fmt(z):>8} {wall:>7.0f}  {cell:<{width}}  {','.join(map(str, numbers))}"
+                  + (f"  {NOT_IN_FILE}" if cell in dropped else ""))
+        if dropped & {row.cell for row in rows[:top]}:
+            print(f"{NOT_IN_FILE}: a cell recorded before and no longer in the study file")
     for trial in failed[:FAILED_SHOWN]:
         print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
 
