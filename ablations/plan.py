@@ -145,6 +145,12 @@ class StudySpec:
             return 0
         return len(expand_cells(self.search)) * max(0, self.confirm.max_seeds - len(self.seeds))
 
+    def config_for_plain(self, varied: dict[str, Any]) -> RunConfig:
+        """The configuration of a recorded trial's plain varied values (`PlannedTrial.varied`, the seed
+        under SEED_KEY; the first seed where none is recorded) on this study's base."""
+        values = {key: RunConfig.coerce(key, value) for key, value in varied.items() if key != SEED_KEY}
+        return self.config_for(values, varied.get(SEED_KEY, self.seeds[0]))
+
     def config_for(self, values: dict[str, Any], seed: int) -> RunConfig:
         """The base configuration with a cell's values and the seed applied."""
         config = copy.deepcopy(self.base)

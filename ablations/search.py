@@ -47,6 +47,7 @@ import json
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations import optuna_storage
-from ablations.identity import DONE_STATES, check_design, check_drift, replan_waiting, unit_of
+from ablations.identity import DONE_STATES, check_identity, unit_of
 from ablations.messages import one_line
 from ablations.optuna_private import storage_of
 from ablations.optuna_storage import Heartbeat, HeartbeatJournalStorage, SearchError, record_heartbeat
@@ -114,6 +115,43 @@ def open_study(spec: StudySpec, storage: BaseStorage) -> tuple[optuna.Study, boo
         raise SearchError(f"study {spec.name!r} in this storage is a {previous} search and {spec.source} asks "
                           f"for {spec.search.sampler}; give the study a new name or use another --storage")
     return study, False
+
+
+# How long a process that found an existing study waits for its creator to finish planning it.
+READY_TIMEOUT_S = 300
+
+
+@dataclass
+class Joined:
+    """The Optuna side of a start: the study, its uid, and what this process did to it."""
+
+    study: optuna.Study
+    uid: str  # the study's own id (UID_ATTR)
+    prepared: Prepared | None  # where this process planned or prepared the study
+    ready: bool  # marked ready before this process came; else this one marks it once its records are open
+
+
+def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bool = False,
+         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None) -> Joined:
+    """Open the study and check its identity, in one visit: create it or join it (waiting for its creator
+    to finish planning it, at most ready_timeout_s; at once when that process is found gone, and then this
+    one plans it), make sure it has its uid, and `prepare` it where this process sets the study up (setup)
+    or plans it. Nothing here touches MLflow: the caller opens the study's records next, then calls
+    `mark_ready` where `ready` is False, so that a process joining the study finds both stores in place."""
+    study, created = open_study(spec, storage)
+    ready = False
+    if created:
+        mark_creator(study)
+    else:
+        ready = wait_until_ready(study, ready_timeout_s, on_wait=on_wait)
+        if not ready and on_wait is not None:
+            on_wait(f"study {spec.name!r}: its creator stopped before planning it; this process plans it")
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid is None:  # a new study, or its creator died before getting this far
+        uid = uuid.uuid4().hex
+        study.set_user_attr(UID_ATTR, uid)
+    prepared = prepare(study, spec, retry_failed=retry_failed, storage=storage) if setup or not ready else None
+    return Joined(study, uid, prepared, ready)
 
 
 def mark_ready(study: optuna.Study, units: int, parent_run_id: str | None) -> None:
@@ -212,12 +250,12 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     """Resume: fail dead trials, refuse a changed configuration, and enqueue every unit that has no
     trial waiting, running or done (new seeds or cells, interrupted trials, --retry-failed).
     `storage` is the one the study was opened with (see `fail_stale`)."""
+    storage = storage if storage is not None else storage_of(study)
+    # The design and the results it made are checked before anything is planned: a refused edit leaves
+    # the study as it was.
+    planned, replanned = check_identity(study, spec, study.get_trials(deepcopy=False), storage)
     failed = fail_stale(study, storage)
     trials = study.get_trials(deepcopy=False)
-    planned = spec.trials() if spec.search.sampler == "grid" else []
-    check_design(study, spec, trials)
-    check_drift(spec, planned, trials)
-    replanned = replan_waiting(spec, planned, trials, storage if storage is not None else storage_of(study))
     covered = {unit_of(t) for t in trials
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
     seen = {unit_of(t) for t in trials}

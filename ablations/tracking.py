@@ -188,9 +188,11 @@ def _check_writable(path: Path) -> None:
 
 
 class Tracker:
-    """One study's experiment in one tracking store."""
+    """One study's experiment in one tracking store. The store is reached when the tracker is made; the
+    study is named then or by `open_records` (a start reaches the store before it knows whether the study
+    is new, and opens the study's records after the Optuna study)."""
 
-    def __init__(self, uri: str, study_name: str, retry_for: float | None = None):
+    def __init__(self, uri: str, study_name: str | None = None, retry_for: float | None = None):
         remember_secrets(uri)
         self.uri = uri
         self.label = f"MLflow tracking store {mask_url(uri)}"
@@ -309,6 +311,38 @@ class Tracker:
         return self.call(create)
 
     # -- the parent run ------------------------------------------------------------------------------
+
+    def open_records(self, study_name: str, study_uid: str, trials: list[Any], parent_tags: dict[str, str],
+                     study_file: str, *, view: dict[str, Any] | None = None) -> str:
+        """A study's records, opened in one visit; returns its parent run's id. The experiment first (so
+        that workers starting at once race for it before any work), then the parent run: found, or made
+        (tagged with `parent_tags`, the study file attached) by the first process to get here. A study
+        with finished trials whose parent run is not in this store had its records elsewhere (mlflow.db
+        deleted or moved, another --tracking-uri): resuming would record new trials beside nothing and the
+        report would miss the old ones, so it is refused with the two ways out. With `view` (a process that
+        sets the study up): runs whose trials are no longer running ended (`sweep`), the runs view saved,
+        the verdict tag renewed (a study begun before its file named the rule) and the parent run open."""
+        self.study_name = study_name
+        self.experiment_id
+        run_id = self.find_parent(study_uid)
+        if run_id is None:
+            finished = sum(t.state.name == "COMPLETE" for t in trials)
+            if finished:
+                raise TrackingError(
+                    f"study {self.study_name!r} has {finished} finished trials in its Optuna storage, but the MLflow "
+                    f"store {mask_url(self.uri)} holds none of their runs; point --tracking-uri at the store that "
+                    f"recorded them, or start the study over (remove runs/{self.study_name}, or use another "
+                    "--storage or study name)")
+            run_id = self.parent_run(study_uid, parent_tags)
+            self.log_artifact(run_id, study_file)
+        if view is not None:
+            self.sweep(study_uid, trials)
+            self.save_runs_view(view)
+            if VERDICT_TAG in parent_tags:
+                self.call(self.client.set_tag, run_id, VERDICT_TAG, parent_tags[VERDICT_TAG])
+            if self.run_status(run_id) != "RUNNING":
+                self.set_status(run_id, "RUNNING")
+        return run_id
 
     def find_parent(self, study_uid: str) -> str | None:
         runs = self.call(self.client.search_runs, [self.experiment_id],
