@@ -10,8 +10,9 @@ an error is a trial whose process died or was interrupted: its unit is run again
 
 Exactly once, with any number of workers and machines on one storage:
 1. The process whose `create_study(load_if_exists=False)` succeeds is the creator: it enqueues every
-   unit as a WAITING trial and then sets the study attr `ablations.ready`. Others load the study and
-   wait (bounded) for that attr, so a fresh study is enqueued by one process only.
+   unit as a WAITING trial (`join`, through `prepare`), opens the study's MLflow records and then sets
+   the study attr `ablations.ready`. Others load the study and wait (bounded) for that attr, so a fresh
+   study is enqueued, and its parent run made, by one process only.
 2. Workers claim WAITING trials through the storage's WAITING -> RUNNING transition, which succeeds for
    one process only (a row lock in RDB storages, the first log line in the journal). `study.ask()` is
    not used for grids: with nothing waiting it would create a fresh, unplanned trial.
@@ -279,7 +280,8 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
 
 
 def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:
-    """The creator's first enqueue: every planned unit, in plan order."""
+    """Every planned unit, in plan order, without `prepare`'s checks: a study as its creator plans it, for
+    callers that build one piece by piece (the tests of claiming)."""
     planned = spec.trials() if spec.search.sampler == "grid" else []
     study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(p))
                       for p in planned])
