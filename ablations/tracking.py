@@ -30,6 +30,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -165,8 +166,14 @@ def _open_sqlite_store(uri: str) -> Any:
                         f"MLflow store {path} was left half-migrated by an interrupted schema update (tables "
                         f"{', '.join(leftovers)}); back it up, then run `mlflow db upgrade sqlite:///{path}` or "
                         "start from a new file (--tracking-uri sqlite:///other.db)")
-            client = MlflowClient(uri)
-            client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
+            # Ctrl-C (or SIGTERM) in the middle of the schema's creation left the file half-migrated for
+            # good (seen: a first start interrupted at 9 s); the signal waits until the schema is whole.
+            interrupts = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                client = MlflowClient(uri)
+                client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, interrupts)
             return client
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
