@@ -18,8 +18,8 @@ from ablations.run.cli import build_parser
 from ablations.run.workers import _worker_argv
 from ablations.study import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
-    workdir,
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, uri,
+    wait_for_running_epoch, workdir,
 )
 
 
@@ -55,15 +55,19 @@ def test_a_worker_killed_while_the_others_finish_the_study_is_a_warning_not_a_fa
 def test_the_parent_prints_each_finished_trial_while_the_others_run(workdir):
     """Through a pipe, as from `| tee` or into a log: the line of the short trial comes while the long one
     still runs (the parent of three workers had shown 1 of 5 finished trials: held in its buffer)."""
-    study = study_file(workdir, "told", "search: {grid: {train.epochs: [1, 200]}}\n", knn_every=0)
-    parent = subprocess.Popen([sys.executable, "-m", "ablations.run", *cli(workdir, study, "--workers", "2")],
+    study = study_file(workdir, "told", "search: {grid: {train.epochs: [1, 100]}}\n", knn_every=0)
+    # With progress bars asked for (the default), which off a terminal are silent but still write the lines.
+    argv = [str(study), "--tracking-uri", uri(workdir), "--no-report", "--workers", "2"]
+    # Python's own buffering, as in a user's shell, whatever this test's caller exported (PYTHONUNBUFFERED hid it).
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    parent = subprocess.Popen([sys.executable, "-m", "ablations.run", *argv],
                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+                              start_new_session=True, env=env)
     try:
         for line in parent.stdout:  # ends when a line comes or the parent exits
             if line.startswith("trial") and "epochs=1 " in line:
                 break
-        long_trial = [t for t in optuna_trials(workdir, "told") if t.user_attrs["unit"].startswith("train.epochs=200")]
+        long_trial = [t for t in optuna_trials(workdir, "told") if t.user_attrs["unit"].startswith("train.epochs=100")]
         assert long_trial[0].state in (TrialState.RUNNING, TrialState.WAITING), "the line came only at the end"
     finally:
         os.killpg(parent.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the parent and its workers
