@@ -90,7 +90,7 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
             print(f"estimate unavailable: {one_line(error, limit=500, with_type=True)}")
             return 0
         per_trial += seconds
-        hows.append(f"{len(seconds)} {how}" if per_trial[:-len(seconds)] else how)
+        hows.append(f"{len(seconds)} {how}" if hows else how)
     how = "; ".join(hows)
     total = sum(per_trial) / args.workers
     print(f"estimate: {duration(statistics.fmean(per_trial))} per trial, {duration(total)} in all with "
