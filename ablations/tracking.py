@@ -168,15 +168,41 @@ def _open_sqlite_store(uri: str) -> Any:
                         "start from a new file (--tracking-uri sqlite:///other.db)")
             # Ctrl-C (or SIGTERM) in the middle of the schema's creation left the file half-migrated for
             # good (seen: a first start interrupted at 9 s); the signal waits until the schema is whole.
-            interrupts = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            try:
+            with _interrupts_held():
                 client = MlflowClient(uri)
                 client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, interrupts)
             return client
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _interrupts_held:
+    """SIGINT and SIGTERM held while the block runs, then given to the handler the caller had (a Ctrl-C
+    raises its KeyboardInterrupt as the block ends). Python runs signal handlers in the main thread
+    whichever thread the signal reached, so replacing the handlers holds them there (blocking the signal
+    would hold it in one thread only); elsewhere than the main thread nothing is held."""
+
+    def __enter__(self) -> _interrupts_held:
+        self.received: list[int] = []
+        self.previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if signal.getsignal(signum) is not None:  # None: a handler not set from Python, left alone
+                    self.previous[signum] = signal.signal(signum, lambda number, frame: self.received.append(number))
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.received:
+            signum = self.received[0]
+            handler = self.previous[signum]
+            if callable(handler):
+                handler(signum, None)  # Python's own for SIGINT: KeyboardInterrupt, here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _check_writable(path: Path) -> None:
