@@ -1,20 +1,19 @@
 """A study's identity across reruns: which trials are one unit of work, which keys only say where
 things are, and the checks that keep one study name to one design when its file is edited between runs
 (a key added to the search is refused, a changed configuration of a finished unit is refused, waiting
-trials take an edit made before any finished). `search.prepare` runs them on every resume.
+trials take an edit made before any finished). `search.prepare` runs them, `check_identity`, on every
+resume.
 """
 
 from __future__ import annotations
 
-from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations.optuna_storage import SearchError
+from ablations.stores import SearchError
 from ablations.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
-from ablations.study import coerce_value
 
 # Config keys that say where things are on one machine, not what is trained: they may differ between
 # the machines (and the reruns) of one study.
@@ -29,7 +28,46 @@ def unit_of(trial: FrozenTrial) -> str:
 DESIGN_ATTR = "ablations.varied_keys"
 
 
-def check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial]) -> None:
+def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial],
+                   storage: BaseStorage) -> tuple[list[PlannedTrial], int]:
+    """The checks that keep one study name to one design, run on every resume before anything is planned:
+    what the study varies (`_check_design`); every result (a COMPLETE or PRUNED trial) against the
+    configuration the file now gives its unit, refused where it changed (say train.epochs: two studies
+    under one name; places, PLACE_KEYS, may differ; a failed trial is no result, so a configuration that
+    failed every trial may be corrected and run again with --retry-failed); then the waiting trials (an
+    interrupted first start, say), which take an edit made before any result. Returns the planned units
+    and how many waiting trials took the edit."""
+    _check_design(study, spec, trials)
+    planned = spec.trials() if spec.search.sampler == "grid" else []
+    by_unit = {p.unit: p.config for p in planned}
+    replans = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        unit = unit_of(trial)
+        result = trial.state in DONE_STATES and "varied" in attrs
+        if "config" not in attrs or not (result or (trial.state == TrialState.WAITING and unit in by_unit)):
+            continue
+        # A unit no longer planned (a sampled trial, a cell since removed from the file): its own values
+        # on the file's base.
+        expected = by_unit[unit] if unit in by_unit else spec.config_for_plain(attrs["varied"])
+        before = {k: v for k, v in flat_plain(attrs["config"]).items() if k not in PLACE_KEYS}
+        now = {k: v for k, v in flat_config(expected).items() if k not in PLACE_KEYS}
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        if changed and result:
+            examples = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
+            raise SearchError(
+                f"study {spec.name!r} already ran {unit!r} with another configuration ({examples}); "
+                f"give the study a new name, or remove runs/{spec.name} (or the --storage study) to start over")
+        if changed:
+            replans.append((trial.number, expected.to_plain()))
+    # Written once every result is known to match: a refused edit leaves the study as it was.
+    study_id = storage.get_study_id_from_name(spec.name)
+    for number, plain in replans:
+        storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, number), "config", plain)
+    return planned, len(replans)
+
+
+def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial]) -> None:
     """What a study varies is its design: new seeds, new values of its keys, the floor or confirmation
     extend it, but a key added to or removed from the search would put two designs under one name (the
     report would average over the new key and count its effect as seed spread): refused, naming the keys.
@@ -49,54 +87,3 @@ def check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial]
             f"{spec.source}: study {spec.name!r} was planned varying {', '.join(recorded) or 'only the seed'}, and "
             f"the file now varies {', '.join(now) or 'only the seed'} ({changes}); new seeds or new values of "
             f"the same keys extend a study, other keys make another: give it a new name")
-
-
-def replan_waiting(spec: StudySpec, planned: list[PlannedTrial], trials: list[FrozenTrial],
-                    storage: BaseStorage) -> int:
-    """A waiting trial (an interrupted first start, say) still holds the configuration planned when it was
-    enqueued; where the study file has been edited since, it takes the new one (no result was made with
-    the old, or _check_drift would have refused). Returns how many changed."""
-    by_unit = {p.unit: p.config for p in planned}
-    study_id = storage.get_study_id_from_name(spec.name)
-    replanned = 0
-    for trial in trials:
-        expected = by_unit.get(unit_of(trial))
-        if trial.state != TrialState.WAITING or expected is None or "config" not in trial.user_attrs:
-            continue
-        if changed_keys(trial.user_attrs["config"], expected):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            storage.set_trial_user_attr(trial_id, "config", expected.to_plain())
-            replanned += 1
-    return replanned
-
-
-def changed_keys(plain: dict[str, Any], config) -> list[str]:
-    """Dotted keys whose value differs between a recorded plain config and `config`, places aside."""
-    before = {k: v for k, v in flat_plain(plain).items() if k not in PLACE_KEYS}
-    now = {k: v for k, v in flat_config(config).items() if k not in PLACE_KEYS}
-    return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-
-
-def check_drift(spec: StudySpec, planned: list[PlannedTrial], trials: list[FrozenTrial]) -> None:
-    """A result (a COMPLETE or PRUNED trial) made with another configuration than the file now gives its
-    values would mix two studies under one name (say train.epochs changed): refuse to resume. Places
-    (PLACE_KEYS) may differ. Failed trials are no result: a configuration that failed every trial may be
-    corrected and run again (--retry-failed)."""
-    by_unit = {p.unit: p.config for p in planned}
-    for trial in trials:
-        attrs = trial.user_attrs
-        if trial.state not in DONE_STATES or "config" not in attrs or "varied" not in attrs:
-            continue
-        expected = by_unit.get(unit_of(trial))
-        if expected is None:  # a sampled trial, or a cell since removed from the file
-            values = {key: coerce_value(key, value, spec.source, key)
-                      for key, value in attrs["varied"].items() if key != SEED_KEY}
-            expected = spec.config_for(values, attrs["varied"].get(SEED_KEY, spec.seeds[0]))
-        changed = changed_keys(attrs["config"], expected)
-        if changed:
-            before = flat_plain(attrs["config"])
-            now = flat_config(expected)
-            examples = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
-            raise SearchError(
-                f"study {spec.name!r} already ran {unit_of(trial)!r} with another configuration ({examples}); "
-                f"give the study a new name, or remove runs/{spec.name} (or the --storage study) to start over")

@@ -38,14 +38,10 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.optuna_private import RDB_BACKEND_CALLS
-from ablations.stores import CONNECT_TIMEOUT_S, describe, mask_url, remember_secrets, retry
+from ablations.stores import CONNECT_TIMEOUT_S, SearchError, describe, mask_url, remember_secrets, retry
 
 HEARTBEAT_ATTR = "ablations:heartbeat"
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-class SearchError(RuntimeError):
-    """A storage or study that this run cannot use; the message says what to do."""
 
 
 class HeartbeatJournalStorage(JournalStorage):

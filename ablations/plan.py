@@ -3,7 +3,7 @@ to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and 
 
 `study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
 name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
-The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY (see `tracking`).
+The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablations.tracking import PIPELINE_KEY, SEED_KEY
 from simclr_core.config import OpSpec, RunConfig
+
+# The keys of a trial's varied values (`PlannedTrial.varied`, recorded by `tracking` as `ablations.varied`)
+# that their readers single out: the seed, which every study varies through its `seeds` list, and the
+# augmentation pipeline, which `search.pairs` varies.
+SEED_KEY = "train.seed"
+PIPELINE_KEY = "augment.pipeline"
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,12 @@ class StudySpec:
         if self.confirm is None or self.search.sampler != "grid":
             return 0
         return len(expand_cells(self.search)) * max(0, self.confirm.max_seeds - len(self.seeds))
+
+    def config_for_plain(self, varied: dict[str, Any]) -> RunConfig:
+        """The configuration of a recorded trial's plain varied values (`PlannedTrial.varied`, the seed
+        under SEED_KEY; the first seed where none is recorded) on this study's base."""
+        values = {key: RunConfig.coerce(key, value) for key, value in varied.items() if key != SEED_KEY}
+        return self.config_for(values, varied.get(SEED_KEY, self.seeds[0]))
 
     def config_for(self, values: dict[str, Any], seed: int) -> RunConfig:
         """The base configuration with a cell's values and the seed applied."""

@@ -10,8 +10,9 @@ an error is a trial whose process died or was interrupted: its unit is run again
 
 Exactly once, with any number of workers and machines on one storage:
 1. The process whose `create_study(load_if_exists=False)` succeeds is the creator: it enqueues every
-   unit as a WAITING trial and then sets the study attr `ablations.ready`. Others load the study and
-   wait (bounded) for that attr, so a fresh study is enqueued by one process only.
+   unit as a WAITING trial (`join`, through `prepare`), opens the study's MLflow records and then sets
+   the study attr `ablations.ready`. Others load the study and wait (bounded) for that attr, so a fresh
+   study is enqueued, and its parent run made, by one process only.
 2. Workers claim WAITING trials through the storage's WAITING -> RUNNING transition, which succeeds for
    one process only (a row lock in RDB storages, the first log line in the journal). `study.ask()` is
    not used for grids: with nothing waiting it would create a fresh, unplanned trial.
@@ -54,9 +55,10 @@ import json
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations import optuna_storage
-from ablations.identity import DONE_STATES, check_design, check_drift, replan_waiting, unit_of
+from ablations.identity import DONE_STATES, check_identity, unit_of
 from ablations.messages import one_line
 from ablations.optuna_private import storage_of
 from ablations.optuna_storage import Heartbeat, HeartbeatJournalStorage, SearchError, record_heartbeat
@@ -139,6 +141,43 @@ def name_values(study: optuna.Study) -> None:
         warnings.simplefilter("ignore", ExperimentalWarning)  # set_metric_names: experimental since 3.2
         study.set_metric_names(METRIC_NAMES)
     study.set_user_attr(INTERMEDIATE_ATTR, INTERMEDIATE_TEXT)
+
+
+# How long a process that found an existing study waits for its creator to finish planning it.
+READY_TIMEOUT_S = 300
+
+
+@dataclass
+class Joined:
+    """The Optuna side of a start: the study, its uid, and what this process did to it."""
+
+    study: optuna.Study
+    uid: str  # the study's own id (UID_ATTR)
+    prepared: Prepared | None  # where this process planned or prepared the study
+    ready: bool  # marked ready before this process came; else this one marks it once its records are open
+
+
+def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bool = False,
+         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None) -> Joined:
+    """Open the study and check its identity, in one visit: create it or join it (waiting for its creator
+    to finish planning it, at most ready_timeout_s; at once when that process is found gone, and then this
+    one plans it), make sure it has its uid, and `prepare` it where this process sets the study up (setup)
+    or plans it. Nothing here touches MLflow: the caller opens the study's records next, then calls
+    `mark_ready` where `ready` is False, so that a process joining the study finds both stores in place."""
+    study, created = open_study(spec, storage)
+    ready = False
+    if created:
+        mark_creator(study)
+    else:
+        ready = wait_until_ready(study, ready_timeout_s, on_wait=on_wait)
+        if not ready and on_wait is not None:
+            on_wait(f"study {spec.name!r}: its creator stopped before planning it; this process plans it")
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid is None:  # a new study, or its creator died before getting this far
+        uid = uuid.uuid4().hex
+        study.set_user_attr(UID_ATTR, uid)
+    prepared = prepare(study, spec, retry_failed=retry_failed, storage=storage) if setup or not ready else None
+    return Joined(study, uid, prepared, ready)
 
 
 def mark_ready(study: optuna.Study, units: int, parent_run_id: str | None) -> None:
@@ -226,6 +265,10 @@ class Prepared:
     enqueued: int  # units put (back) in the queue by this call
     failed_stale: list[int]  # trial numbers found dead by this call
     replanned: int = 0  # waiting trials given the study file's edited configuration by this call
+    # An edited study file: units it plans that the study had never seen (new cells or seeds), and the
+    # cells of recorded trials it no longer plans (kept in the records). Grid studies only.
+    added: list[PlannedTrial] = field(default_factory=list)
+    dropped_cells: list[str] = field(default_factory=list)
 
 
 def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
@@ -233,14 +276,18 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     """Resume: fail dead trials, refuse a changed configuration, and enqueue every unit that has no
     trial waiting, running or done (new seeds or cells, interrupted trials, --retry-failed).
     `storage` is the one the study was opened with (see `fail_stale`)."""
+    storage = storage if storage is not None else storage_of(study)
+    # The design and the results it made are checked before anything is planned: a refused edit leaves
+    # the study as it was.
+    planned, replanned = check_identity(study, spec, study.get_trials(deepcopy=False), storage)
     failed = fail_stale(study, storage)
     trials = study.get_trials(deepcopy=False)
-    planned = spec.trials() if spec.search.sampler == "grid" else []
-    check_design(study, spec, trials)
-    check_drift(spec, planned, trials)
-    replanned = replan_waiting(spec, planned, trials, storage if storage is not None else storage_of(study))
     covered = {unit_of(t) for t in trials
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
+    seen = {unit_of(t) for t in trials}
+    added = [unit for unit in planned if unit.unit not in seen]
+    planned_cells = {unit.cell.id for unit in planned}
+    dropped = sorted({t.user_attrs["cell"] for t in trials if "cell" in t.user_attrs} - planned_cells) if planned else []
     enqueued = 0
     for unit in planned:
         if unit.unit not in covered:
@@ -253,11 +300,13 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     if spec.search.n_trials:
         units = max(units, spec.search.n_trials)
     done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
-    return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned)
+    return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned,
+                    added=added if trials else [], dropped_cells=dropped)
 
 
 def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:
-    """The creator's first enqueue: every planned unit, in plan order."""
+    """Every planned unit, in plan order, without `prepare`'s checks: a study as its creator plans it, for
+    callers that build one piece by piece (the tests of claiming)."""
     planned = spec.trials() if spec.search.sampler == "grid" else []
     study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(p))
                       for p in planned])

@@ -42,6 +42,11 @@ T = TypeVar("T")
 _secrets: set[str] = set()
 
 
+class SearchError(RuntimeError):
+    """An Optuna storage or study that this run cannot use; the message says what to do. (Here, with the
+    stores' other errors, so that the command line names it without importing Optuna.)"""
+
+
 class StoreUnavailable(RuntimeError):
     """A store stopped answering for longer than the retry window; what it recorded is safe."""
 

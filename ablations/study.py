@@ -18,12 +18,14 @@ what is allowed.
       #   params: {train.lr: {type: float, low: 0.01, high: 1.0, log: true}}
     seeds: [0, 1]                        # train.seed; every seed multiplies the cells
     tracking: {log_model: false, preview: true}
-    verdict: crop_color_best             # the rule that decides the claim (ablations.verdicts.RULES)
+    verdict: crop_color_best             # the rule that decides the claim (ablations.rule_catalog)
     floor: true                          # also run the base encoder untrained (train.epochs 0), per seed
     confirm: {max_seeds: 6}              # add seeds where the verdict is undecided, up to 6 per cell
 
-This module knows nothing of Optuna or MLflow: it turns a file into a StudySpec, whose planned
-trials `search` schedules and `tracking` records.
+This module knows nothing of Optuna or MLflow, and imports nothing heavy (no torch, pandas or scipy:
+the engine's config, the op table and the rules' names are light), so a bad file is refused in a
+fraction of a second: it turns a file into a StudySpec, whose planned trials `search` schedules and
+`tracking` records. Leaving `search` out runs the base configuration alone over the seeds.
 """
 
 from __future__ import annotations
@@ -40,10 +42,8 @@ from ablations.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
     plain_value,
 )
-from ablations.verdicts import REQUIRES, RULES
-from simclr_core.augmentations import validate_pipeline
-from simclr_core.config import ConfigError, OpSpec, RunConfig, plain_type_name
-from simclr_core.trainer import check_config
+from ablations.rule_catalog import REQUIRES
+from simclr_core.config import MAX_SEED, ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median")
@@ -157,8 +157,8 @@ def _parse_decision(doc: dict, spec: StudySpec) -> None:
     `floor:` (true: also run the untrained floor) and `confirm: {max_seeds: N}` (needs a verdict)."""
     source, verdict = spec.source, doc.get("verdict")
     if verdict is not None:
-        if verdict not in RULES:
-            raise StudyError(source, "verdict", f"{verdict!r} is not allowed; expected one of {', '.join(RULES)}")
+        if verdict not in REQUIRES:
+            raise StudyError(source, "verdict", f"{verdict!r} is not allowed; expected one of {', '.join(REQUIRES)}")
         varied = {"pairs"} if spec.search.pairs else set()
         missing = [key for key in REQUIRES[verdict] if key not in varied | set(spec.search.grid)]
         if spec.search.sampler != "grid" or missing:
@@ -198,6 +198,8 @@ def _parse_base(raw: Any, source: str) -> RunConfig:
 
 
 def _parse_search(raw: Any, source: str) -> SearchSpec:
+    """`search:` left out (or empty) runs the base configuration alone over the seeds; a search that is
+    written must vary something (an empty one is a mistake, not a request for the base cell)."""
     if not isinstance(raw, dict):
         raise StudyError(source, "search", f"expected a mapping, got {plain_type_name(raw)}")
     sampler = raw.get("sampler", "grid")
@@ -217,11 +219,19 @@ def _parse_search(raw: Any, source: str) -> SearchSpec:
 
 def _parse_grid(raw: dict, source: str) -> SearchSpec:
     search = SearchSpec(sampler="grid")
+    if raw and "pairs" not in raw and "grid" not in raw:
+        raise StudyError(source, "search", "a grid search varies search.pairs or search.grid, and this one gives "
+                                           "neither; to run the base configuration alone over the seeds, leave "
+                                           "`search` out")
+    if "pairs" in raw and not raw["pairs"]:
+        raise StudyError(source, "search.pairs", f"{raw['pairs']!r} is not allowed; expected a non-empty list of "
+                                                 "op names (or of [first, second] pairs)")
     search.pairs, search.pair_subset = _parse_pairs(raw.get("pairs") or [], source)
     pairs = search.pairs
-    grid = raw.get("grid") or {}
-    if not isinstance(grid, dict):
-        raise StudyError(source, "search.grid", f"expected a mapping of dotted.key: [values], got {plain_type_name(grid)}")
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict) or ("grid" in raw and not grid):
+        raise StudyError(source, "search.grid", f"{grid!r} is not allowed; expected a non-empty mapping of "
+                                                "dotted.key: [values]")
     for key, values in grid.items():
         where = f"search.grid.{key}"
         _check_search_key(key, source, where)
@@ -254,14 +264,16 @@ def _parse_pairs(pairs: Any, source: str) -> tuple[list[str], list[tuple[str, st
         for name in names:
             if not isinstance(name, str):
                 raise StudyError(source, where, f"{entry!r} is not allowed; expected {allowed}")
-        _check_pipeline([OpSpec(name) for name in names], source, where)  # the engine's check, as for augment.pipeline
         ops.extend(name for name in names if name not in ops)
         if explicit:
+            _check_pipeline([OpSpec(name) for name in names], source, where)  # the engine's check, as for augment.pipeline
             if tuple(entry) in subset:
                 raise StudyError(source, where, f"the pair {entry} is listed twice")
             subset.append((entry[0], entry[1]))
-    if not explicit and len(set(pairs)) != len(pairs):
-        raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
+    if not explicit:
+        _check_pipeline([OpSpec(name) for name in pairs], source, "search.pairs")  # names its entry search.pairs[i]
+        if len(set(pairs)) != len(pairs):
+            raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
     return ops, subset
 
 
@@ -344,8 +356,9 @@ def _parse_seeds(raw: Any, source: str) -> list[int]:
     if not isinstance(raw, list) or not raw:
         raise StudyError(source, "seeds", f"{raw!r} is not allowed; expected a non-empty list of integers")
     for index, seed in enumerate(raw):
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise StudyError(source, f"seeds[{index}]", f"{seed!r} is not allowed; expected an integer >= 0")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            raise StudyError(source, f"seeds[{index}]", f"{seed!r} is not allowed; expected an integer from 0 to "
+                                                        f"{MAX_SEED} (2**63 - 1)")
     if len(set(raw)) != len(raw):
         raise StudyError(source, "seeds", f"a seed is listed twice in {raw}")
     return list(raw)
@@ -375,7 +388,7 @@ def _apply_override(override: str, base: RunConfig, tracking: TrackingSpec, sear
         raise StudyError(where, key, "this study's search varies it; --set can only fix values the search leaves alone")
     base.set(key, coerce_value(key, value, where, where=key))
     try:
-        check_config(base)
+        base.validate()
     except ConfigError as error:
         if str(error).startswith(key):  # this override's value is the impossible one
             raise StudyError(where, "", str(error)) from None
@@ -396,7 +409,7 @@ def _check_configs(spec: StudySpec) -> None:
             candidates += [(f"search.params.{key} = {format_value(v)}", {key: v}) for v in points]
     for where, values in candidates:
         try:
-            check_config(spec.config_for(values, spec.seeds[0]))
+            spec.config_for(values, spec.seeds[0]).validate()
         except ConfigError as error:
             raise StudyError(spec.source, "", f"{where}: {error}") from None
 
@@ -444,7 +457,3 @@ def _mapping(raw: Any, source: str, key: str, allowed: tuple[str, ...], what: st
             dotted = f"{key}.{name}" if key else str(name)
             raise StudyError(source, dotted, f"unknown key; allowed: {', '.join(allowed)}")
     return raw
-
-
-# ----------------------------------------------------------------------------------------------------
-# Deprecated: ablations/run/runner.py still imports it; new code uses RunConfig.from_plain.

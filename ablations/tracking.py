@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -43,16 +44,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 # `retry` is the one retry policy of both stores; report.py imports it from here.
+# The keys of a trial's `ablations.varied` record that its readers single out (the report reads them here).
+from ablations.plan import PIPELINE_KEY, SEED_KEY  # noqa: F401
 from ablations.stores import (
     StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry,
 )
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-# Keys of a trial's `ablations.varied` record that its readers single out (defined here, with the
-# record, so that the report reads them without importing the engine): the seed, which every study
-# varies through its `seeds` list, and the augmentation pipeline, which pair studies vary.
-SEED_KEY = "train.seed"
-PIPELINE_KEY = "augment.pipeline"
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # Where a trial's time went, in seconds, logged as `seconds/<phase>`: named apart from the accuracies, so
 # that typing `probe_` in the MLflow UI finds accuracies only, and drawn in a section of their own (the
@@ -103,8 +101,34 @@ class TrackingError(RuntimeError):
 
 
 def resolve_tracking_uri(cli_value: str | None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow 3's own default, sqlite:///mlflow.db."""
-    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow 3's own default, sqlite:///mlflow.db;
+    TrackingError for one that names no store MLflow can open (checked without importing MLflow)."""
+    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    check_tracking_uri(uri, "--tracking-uri" if cli_value else "MLFLOW_TRACKING_URI")
+    return uri
+
+
+# What MLflow opens as a study's tracking store: its database stores (SQLAlchemy URLs, where a driver may
+# follow the dialect, postgresql+psycopg://) and its tracking server. MLflow 3 opens no file stores, so a
+# path (or file://) is none either; MLflow's own words for both ("KeyError: 'foo'", a text on migrating
+# file stores) never say so.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+TRACKING_EXPECTED = ("expected sqlite:///path/mlflow.db, http://host:port (an `mlflow server`) or "
+                     "postgresql://user:password@host/database")
+
+
+def check_tracking_uri(uri: str, source: str = "--tracking-uri") -> None:
+    """TrackingError naming `source` and the URI (password masked) unless its scheme is a store's."""
+    scheme, sep, _ = uri.partition("://")
+    scheme = scheme.split("+", 1)[0].lower() if sep else uri.lower()
+    if scheme in TRACKING_SCHEMES:
+        return
+    remember_secrets(uri)
+    if not sep or scheme == "file":
+        hint = f" (an SQLite store there is sqlite:///{uri})" if uri.endswith(".db") else ""
+        raise TrackingError(f"{source} {mask_url(uri)}: a path is not a tracking store (MLflow 3 opens no file "
+                            f"stores){hint}; {TRACKING_EXPECTED}")
+    raise TrackingError(f"{source} {mask_url(uri)}: unknown scheme {scheme!r}; {TRACKING_EXPECTED}")
 
 
 def cell_name(cell: str) -> str:
@@ -169,6 +193,7 @@ def _open_sqlite_store(uri: str) -> Any:
 
     path = Path(uri.removeprefix(SQLITE_PREFIX)).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(path)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -181,17 +206,66 @@ def _open_sqlite_store(uri: str) -> Any:
                         f"MLflow store {path} was left half-migrated by an interrupted schema update (tables "
                         f"{', '.join(leftovers)}); back it up, then run `mlflow db upgrade sqlite:///{path}` or "
                         "start from a new file (--tracking-uri sqlite:///other.db)")
-            client = MlflowClient(uri)
-            client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
+            # Ctrl-C (or SIGTERM) in the middle of the schema's creation left the file half-migrated for
+            # good (seen: a first start interrupted at 9 s); the signal waits until the schema is whole.
+            with _interrupts_held():
+                client = MlflowClient(uri)
+                client.search_experiments(max_results=1)  # creates or migrates the schema, under the lock
             return client
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-class Tracker:
-    """One study's experiment in one tracking store."""
+class _interrupts_held:
+    """SIGINT and SIGTERM held while the block runs, then given to the handler the caller had (a Ctrl-C
+    raises its KeyboardInterrupt as the block ends). Python runs signal handlers in the main thread
+    whichever thread the signal reached, so replacing the handlers holds them there (blocking the signal
+    would hold it in one thread only); elsewhere than the main thread nothing is held."""
 
-    def __init__(self, uri: str, study_name: str, retry_for: float | None = None):
+    def __enter__(self) -> _interrupts_held:
+        self.received: list[int] = []
+        self.previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if signal.getsignal(signum) is not None:  # None: a handler not set from Python, left alone
+                    self.previous[signum] = signal.signal(signum, lambda number, frame: self.received.append(number))
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.received:
+            signum = self.received[0]
+            handler = self.previous[signum]
+            if callable(handler):
+                handler(signum, None)  # Python's own for SIGINT: KeyboardInterrupt, here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+def _check_writable(path: Path) -> None:
+    """A study writes every trial to its store, and SQLite writes beside the file too (its journal, and
+    here the lock): a store this user may only read is refused now, naming it and the ways out, not met
+    as a PermissionError on mlflow.db.lock or as a failed write after the first trial."""
+    lock = path.with_name(path.name + ".lock")
+    blocked = next((p for p in (path, lock) if p.exists() and not os.access(p, os.W_OK)), None)
+    if blocked is None and not os.access(path.parent, os.W_OK):
+        blocked = path.parent
+    if blocked is not None:
+        raise TrackingError(
+            f"MLflow store {path} is read-only for this user ({blocked} cannot be written): a study records every "
+            "trial there; make it writable (or run as its owner), or give another --tracking-uri "
+            "(sqlite:///other/mlflow.db)")
+
+
+class Tracker:
+    """One study's experiment in one tracking store. The store is reached when the tracker is made; the
+    study is named then or by `open_records` (a start reaches the store before it knows whether the study
+    is new, and opens the study's records after the Optuna study)."""
+
+    def __init__(self, uri: str, study_name: str | None = None, retry_for: float | None = None):
         remember_secrets(uri)
         self.uri = uri
         self.label = f"MLflow tracking store {mask_url(uri)}"
@@ -317,6 +391,38 @@ class Tracker:
         return self.call(create)
 
     # -- the parent run ------------------------------------------------------------------------------
+
+    def open_records(self, study_name: str, study_uid: str, trials: list[Any], parent_tags: dict[str, str],
+                     study_file: str, *, view: dict[str, Any] | None = None) -> str:
+        """A study's records, opened in one visit; returns its parent run's id. The experiment first (so
+        that workers starting at once race for it before any work), then the parent run: found, or made
+        (tagged with `parent_tags`, the study file attached) by the first process to get here. A study
+        with finished trials whose parent run is not in this store had its records elsewhere (mlflow.db
+        deleted or moved, another --tracking-uri): resuming would record new trials beside nothing and the
+        report would miss the old ones, so it is refused with the two ways out. With `view` (a process that
+        sets the study up): runs whose trials are no longer running ended (`sweep`), the runs view saved,
+        the verdict tag renewed (a study begun before its file named the rule) and the parent run open."""
+        self.study_name = study_name
+        self.experiment_id
+        run_id = self.find_parent(study_uid)
+        if run_id is None:
+            finished = sum(t.state.name == "COMPLETE" for t in trials)
+            if finished:
+                raise TrackingError(
+                    f"study {self.study_name!r} has {finished} finished trials in its Optuna storage, but the MLflow "
+                    f"store {mask_url(self.uri)} holds none of their runs; point --tracking-uri at the store that "
+                    f"recorded them, or start the study over (remove runs/{self.study_name}, or use another "
+                    "--storage or study name)")
+            run_id = self.parent_run(study_uid, parent_tags)
+            self.log_artifact(run_id, study_file)
+        if view is not None:
+            self.sweep(study_uid, trials)
+            self.save_runs_view(view)
+            if VERDICT_TAG in parent_tags:
+                self.call(self.client.set_tag, run_id, VERDICT_TAG, parent_tags[VERDICT_TAG])
+            if self.run_status(run_id) != "RUNNING":
+                self.set_status(run_id, "RUNNING")
+        return run_id
 
     def find_parent(self, study_uid: str) -> str | None:
         runs = self.call(self.client.search_runs, [self.experiment_id],

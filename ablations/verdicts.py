@@ -28,7 +28,6 @@ The rules (reference figures in shared/REFERENCE.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +35,7 @@ import pandas as pd
 
 from ablations import reference
 from ablations.inference import Checks, Contrast, Estimate, Term, best_candidates, check_model, fit_blocks, judge
+from ablations.rule_catalog import REQUIRES  # noqa: F401 (what each rule needs varied; read here by the report)
 from ablations.tracking import cell_name
 
 CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
@@ -282,20 +282,6 @@ RULES: dict[str, Callable[[pd.DataFrame], Plan]] = {
 }
 
 
-# What a study must vary for each rule to have its comparisons: "pairs" (search.pairs), or grid keys.
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "crop_color_best": ("pairs",),
-    "color_strength_rises": ("augment.color_strength",),
-    "head_order": ("model.head",),
-    "temperature_half_best": ("train.temperature", "train.batch_size"),
-    "crop_color_lead_grows": ("pairs", "train.epochs"),
-}
-
-
 def cell_of(side: str) -> str:
     """The cell a comparison side names: `<cell> (h)` and `<cell> (z)` are one cell's two probes."""
     return side.removesuffix(" (h)").removesuffix(" (z)")
-
-
-def is_open(estimate: Estimate) -> bool:
-    return not estimate.decided and not math.isnan(estimate.estimate)

@@ -37,7 +37,8 @@ from simclr_core.colour import (
     _colour_eager, _draw_color, _draw_jitter, _jitter_slots, _JitterDraws, color, color_drop, color_jitter,
     rgb_to_gray,
 )
-from simclr_core.config import COMPILE_MODES, AugmentConfig, ConfigError, OpSpec
+# validate_pipeline is the configuration's check (torch-free, in config); named here too, beside the ops.
+from simclr_core.config import COMPILE_MODES, AugmentConfig, ConfigError, OpSpec, validate_pipeline
 from simclr_core.fused_color import compile_failure, compiled_color
 from simclr_core.per_sample import bernoulli, broadcast, check_probability, transform_chosen, uniform
 
@@ -278,6 +279,8 @@ def _sobel_edges(images: Tensor) -> Tensor:
     return magnitude.div_(peak.clamp_min(torch.finfo(images.dtype).tiny)).clamp_(0.0, 1.0)
 
 
+# A new op is an entry here and one in config.OP_PARAMETERS (its parameter names, which a study file's
+# checks read without torch).
 OPS: dict[str, Callable[..., Tensor]] = {
     "crop": crop,
     "hflip": hflip,
@@ -296,39 +299,6 @@ OPS: dict[str, Callable[..., Tensor]] = {
 _STRENGTH_OPS = {"color", "color_jitter"}
 
 
-# --------------------------------------------------------------------------------------------------
-# Pipeline validation: each parameter name maps to its check and what is allowed.
-# --------------------------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass; `p: true` in a study file is a mistake, not 1.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_pair(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
-
-
-_PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    "jitter_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    "drop_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    "strength": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "brightness": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "contrast": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "saturation": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "hue": (lambda v: v is None or (_is_number(v) and 0 <= v <= 0.5), "null or a number in [0, 0.5]"),
-    "random_order": (lambda v: isinstance(v, bool), "true or false"),
-    "scale": (lambda v: _is_pair(v) and 0 < v[0] <= v[1] <= 1, "a pair [low, high] with 0 < low <= high <= 1"),
-    "ratio": (lambda v: _is_pair(v) and 0 < v[0] <= v[1], "a pair [low, high] with 0 < low <= high"),
-    "sigma": (lambda v: _is_pair(v) and 0 < v[0] <= v[1], "a pair [low, high] with 0 < low <= high"),
-    "side_fraction": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "fill": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "std": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-}
-
-
 def op_params(name: str) -> list[str]:
     """The keyword parameters an op accepts, from its signature."""
     return list(_defaults(name))
@@ -339,33 +309,6 @@ def _defaults(name: str) -> dict[str, Any]:
     """An op's keyword parameters and their defaults, from its signature (defined there only)."""
     return {param.name: param.default for param in inspect.signature(OPS[name]).parameters.values()
             if param.name not in ("images", "generator")}
-
-
-def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> None:
-    """Check op names, parameter names and values; raise ConfigError naming `key[index]` and what is
-    allowed. Parameter names come from each op's signature, so a new op needs no entry here beyond
-    a check in _PARAM_CHECKS for any new parameter name."""
-    if not isinstance(pipeline, (list, tuple)):
-        raise ConfigError(f"{key}: expected a list of ops, got {type(pipeline).__name__}")
-    for index, spec in enumerate(pipeline):
-        where = f"{key}[{index}]"
-        if not isinstance(spec, OpSpec):
-            raise ConfigError(f"{where}: expected an OpSpec, got {type(spec).__name__}")
-        if spec.op not in OPS:
-            raise ConfigError(f"{where}: unknown augmentation {spec.op!r}; valid names: "
-                              f"{', '.join(sorted(OPS))}")
-        if not isinstance(spec.params, dict):
-            raise ConfigError(f"{where} ({spec.op}): params must be a mapping, got "
-                              f"{type(spec.params).__name__}")
-        valid = op_params(spec.op)
-        for name, value in spec.params.items():
-            if name not in valid:
-                raise ConfigError(f"{where} ({spec.op}): unknown parameter {name!r}; {spec.op} takes "
-                                  f"{', '.join(valid)}")
-            check, allowed = _PARAM_CHECKS[name]
-            if not check(value):
-                raise ConfigError(f"{where}.{name} ({spec.op}): {value!r} is not allowed; expected "
-                                  f"{allowed}")
 
 
 # --------------------------------------------------------------------------------------------------

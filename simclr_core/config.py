@@ -11,6 +11,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Union
 
 
@@ -44,8 +45,8 @@ class OpSpec:
 
     @classmethod
     def from_plain(cls, plain: Any) -> OpSpec:
-        """The inverse of to_plain(). Only the form is checked here: op names and parameters belong
-        to `augmentations.validate_pipeline`."""
+        """The inverse of to_plain(). Only the form is checked here: op names and parameters are
+        `validate_pipeline`'s."""
         if isinstance(plain, str):
             return cls(plain)
         if isinstance(plain, dict) and isinstance(plain.get("op"), str):
@@ -190,7 +191,7 @@ class RunConfig:
         """The inverse of to_plain(): `from_plain(c.to_plain()) == c`. Sections and keys left out keep
         their defaults. Strict, like a study file: an unknown section or key, or a value of the wrong
         type (see `coerce`), raises ConfigError naming the dotted key and what is allowed. Op names
-        and the other values' ranges are checked by `validate` and `trainer.check_config`."""
+        and the other values' ranges are checked by `validate`."""
         config = cls()
         sections = _checked_mapping(plain, "", _section_names(), "config sections")
         for section, values in sections.items():
@@ -287,11 +288,12 @@ class RunConfig:
         setattr(getattr(self, section), name, value)
 
     def validate(self) -> None:
-        """Check the scalar values no run can use; raise ConfigError naming the dotted key.
-
-        The pipeline's op names and parameters belong to the augmentation module, which imports this
-        one: `simclr_core.trainer.check_config` runs both checks and is what callers use."""
+        """Every check a configuration can be given before any data is loaded: the values no run can
+        use and the augmentation pipeline's op names and parameters (`validate_pipeline`). Raises
+        ConfigError naming the dotted key. Imports nothing heavy: a study file is checked with it
+        before torch is loaded."""
         self.data.validate()
+        validate_pipeline(self.augment.pipeline)
         checks: list[tuple[bool, str, str]] = [
             (self.augment.protocol in PROTOCOLS, "augment.protocol", f"one of {sorted(PROTOCOLS)}"),
             (self.augment.color_strength >= 0, "augment.color_strength", "a number >= 0"),
@@ -307,6 +309,7 @@ class RunConfig:
             (self.train.warmup_epochs >= 0, "train.warmup_epochs", "a number >= 0"),
             (self.train.temperature > 0, "train.temperature", "a number > 0"),
             (self.train.n_views >= 2, "train.n_views", "an integer >= 2"),
+            (0 <= self.train.seed <= MAX_SEED, "train.seed", f"an integer from 0 to {MAX_SEED} (2**63 - 1)"),
             (self.train.precision in PRECISIONS, "train.precision", f"one of {sorted(PRECISIONS)}"),
             (self.train.channels_last in ("auto", "on", "off"), "train.channels_last",
              "one of auto, on, off"),
@@ -355,6 +358,87 @@ class RunConfig:
         return None
 
 
+# ----------------------------------------------------------------------------------------------------
+# The augmentation ops a pipeline may name: each op's parameters and what each parameter allows. The
+# ops are `augmentations.OPS`, whose signatures hold the defaults (google-research/simclr's); the names
+# are repeated here so that a configuration is checked without importing torch, and
+# tests/test_augmentations.py holds this table to those signatures.
+
+OP_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "crop": ("scale", "ratio"),
+    "hflip": ("p",),
+    "vflip": ("p",),
+    "rotate": ("p",),
+    "color_jitter": ("strength", "p", "brightness", "contrast", "saturation", "hue", "random_order"),
+    "color_drop": ("p",),
+    "color": ("strength", "jitter_prob", "drop_prob"),
+    "cutout": ("side_fraction", "fill", "p"),
+    "blur": ("sigma", "p"),
+    "noise": ("std", "p"),
+    "sobel": ("p",),
+}
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass; `p: true` in a study file is a mistake, not 1.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
+
+
+# Each parameter name, whichever op takes it: its check and what is allowed.
+PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "jitter_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "drop_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "strength": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "brightness": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
+    "contrast": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
+    "saturation": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
+    "hue": (lambda v: v is None or (_is_number(v) and 0 <= v <= 0.5), "null or a number in [0, 0.5]"),
+    "random_order": (lambda v: isinstance(v, bool), "true or false"),
+    "scale": (lambda v: _is_pair(v) and 0 < v[0] <= v[1] <= 1, "a pair [low, high] with 0 < low <= high <= 1"),
+    "ratio": (lambda v: _is_pair(v) and 0 < v[0] <= v[1], "a pair [low, high] with 0 < low <= high"),
+    "sigma": (lambda v: _is_pair(v) and 0 < v[0] <= v[1], "a pair [low, high] with 0 < low <= high"),
+    "side_fraction": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "fill": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "std": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+}
+
+
+def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> None:
+    """Check op names, parameter names and values; raise ConfigError naming `key[index]` and what is
+    allowed. A new op needs its entry in OP_PARAMETERS and a check in PARAM_CHECKS for any new
+    parameter name."""
+    if not isinstance(pipeline, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list of ops, got {type(pipeline).__name__}")
+    for index, spec in enumerate(pipeline):
+        where = f"{key}[{index}]"
+        if not isinstance(spec, OpSpec):
+            raise ConfigError(f"{where}: expected an OpSpec, got {type(spec).__name__}")
+        if spec.op not in OP_PARAMETERS:
+            raise ConfigError(f"{where}: unknown augmentation {spec.op!r}; valid names: "
+                              f"{', '.join(sorted(OP_PARAMETERS))}")
+        if not isinstance(spec.params, dict):
+            raise ConfigError(f"{where} ({spec.op}): params must be a mapping, got "
+                              f"{type(spec.params).__name__}")
+        valid = OP_PARAMETERS[spec.op]
+        for name, value in spec.params.items():
+            if name not in valid:
+                raise ConfigError(f"{where} ({spec.op}): unknown parameter {name!r}; {spec.op} takes "
+                                  f"{', '.join(valid)}")
+            check, allowed = PARAM_CHECKS[name]
+            if not check(value):
+                raise ConfigError(f"{where}.{name} ({spec.op}): {value!r} is not allowed; expected "
+                                  f"{allowed}")
+
+
+# The largest seed: torch's and numpy's generators take 64 unsigned bits, but a seed is also recorded and
+# read back as a signed 64-bit integer (MLflow, the report's tables), so one that does not fit is refused
+# before any run rather than failing every trial and then the report.
+MAX_SEED = 2**63 - 1
 DATASETS = {"cifar10", "cifar100", "stl10", "parquet", "imagefolder", "synthetic"}
 PROTOCOLS = {"symmetric", "asymmetric"}
 ENCODERS = {"resnet18_cifar", "resnet18", "resnet50", "small_cnn"}

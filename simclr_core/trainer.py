@@ -20,7 +20,7 @@ import torch
 import torchvision
 
 from simclr_core import checkpoint
-from simclr_core.augmentations import OpStreams, colour_path, make_views, validate_pipeline
+from simclr_core.augmentations import OpStreams, colour_path, make_views
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
 from simclr_core.loss import contrastive_accuracy, nt_xent_multi
@@ -88,14 +88,6 @@ class RunResult:
             "images_per_s": self.images_per_s,
         }
         return {key: value for key, value in values.items() if value is not None}
-
-
-def check_config(config: RunConfig) -> None:
-    """Every check a configuration can be given before any data is loaded: its scalar values
-    (RunConfig.validate) and its augmentation pipeline (op names and parameters, owned by the
-    augmentation module). Raises ConfigError naming the dotted key."""
-    config.validate()
-    validate_pipeline(config.augment.pipeline, key="augment.pipeline")
 
 
 def select_device(name: str) -> torch.device:
@@ -236,7 +228,7 @@ def train(
     progress: called as progress(phase, done, total) for a live display: ("train", steps done, all steps)
         after every step, ("knn", epoch, epochs) before a kNN monitor, ("probe", 0, 1) before the probe.
     """
-    check_config(config)
+    config.validate()
     started = time.perf_counter()
     keep_freed_memory()
     tc = config.train

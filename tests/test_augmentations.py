@@ -16,9 +16,9 @@ from PIL import Image
 from simclr_core import augmentations as aug
 from simclr_core import colour
 from simclr_core import preview
-from simclr_core.augmentations import OPS, apply_pipeline, make_views, validate_pipeline
+from simclr_core.augmentations import OPS, apply_pipeline, make_views, op_params, validate_pipeline
 from simclr_core.preview import render_preview
-from simclr_core.config import AugmentConfig, ConfigError, OpSpec
+from simclr_core.config import OP_PARAMETERS, AugmentConfig, ConfigError, OpSpec
 
 # Ops with per-sample randomness at their defaults (sobel at p=1 is deterministic).
 RANDOM_OPS = sorted(set(OPS) - {"sobel"})
@@ -102,6 +102,12 @@ def test_op_draws_parameters_per_sample(name):
 def test_different_seeds_give_different_outputs(name):
     images = random_images()
     assert not torch.equal(OPS[name](images, seeded(1)), OPS[name](images, seeded(2)))
+
+
+def test_the_configs_op_table_is_what_the_ops_take():
+    # config.OP_PARAMETERS lets a study file be checked without torch; it must name exactly the ops and
+    # the parameters their signatures define.
+    assert {name: tuple(op_params(name)) for name in OPS} == OP_PARAMETERS
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -65,6 +65,12 @@ FILE_CASES = [
     ("floor not true or false", "floor: maybe\n", "floor"),
     ("batch larger than the training set", "base: {train: {batch_size: 256}}\n", "train.batch_size"),
     ("a key given twice", "seeds: [0]\nseeds: [1]\n", "given twice"),
+    # Accepted before, then every trial failed ("Overflow when unpacking long long") and the report too.
+    ("a seed too large for its records", "seeds: [99999999999999999999]\n", "seeds[0]: 99999999999999999999 is not"),
+    # Each ran one silent "base" cell before.
+    ("a grid search that varies nothing", "search: {sampler: grid}\n", "leave `search` out"),
+    ("an empty list of pairs", "search: {pairs: []}\n", "search.pairs: [] is not allowed"),
+    ("an empty grid", "search: {grid: {}}\n", "search.grid: {} is not allowed"),
     ("invalid YAML", "search: {grid: [\n", "invalid YAML"),
 ]
 
@@ -84,6 +90,9 @@ FLAG_CASES = [
     ("--runs-dir not writable", ["--runs-dir", "/sys/simclr-runs"], "/sys/simclr-runs: Operation not permitted; "
      "this user may not write there"),
     ("a data set that is not there", ["--set", "data.dataset=cifar10", "--set", "data.root=empty"], "empty"),
+    # MLflow's words were "KeyError: 'foo'" and a text on migrating file stores.
+    ("--tracking-uri an unknown scheme", ["--tracking-uri", "foo://bar"], "--tracking-uri foo://bar: unknown scheme"),
+    ("--tracking-uri a file", ["--tracking-uri", "a_file"], "--tracking-uri a_file: a path is not a tracking store"),
 ]
 
 
@@ -162,6 +171,8 @@ def test_a_bad_study_path(folder, capsys, what, make, says):
     (["--study", "nosuchstudy"], "nosuchstudy"),
     (["--tracking-uri", "sqlite:///nowhere/mlflow.db"], "nowhere"),
     (["--study", "kept", "--out", "a_file"], "a_file"),
+    (["--tracking-uri", "a_file"], "--tracking-uri a_file: a path is not a tracking store"),
+    (["--tracking-uri", "foo://bar"], "--tracking-uri foo://bar: unknown scheme 'foo'"),
 ])
 def test_a_bad_report_request(folder, capsys, monkeypatch, argv, says):
     monkeypatch.chdir(folder)
@@ -170,6 +181,24 @@ def test_a_bad_report_request(folder, capsys, monkeypatch, argv, says):
     assert report_main([*argv, "--no-log"]) == 2
     assert says in one_line_error(capsys)
 
+
+def test_a_read_only_store_is_named_with_the_way_out(folder, capsys, monkeypatch):
+    """Was `PermissionError ... mlflow.db.lock`. The store is made read-only for this user by answering
+    os.access as the file system would (chmod does not bind root, which runs some test machines)."""
+    import os
+
+    read_only = folder / "read_only"
+    read_only.mkdir(exist_ok=True)
+    (read_only / "mlflow.db").write_bytes((folder / "mlflow.db").read_bytes())
+    allowed = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (not str(path).startswith(str(read_only))
+                                                                 and allowed(path, mode, **kw)))
+    study = folder / "flags.yaml"
+    study.write_text(TINY.format(name="flags"))
+    assert main([str(study), "--tracking-uri", f"sqlite:///{read_only}/mlflow.db", "--no-progress"]) == 2
+    line = one_line_error(capsys)
+    assert f"MLflow store {read_only}/mlflow.db is read-only for this user" in line
+    assert "make it writable" in line and "another --tracking-uri" in line
 
 
 def _disk_full_at(limit: int):

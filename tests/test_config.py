@@ -143,6 +143,8 @@ def test_a_config_error_without_a_separate_key_keeps_its_message():
     ("probe", {"batch_size": 0}, "probe.batch_size", ">= 1"),
     ("probe", {"knn_train_rows": 0}, "probe.knn_train_rows", ">= 1"),
     ("data", {"synthetic_classes": 1}, "data.synthetic_classes", ">= 2"),
+    ("train", {"seed": 2**63}, "train.seed", "from 0 to 9223372036854775807"),
+    ("train", {"seed": -1}, "train.seed", "from 0 to"),
 ])
 def test_values_no_run_can_use_are_refused_before_any_run(section, values, key, allowed):
     config = RunConfig()

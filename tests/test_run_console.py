@@ -67,3 +67,20 @@ def test_the_progress_postfix_shows_up_to_four_running_trials():
                for n in range(5)]
     assert running_epochs(running + [trial(9, TrialState.RUNNING)]) == \
         "#0 0/9 loss 1.000  #1 1/9 loss 0.500  #2 2/9 loss 0.333  #3 3/9 loss 0.250"
+
+
+def test_the_quickstarts_report_is_not_offered_to_git_beside_the_real_ones():
+    """Every fresh clone's first run writes reports/quickstart/ (or reports/quickstart-<run id>/ beside another
+    one); `git status` offered it as a new folder to commit among the committed reports of real runs."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    demo = ["reports/quickstart/README.md", "reports/quickstart-0a1b2c/figures/pair_grid.png"]
+    ignored = subprocess.run(["git", "-C", str(root), "check-ignore", *demo], capture_output=True, text=True)
+    assert ignored.stdout.split() == demo
+    kept = subprocess.run(["git", "-C", str(root), "check-ignore", "reports/aug_pairs/README.md"], capture_output=True)
+    assert kept.returncode == 1  # a real study's report is not ignored

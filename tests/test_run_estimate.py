@@ -1,11 +1,14 @@
 """ablations.run.estimate: --dry-run lists the planned trials and what they cost, and trains nothing."""
 
 import dataclasses
+import itertools
+import statistics
 
-from ablations.run import main
+from ablations.messages import duration
+from ablations.run import estimate, main
 from ablations.run.estimate import estimate_trial_seconds
 from ablations.study import load_study
-from test_run_support import study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
+from test_run_support import optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 
 
 def test_dry_run_prints_trials_and_estimate_and_trains_nothing(workdir, capsys):
@@ -18,7 +21,7 @@ def test_dry_run_prints_trials_and_estimate_and_trains_nothing(workdir, capsys):
 
 
 def test_the_estimate_grows_with_epochs_and_times_each_model_once(workdir):
-    base = load_study(study_file(workdir, "costed", "search: {sampler: grid}\n")).base
+    base = load_study(study_file(workdir, "costed", "")).base
     longer = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=4 * base.train.epochs))
     seconds, how = estimate_trial_seconds([base, longer, base])
     assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] and seconds[2] == seconds[0]
@@ -52,4 +55,20 @@ def test_dry_run_of_a_started_study_shows_what_is_done_and_estimates_what_is_lef
     out = capsys.readouterr().out
     assert "temperature=0.2 seed=0" in out and "recorded: 2 done, 2 to do" in out
     assert [line.split()[-1] for line in out.splitlines() if "seed=" in line] == ["done", "do", "done", "do"]
-    assert "estimate:" in out
+    # The units left are of cells already run: what their trials took is the estimate, not a timing of
+    # the moment (an estimate had swung 11.5x with the load).
+    walls = [t.user_attrs["wall_time_s"] for t in optuna_trials(workdir, "halfway")]
+    estimate = next(line for line in out.splitlines() if line.startswith("estimate:"))
+    assert estimate.startswith(f"estimate: {duration(statistics.fmean(walls))} per trial")
+    assert "(2 from the recorded trials of their cells)" in estimate
+
+
+def test_a_timed_estimate_counts_the_cpu_time_it_got_not_the_wall_clock(workdir, monkeypatch):
+    """Other work on the machine stretches the wall clock, not the CPU time this process gets: a wall clock
+    that races ahead (as under a load of 10) leaves the estimate as it is, and the line states the load."""
+    base = load_study(study_file(workdir, "costed", "")).base
+    clock = itertools.count(step=1000.0)
+    monkeypatch.setattr(estimate.time, "perf_counter", lambda: next(clock))
+    seconds, how = estimate.estimate_trial_seconds([base])
+    assert seconds[0] < 1000  # none of the wall clock's 1000 s per reading
+    assert "by CPU time" in how and "load average" in how

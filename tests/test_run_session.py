@@ -22,7 +22,7 @@ from test_run_support import (  # noqa: F401 (workdir is a fixture)
 def test_resume_after_sigkill_runs_every_cell_exactly_once(workdir, backend):
     """Dead-trial detection through heartbeats, on the default journal and on an RDB storage."""
     epochs = 30
-    study = study_file(workdir, "killed", "search: {sampler: grid}\n", seeds=(0, 1), epochs=epochs, knn_every=5)
+    study = study_file(workdir, "killed", "", seeds=(0, 1), epochs=epochs, knn_every=5)
     storage = f"sqlite:///{workdir}/optuna.db" if backend == "sqlite" else None
     args = cli(workdir, study, "--heartbeat-interval", "1", *(["--storage", storage] if storage else []))
     worker = start(workdir, args)
@@ -50,19 +50,19 @@ def test_resume_after_sigkill_runs_every_cell_exactly_once(workdir, backend):
 
 
 def test_a_changed_configuration_is_refused_on_resume(workdir, capsys):
-    study = study_file(workdir, "drift", "search: {sampler: grid}\n")
+    study = study_file(workdir, "drift", "")
     assert main(cli(workdir, study)) == 0
-    study_file(workdir, "drift", "search: {sampler: grid}\n", epochs=EPOCHS + 1)
+    study_file(workdir, "drift", "", epochs=EPOCHS + 1)
     assert main(cli(workdir, study)) == 2
     err = capsys.readouterr().err
     assert "train.epochs: 2 -> 3" in err and "new name" in err
     # Where the data lives is not what is trained: another SIMCLR_DATA or thread count is fine.
-    study_file(workdir, "drift", "search: {sampler: grid}\n")
+    study_file(workdir, "drift", "")
     assert main(cli(workdir, study, "--set", "train.num_threads=2", "--set", "data.root=/elsewhere")) == 0
 
 
 def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
-    spec = load_study(study_file(workdir, "torn", "search: {sampler: grid}\n"))
+    spec = load_study(study_file(workdir, "torn", ""))
     journal = workdir / "torn.journal"
     study, _ = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
     search.enqueue_plan(study, spec)
@@ -98,6 +98,23 @@ def test_a_journal_whose_mlflow_records_are_gone_is_refused_with_the_way_out(wor
     assert err.startswith("error: study 'orphaned' has 1 finished trials") and "--tracking-uri" in err
     assert "remove runs/orphaned" in err and len(err.splitlines()) == 1
     assert len(optuna_trials(workdir, "orphaned")) == 1  # nothing added, nothing lost
+
+
+def test_an_edit_that_extends_the_study_is_told_and_cells_left_out_are_marked(workdir, capsys):
+    """Changing a grid value between runs extends the study (intended) but was silent, and the summary kept the
+    cell no longer in the file without a mark."""
+    study = study_file(workdir, "edited", "search: {grid: {train.temperature: [0.2, 0.5]}}\n", epochs=1, knn_every=0)
+    assert main(cli(workdir, study)) == 0
+    assert "adds" not in capsys.readouterr().out
+    study_file(workdir, "edited", "search: {grid: {train.temperature: [0.2, 0.7]}}\n", epochs=1, knn_every=0)
+    assert main(cli(workdir, study)) == 0
+    out = capsys.readouterr().out
+    assert "study edited: the study file adds 1 trial to those planned before (temperature=0.7 seed=0)" in out
+    assert "study edited: 1 cell recorded before is no longer in the study file (temperature=0.5)" in out
+    rows = {next(word for word in line.split() if word.startswith("temperature=")): line
+            for line in out.splitlines() if line[:1].isdigit() and "temperature=" in line}  # the table's
+    assert rows["temperature=0.5"].endswith("(not in the file)")
+    assert not rows["temperature=0.7"].endswith("(not in the file)")
 
 
 @pytest.mark.slow

@@ -11,17 +11,18 @@ from optuna.trial import TrialState
 from ablations.run import main
 from ablations.run.signals import interrupts
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch, workdir,
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
+    workdir,
 )
 
 
 def test_ctrl_c_marks_the_trial_and_a_rerun_resumes(workdir):
-    study = study_file(workdir, "stopped", "search: {sampler: grid}\n", seeds=(0, 1), epochs=30, knn_every=5)
+    study = study_file(workdir, "stopped", "", seeds=(0, 1), epochs=30, knn_every=5)
     args = cli(workdir, study)
     worker = start(workdir, args)
     victim = wait_for_running_epoch(workdir, "stopped", worker, epoch=2)
     worker.send_signal(signal.SIGINT)
-    output, _ = worker.communicate(timeout=60)
+    output, _ = worker.communicate(timeout=SAFETY_LIMIT_S)
     assert worker.returncode == 130, output
     assert "Traceback" not in output and "rerun the same command" in output
     interrupted = optuna_trials(workdir, "stopped")[victim.number]
@@ -48,10 +49,11 @@ def test_a_ctrl_c_lost_in_a_finaliser_is_raised_again():
             time.sleep(0.05)  # the handler runs here, inside __del__: this KeyboardInterrupt is lost
 
     before = signal.getsignal(signal.SIGINT)
+    # The raise comes RAISE_AGAIN_AFTER_S later, or later still on a loaded machine: the loop ends on it
+    # (pytest.raises fails the test if the safety limit ran out instead).
     with pytest.raises(KeyboardInterrupt), interrupts():
         InterruptedWhileCollected()  # collected at once
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + SAFETY_LIMIT_S
         while time.monotonic() < deadline:
             time.sleep(0.01)
-    assert time.monotonic() < deadline
     assert signal.getsignal(signal.SIGINT) is before  # restored, whatever the caller had in place

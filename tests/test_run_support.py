@@ -73,10 +73,15 @@ def complete_once_per_unit(trials) -> Counter:
     return counts
 
 
-def wait_for_running_epoch(workdir: Path, name: str, process, epoch: int, storage: str | None = None,
-                           timeout: float = 90):
-    """Block until a trial is RUNNING past `epoch` (so its checkpoint exists); return that trial."""
-    deadline = time.monotonic() + timeout
+# A wait in these tests ends when what it awaits appears or the process under test exits; this limit only
+# ends a hang, far above what any load makes of a wait that would succeed.
+SAFETY_LIMIT_S = 900
+
+
+def wait_for_running_epoch(workdir: Path, name: str, process, epoch: int, storage: str | None = None):
+    """Block until a trial is RUNNING past `epoch` (so its checkpoint exists); return that trial. Fails
+    at once if the process exits first."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
         if storage or (workdir / "runs" / name / "optuna.journal").exists():
@@ -87,7 +92,7 @@ def wait_for_running_epoch(workdir: Path, name: str, process, epoch: int, storag
             except KeyError:  # the study is not created yet
                 pass
         time.sleep(0.2)
-    raise AssertionError("no trial started in time")
+    raise AssertionError(f"no trial reached epoch {epoch} in {SAFETY_LIMIT_S} s (a hang?)")
 
 
 def start(workdir: Path, args: list[str]) -> subprocess.Popen:

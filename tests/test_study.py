@@ -35,7 +35,7 @@ def error_of(path: Path, overrides=()) -> str:
     ("name: s\nbase: {train: {batch_size: 1}}\n", "train.batch_size", ">= 2"),
     ("name: s\nbase: {augment: {pipeline: [crop, colour]}}\n", "base.augment.pipeline[1]", "valid names"),
     ("name: s\nbase: {augment: {pipeline: [{op: crop, scael: [0.2, 1.0]}]}}\n", "base.augment.pipeline[0]", "scale"),
-    ("name: s\nsearch: {pairs: [crop, colour]}\n", "search.pairs[1]", "valid names"),
+    ("name: s\nsearch: {pairs: [crop, colour]}\n", "search.pairs[1]: ", "valid names"),
     ("name: s\nsearch: {pairs: [[crop, color], [crop, colour]]}\n", "search.pairs[1][1]", "valid names"),
     ("name: s\nsearch: {pairs: [[crop, color, blur]]}\n", "search.pairs[0]", "a pair [first, second]"),
     ("name: s\nsearch: {pairs: [[crop, color], crop]}\n", "search.pairs[1]", "[first, second] pairs"),
@@ -56,6 +56,15 @@ def error_of(path: Path, overrides=()) -> str:
      "train.temperature", "> 0"),
     ("name: s\nsearch: {grid: {train.seed: [0, 1]}}\n", "search.grid.train.seed", "seeds"),
     ("name: s\nseeds: [0, 0]\n", "seeds", "twice"),
+    # Recorded as a signed 64-bit integer: a larger seed failed every trial, then the report.
+    ("name: s\nseeds: [0, 99999999999999999999]\n", "seeds[1]", "from 0 to 9223372036854775807"),
+    ("name: s\nseeds: [-1]\n", "seeds[0]", "from 0 to"),
+    # A search that is written must vary something: these ran one silent "base" cell.
+    ("name: s\nsearch: {sampler: grid}\n", "search: ", "leave `search` out"),
+    ("name: s\nsearch: {pairs: []}\n", "search.pairs", "non-empty list"),
+    ("name: s\nsearch: {pairs: [], grid: {train.lr: [0.1]}}\n", "search.pairs", "non-empty list"),
+    ("name: s\nsearch: {grid: {}}\n", "search.grid", "non-empty mapping"),
+    ("name: s\nsearch: {grid: }\n", "search.grid", "non-empty mapping"),
     ("name: s\ntracking: {log_modle: true}\n", "tracking.log_modle", "log_model"),
     ("name: bad/name\n", "name", "letters"),
     ("description: no name\n", "name", "required"),
@@ -177,6 +186,20 @@ def test_sampled_search_parses_typed_distributions(tmp_path):
     assert search.params["train.lr"].log and search.params["train.lr"].low == 0.01
     assert search.params["train.batch_size"].step == 16
     assert search.params["augment.pipeline"].choices[1] == [OpSpec("crop"), OpSpec("color")]
+
+
+def test_a_study_without_a_search_runs_the_base_configuration_over_its_seeds(tmp_path):
+    spec = load_study(write(tmp_path, "name: s\nseeds: [0, 1]\n"))
+    assert [trial.run_name for trial in spec.trials()] == ["seed=0", "seed=1"]
+    assert spec.search.varied_keys == []
+
+
+def test_every_verdict_rule_says_what_it_needs_varied():
+    # study.py checks `verdict:` against rule_catalog (light); the rules themselves are verdicts.RULES.
+    from ablations.rule_catalog import REQUIRES
+    from ablations.verdicts import RULES
+
+    assert list(REQUIRES) == list(RULES)
 
 
 def test_an_empty_base_section_takes_the_defaults(tmp_path):

@@ -105,3 +105,41 @@ def test_cell_name_reads_like_a_run_name_without_its_seed(tmp_path):
     assert len(planned) == 2 * (4 * 2 + 1)
     for trial in planned:
         assert f"{cell_name(trial.cell.id)} seed={trial.seed}" == trial.run_name
+
+
+def test_ctrl_c_while_the_schema_is_made_waits_until_it_is_whole(tmp_path, monkeypatch):
+    """A first start interrupted while MLflow created its tables left mlflow.db half-migrated, refused by every
+    later run. The signal is held until the schema is made, then ends the command as any Ctrl-C does."""
+    import os
+    import signal
+    import threading
+
+    from mlflow import MlflowClient
+
+    made = []
+    create = MlflowClient.search_experiments
+
+    def interrupted_while_creating(self, *args, **kwargs):
+        # To the process, as from a terminal: the kernel may hand it to any thread (a run has torch's), and
+        # Python runs the handler in the main thread at once, unless held.
+        os.kill(os.getpid(), signal.SIGINT)
+        result = create(self, *args, **kwargs)
+        made.append(True)
+        return result
+
+    monkeypatch.setattr(MlflowClient, "search_experiments", interrupted_while_creating)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    other_thread_ends = threading.Event()
+    other_thread = threading.Thread(target=other_thread_ends.wait)
+    other_thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Tracker(f"sqlite:///{tmp_path}/mlflow.db", "study")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        other_thread_ends.set()
+        other_thread.join()
+    assert made == [True]
+    with sqlite3.connect(tmp_path / "mlflow.db") as connection:
+        assert not connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp_%'").fetchall()
+

@@ -16,7 +16,7 @@ from ablations.messages import EXIT_BAD_INPUT, run_command
 from ablations.report import saved
 from ablations.report.build import Written, build_report
 from ablations.report.records import ReportError, StudyRecords, list_studies, open_client, read_study
-from ablations.tracking import resolve_tracking_uri
+from ablations.tracking import TrackingError, resolve_tracking_uri
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, report_studies, {ReportError: EXIT_BAD_INPUT, OSError: EXIT_BAD_INPUT})
+    return run_command(build_parser(), argv, report_studies, {ReportError: EXIT_BAD_INPUT, TrackingError: EXIT_BAD_INPUT,
+                                                              OSError: EXIT_BAD_INPUT})
 
 
 def report_studies(args: argparse.Namespace) -> int:

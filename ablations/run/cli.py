@@ -5,9 +5,14 @@ resumable, safe for several workers and machines on one storage) and records eve
 Run the same command again to continue a study; `mlflow ui --backend-store-uri sqlite:///mlflow.db`
 shows the runs. `--dry-run` prints the trials and an estimate of their cost without training.
 
+The light path first: the flags and the study file are checked with nothing heavy imported (this module
+and what it imports at the top load no torch, MLflow or Optuna), so a bad input is refused in a fraction
+of a second; the rest loads in `run_study` once the input is known good.
+
 Bad input (study file, --set, data set, storage or tracking URL) exits with status 2 and one line
 `error: ...`; a store lost for longer than --retry-for exits with 75 (its trial runs again elsewhere);
-Ctrl-C exits with 130 after marking the running trial failed (Optuna) and KILLED (MLflow).
+Ctrl-C, at any moment, exits with 130 and one line, after marking a running trial failed (Optuna) and
+KILLED (MLflow).
 
 This module parses and reports; the work is in the package's other modules (session, runner,
 workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
@@ -22,20 +27,12 @@ import sys
 
 from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST, run_command
 from ablations.plan import StudySpec
-from ablations.run import console
-from ablations.run.estimate import dry_run
-from ablations.run.runner import DataCache
-from ablations.run.session import finalize, open_session
-from ablations.run.workers import run_here, run_workers, worker_main
-from ablations.search import SearchError
-from ablations.stores import DEFAULT_RETRY_FOR_S, StoreUnavailable
+from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable
 from ablations.study import StudyError, load_study
-from ablations.tracking import TrackingError
+from ablations.tracking import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
-from simclr_core.data import DatasetError
-from simclr_core.trainer import select_device
+from simclr_core.data_sources import DatasetError
 
-# Errors that end the command with one line and a status, never a traceback; bad input first.
 # Errors that are the user's to fix, each one line and a status; OSError last: a folder that cannot be
 # written (read-only runs/, a full disk) names its path in the message.
 EXITS = {StudyError: EXIT_BAD_INPUT, ConfigError: EXIT_BAD_INPUT, DatasetError: EXIT_BAD_INPUT,
@@ -47,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ablations.run",
         description="Run (or resume) a SimCLR ablation study: Optuna schedules the trials, MLflow records them.",
-        epilog="Rerun the same command to resume: finished trials are kept, dead ones run again.",
+        epilog="Finding the data: a study that leaves data.root unset reads it from $SIMCLR_DATA, a folder "
+               "holding cifar10/{train,test}.parquet (python -m ablations.run studies/quickstart.yaml with "
+               "SIMCLR_DATA=../shared/datasets); without one, --set data.download=true lets torchvision download "
+               "CIFAR-10 into data.root (default ./data). "
+               "Rerun the same command to resume: finished trials are kept, dead ones run again.",
     )
     parser.add_argument("study", help="study file, e.g. studies/quickstart.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -105,13 +106,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise StudyError("--workers", "", f"{args.workers} is not allowed; expected an integer >= 1")
-    if not args.retry_for >= 0:
-        raise StudyError("--retry-for", "", f"{args.retry_for} is not allowed; expected seconds >= 0")
+    """The light path: the flags and the study file, checked before anything heavy is imported."""
+    for flag, value, ok, allowed in (("--workers", args.workers, args.workers >= 1, "an integer >= 1"),
+                                     ("--retry-for", args.retry_for, args.retry_for >= 0, "seconds >= 0"),
+                                     ("--heartbeat-interval", args.heartbeat_interval, args.heartbeat_interval >= 1,
+                                      "seconds >= 1")):
+        if not ok:  # `not >=` also refuses a NaN --retry-for
+            raise StudyError(flag, "", f"{value} is not allowed; expected {allowed}")
+    resolve_tracking_uri(args.tracking_uri)  # its scheme; the store itself is opened later
     spec = load_study(args.study, args.overrides, data_root=os.environ.get("SIMCLR_DATA"))
     if args.dry_run:
+        from ablations.run.estimate import dry_run
+
         return dry_run(spec, args)
+    return run_study(spec, args)
+
+
+def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
+    """The study, once its input is known good: the heavy modules (torch, Optuna, MLflow) load here."""
+    from ablations.run import console
+    from ablations.run.runner import DataCache
+    from ablations.run.session import finalize, open_session
+    from ablations.run.workers import run_here, run_workers, worker_main
+    from simclr_core.trainer import select_device
+
     select_device(spec.base.train.device)  # a CUDA device asked for on a machine without one: fail now
     if args.worker_index is not None:
         return worker_main(spec, args)
@@ -124,11 +142,12 @@ def _main(args: argparse.Namespace) -> int:
         data.get(data_config)
     session = open_session(spec, args, setup=True)
     console.print_header(session)
+    stopped: list[str] = []  # workers that ended with an error or a signal
     if args.workers == 1:
         status = run_here(session, data, args)
     else:
         data.clear()
-        status = run_workers(session, args)
+        status, stopped = run_workers(session, args)
     finished = finalize(session, interrupted=status == EXIT_INTERRUPTED)
     console.print_summary(session, args.top)
     report = console.write_report(session) if finished and not args.no_report else None
@@ -136,6 +155,11 @@ def _main(args: argparse.Namespace) -> int:
     if status == EXIT_INTERRUPTED:
         print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "
               "rerun the same command to resume", file=sys.stderr)
+    elif stopped:
+        # A worker killed while the others ran its units is no failure of the study: the status says
+        # whether the study is complete.
+        console.print_stopped_workers(stopped, finished)
+        status = 0 if finished else 1
     return status
 
 

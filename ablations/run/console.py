@@ -6,6 +6,7 @@ Only formatting and printing: the numbers come from the Optuna study (`Session.s
 
 from __future__ import annotations
 
+import signal
 import statistics
 import sys
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 FAILED_SHOWN = 5
 # The widest cell name the summary table pads to.
 CELL_WIDTH = 60
+# The summary's mark on a cell that the study file no longer plans.
+NOT_IN_FILE = "(not in the file)"
 
 
 def fmt(value: float | None) -> str:
@@ -44,7 +47,32 @@ def print_header(session: Session) -> None:
           + (f"; trials {prepared.failed_stale} had died: their cells run again"
              if prepared.failed_stale else "")
           + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
-             if prepared.replanned else ""))
+             if prepared.replanned else ""), flush=True)
+    name = session.spec.name
+    if prepared.added:
+        print(f"study {name}: the study file adds {_count(len(prepared.added), 'trial')} to those planned before "
+              f"({_listed(unit.run_name for unit in prepared.added)}); new values or seeds extend a study", flush=True)
+    if prepared.dropped_cells:
+        dropped = len(prepared.dropped_cells)
+        print(f"study {name}: {_count(dropped, 'cell')} recorded before {'is' if dropped == 1 else 'are'} no longer "
+              "in the study file "
+              f"({_listed(cell_name(cell) for cell in prepared.dropped_cells)}); their trials stay in the records, "
+              "marked in the summary",
+              flush=True)
+
+
+# Names listed in one line of the header, before `and N more`.
+NAMES_LISTED = 4
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = list(names)
+    more = f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED else ""
+    return ", ".join(names[:NAMES_LISTED]) + more
 
 
 def trials_bar(session: Session) -> tqdm:
@@ -60,8 +88,35 @@ def epoch_bar(name: str, epochs: int) -> tqdm:
 
 
 def write(line: str, bar: tqdm | None) -> None:
-    """A line above the bars where there are bars, else a plain printed line."""
-    tqdm.write(line) if bar is not None else print(line, flush=True)
+    """A line above the bars where there are bars, else a plain printed line; flushed at once either way:
+    a study's output is often read while it runs through a pipe or a log file, where Python holds lines
+    back until its buffer fills (the parent of three workers had shown 1 of 5 finished trials)."""
+    if bar is not None:
+        tqdm.write(line)
+        sys.stdout.flush()
+    else:
+        print(line, flush=True)
+
+
+def worker_ended(index: int, code: int, log: Path) -> str:
+    """How a worker process ended, other than with status 0: the signal that killed it, by name, or its
+    status and the last line of its log."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker {index} was killed by {name} (log: {log})"
+    lines = [line for line in (log.read_text(errors="replace").splitlines() if log.exists() else []) if line.strip()]
+    return f"worker {index} exited with status {code}" + (f": {lines[-1].strip()}" if lines else "") + f" (log: {log})"
+
+
+def print_stopped_workers(lines: list[str], finished: bool) -> None:
+    """Workers that ended early: a warning where the others finished the study (its records are complete),
+    else the error that fails the command."""
+    for line in lines:
+        print(f"warning: {line}; the other workers finished the study" if finished else f"error: {line}",
+              file=sys.stderr)
 
 
 def confirmation_line(count: int, seeds: Iterable[int]) -> str:
@@ -143,6 +198,7 @@ def print_summary(session: Session, top: int) -> None:
     failed = [t for t in study.get_trials(deepcopy=False)
               if t.state.name == "FAIL" and "error" in t.user_attrs]
     rows = summary_rows(trials)
+    dropped = set(session.prepared.dropped_cells) if session.prepared else set()
     done = search.units_done(study)
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
           f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
@@ -153,7 +209,9 @@ def print_summary(session: Session, top: int) -> None:
             spread = (f"{fmt(row.mean)} ± {fmt(row.sd)} (n={row.n})" if row.n > 1
                       else f"{fmt(row.mean)} (n=1, no spread)")
             print(f"{spread:<26} {fmt(row.probe_z):>8} {row.wall_s:>7.0f}  {row.name:<{width}}  "
-                  f"{','.join(map(str, row.trials))}")
+                  f"{','.join(map(str, row.trials))}" + (f"  {NOT_IN_FILE}" if row.cell in dropped else ""))
+        if dropped & {row.cell for row in rows[:top]}:
+            print(f"{NOT_IN_FILE}: a cell recorded before and no longer in the study file")
     for trial in failed[:FAILED_SHOWN]:
         print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
 

@@ -1,5 +1,10 @@
-"""`--dry-run`: the trials a study file plans and an estimate of what they cost, from timing a few
-training steps on real images. Nothing is trained and no store is touched.
+"""`--dry-run`: the trials a study file plans and an estimate of what they cost. Nothing is trained and no
+store is touched.
+
+The estimate should not be a timing of the moment: a trial of a cell the study has already run costs what
+its recorded trials took; the others are timed on a few training steps by the CPU time this process gets
+(not by the wall clock, which other work on the machine stretches: one estimate was 11.5x another an hour
+apart), as if the trial had its cores to itself, and the line says the load it was measured at.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ablations import confirm, search
 from ablations.messages import duration, one_line
@@ -44,7 +49,7 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
         print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = "
               f"{len(planned) - floor} trials" + (f", plus {floor} of the untrained floor" if floor else ""))
         trials = recorded_trials(spec, args)
-        states = recorded_states(spec, args, trials)
+        states = unit_states(trials)
         for index, trial in enumerate(planned):
             print(f"  {index:>4}  {trial.run_name:<40} {states.get(trial.unit, 'to do')}")
         if states:
@@ -61,6 +66,9 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
             for line in confirm.plan_round(spec, trials).lines:  # a started study: what the next round would do
                 print(line)
         configs = [trial.config for trial in planned]
+        recorded = recorded_seconds(trials)
+        known = [statistics.fmean(recorded[trial.cell.id]) if trial.cell.id in recorded else None
+                 for trial in planned]
     else:
         print(f"study {spec.name} ({spec.source}): {space.sampler}, {space.n_trials} trials, "
               f"seed {spec.seeds[0]}, pruner {space.pruner}")
@@ -70,14 +78,22 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
             else:
                 print(f"  {key}: {param.type} in [{param.low}, {param.high}]{' (log)' if param.log else ''}")
         configs = [spec.base] * space.n_trials
+        known = [None] * len(configs)
     if not configs:
         print("nothing left to run; rerun without --dry-run to finish the study's records and report")
         return 0
-    try:
-        per_trial, how = estimate_trial_seconds(configs, workers=args.workers)
-    except Exception as error:  # the data set is missing, say: still a useful dry run
-        print(f"estimate unavailable: {one_line(error, limit=500, with_type=True)}")
-        return 0
+    timed = [config for config, seconds in zip(configs, known) if seconds is None]
+    per_trial = [seconds for seconds in known if seconds is not None]
+    hows = [f"{len(per_trial)} from the recorded trials of their cells"] if per_trial else []
+    if timed:
+        try:
+            seconds, how = estimate_trial_seconds(timed, workers=args.workers)
+        except Exception as error:  # the data set is missing, say: still a useful dry run
+            print(f"estimate unavailable: {one_line(error, limit=500, with_type=True)}")
+            return 0
+        per_trial += seconds
+        hows.append(f"{len(seconds)} {how}" if hows else how)
+    how = "; ".join(hows)
     total = sum(per_trial) / args.workers
     print(f"estimate: {duration(statistics.fmean(per_trial))} per trial, {duration(total)} in all with "
           f"{args.workers} worker{'s' if args.workers > 1 else ''} ({how})")
@@ -88,9 +104,9 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
 STATE_ORDER = ("done", "failed", "running", "to do")
 
 
-def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> list[optuna.trial.FrozenTrial]:
-    """The study's Optuna trials where it has records; [] for a study not started (nothing is created:
-    a dry run writes nothing)."""
+def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> list[FrozenTrial]:
+    """The study's trials in its Optuna records where they exist; [] for a study not started (nothing is
+    created: a dry run writes nothing)."""
     journal = Path(args.runs_dir) / spec.name / "optuna.journal"
     if args.storage is None and not journal.exists():
         return []
@@ -103,11 +119,18 @@ def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> list[optuna.tr
         return []
 
 
-def recorded_states(spec: StudySpec, args: argparse.Namespace,
-                    trials: list[optuna.trial.FrozenTrial] | None = None) -> dict[str, str]:
-    """unit -> done / failed / running / to do, from the study's Optuna records where they exist; {}
-    for a study not started."""
-    trials = recorded_trials(spec, args) if trials is None else trials
+def recorded_seconds(trials: list[FrozenTrial]) -> dict[str, list[float]]:
+    """cell -> the wall times of its complete trials: what a trial of that cell costs on this machine,
+    over whatever load each ran under."""
+    seconds: dict[str, list[float]] = {}
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE and "wall_time_s" in trial.user_attrs and "cell" in trial.user_attrs:
+            seconds.setdefault(trial.user_attrs["cell"], []).append(float(trial.user_attrs["wall_time_s"]))
+    return seconds
+
+
+def unit_states(trials: list[FrozenTrial]) -> dict[str, str]:
+    """unit -> done / failed / running / to do, from the study's trials."""
     states: dict[str, str] = {}
     rank = {state: index for index, state in enumerate(STATE_ORDER)}
     for trial in trials:
@@ -129,8 +152,9 @@ def estimate_trial_seconds(configs: list[RunConfig], workers: int = 1) -> tuple[
     """Seconds per trial from timing training steps on real images, scaled to the trial's epochs,
     data size, kNN monitor and probe. Batches grow from 32 until a step takes half a second or the
     configured batch is reached (per-image cost changes with the batch: caches on a CPU, occupancy on
-    a GPU). The model step is timed once per model, the views once per augmentation. A rough guide,
-    ±50%: other processes on the machine change it."""
+    a GPU). The model step is timed once per model, the views once per augmentation. On a CPU the
+    timing is this process's CPU time over its threads (`_Clock`): what the trial costs with its cores
+    to itself, whatever else runs now. A rough guide, ±50%."""
     data = DataCache()
     model_costs: dict[str, tuple[float, int]] = {}  # model key -> (seconds per image, batch timed)
     view_costs: dict[str, float] = {}  # augmentation key -> seconds per image
@@ -145,13 +169,33 @@ def estimate_trial_seconds(configs: list[RunConfig], workers: int = 1) -> tuple[
                                 torch.get_num_threads(), plain["data"]])
         if model_key not in model_costs:
             model_costs[model_key] = _model_cost(config, dataset, device)
-            how = f"from timed steps of {model_costs[model_key][1]} images on {describe_device(device)}; roughly ±50%"
+            how = f"from timed steps of {model_costs[model_key][1]} images on {describe_device(device)}"
+            if device.type == "cpu":
+                load, cores = os.getloadavg()[0], os.cpu_count() or 1
+                how += (f", by CPU time, as if a trial had its cores to itself (load average {load:.1f} on "
+                        f"{cores} cores now: other work makes trials slower)")
+            how += "; roughly ±50%"
         model_cost, batch = model_costs[model_key]
         view_key = json.dumps([model_key, plain["augment"]])
         if view_key not in view_costs:
             view_costs[view_key] = _view_cost(config, dataset, device, batch)
         seconds.append(_trial_cost(config, dataset, model_cost, view_costs[view_key]))
     return seconds, how
+
+
+class _Clock:
+    """Seconds of work: on a CPU, this process's CPU time divided by its torch threads (the wall time
+    of the same work on free cores; the wall clock also counts the time other processes hold the
+    cores); on a GPU, the wall clock after a synchronise."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __call__(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return time.perf_counter()
+        return time.process_time() / torch.get_num_threads()
 
 
 def _model_cost(config: RunConfig, dataset: Dataset, device: torch.device) -> tuple[float, int]:
@@ -170,13 +214,12 @@ def _view_cost(config: RunConfig, dataset: Dataset, device: torch.device, batch:
     """Seconds per image of making its views (mean of two timings, after a warm-up)."""
     images = dataset.train_images[:batch].to(device).float() / 255
     generator = torch.Generator(device=device).manual_seed(0)
+    clock = _Clock(device)
     timed = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = clock()
         make_views(images, config.augment, generator, n_views=config.train.n_views)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timed.append(time.perf_counter() - started)
+        timed.append(clock() - started)
     return statistics.fmean(timed[1:]) / batch
 
 
@@ -201,11 +244,10 @@ def _time_model_step(setup: Setup, images: torch.Tensor, config: RunConfig) -> f
     """Seconds of one training step (trainer.training_step, as train() runs it) on unaugmented
     views, after two warm-ups."""
     views = [images.float() / 255] * config.train.n_views
+    clock = _Clock(setup.device)
     steps = []
     for _ in range(4):
-        started = time.perf_counter()
+        started = clock()
         training_step(setup, views, config.train.temperature)
-        if setup.device.type == "cuda":
-            torch.cuda.synchronize(setup.device)
-        steps.append(time.perf_counter() - started)
+        steps.append(clock() - started)
     return statistics.fmean(steps[2:])

@@ -1,5 +1,7 @@
-"""The study's set-up and teardown: open (or create) the Optuna study and its MLflow experiment and
-parent run, prepare the study for work, and bring MLflow in line with Optuna at the end.
+"""The study's set-up and teardown. A start is one straight path, each store visited once: the input was
+checked (cli); open the Optuna study and check its identity (`search.join`), then open its records in
+MLflow (`Tracker.open_records`), then mark the study ready for others to join. At the end, `finalize`
+brings MLflow in line with Optuna.
 
 A `Session` is what every other part of a run works through: the study, the tracker and the parent
 run's identity.
@@ -9,22 +11,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 
 from ablations import confirm, search
-from ablations.stores import mask_url
 from ablations.plan import StudySpec
+from ablations.stores import mask_url
 from ablations.tracking import (
-    NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, TrackingError, cell_name, git_state, resolve_tracking_uri,
+    NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, cell_name, git_state, resolve_tracking_uri,
 )
 from ablations.ui_view import experiment_description, runs_view
-
-# How long a process that found an existing study waits for its creator to finish enqueueing.
-READY_TIMEOUT_S = 300
 
 
 @dataclass
@@ -45,7 +43,7 @@ def tracking_uri(args: argparse.Namespace) -> str:
 
 
 def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Session:
-    """Open (or create) the Optuna study and its MLflow experiment and parent run.
+    """Open (or create) the Optuna study, then its MLflow experiment and parent run, then mark it ready.
 
     setup: this process prepares the study for work (enqueue, fail dead trials, sweep MLflow);
     worker processes spawned by a parent that did so pass False.
@@ -56,11 +54,10 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     # Both stores are reached before the study is created: a wrong tracking URL must not leave a
     # study that its next run would wait on (an unready study: its creator died).
     storage = search.open_storage(args.storage, default_journal, args.heartbeat_interval, retry_for=args.retry_for)
-    tracker = Tracker(tracking_uri(args), spec.name, retry_for=args.retry_for)
-    tracker.experiment_id  # created here, so that workers starting at once race for it before any work
-    study, created = search.open_study(spec, storage)
+    tracker = Tracker(tracking_uri(args), retry_for=args.retry_for)
+    joined = search.join(spec, storage, setup=setup, retry_failed=args.retry_failed,
+                         on_wait=lambda line: print(line, flush=True))
     storage_label = mask_url(args.storage) if args.storage else str(default_journal)
-
     commit, dirty = git_state(Path(__file__).resolve().parent)
     env_tags = {"git_commit": commit, "git_dirty": str(dirty).lower()}
     if commit != "none":
@@ -71,58 +68,15 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     }
     if spec.verdict:
         parent_tags[VERDICT_TAG] = spec.verdict
-    study_uid, parent_run_id = _join(spec, study, created, tracker, parent_tags)
-    session = Session(spec, study, tracker, study_uid, parent_run_id, storage_label, runs_dir, env_tags=env_tags)
-    if setup:
-        session.prepared = search.prepare(study, spec, retry_failed=args.retry_failed)
-        tracker.sweep(study_uid, study.get_trials(deepcopy=False))
-        tracker.save_runs_view(runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)))
+    view = runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)) if setup else None
+    parent_run_id = tracker.open_records(spec.name, joined.uid, joined.study.get_trials(deepcopy=False), parent_tags,
+                                         spec.source, view=view)
+    if setup:  # the experiment's description: the study file's, and how to reach the runs from its page
         tracker.describe_experiment(experiment_description(spec.description, tracker.experiment_id))
-        if spec.verdict:  # also on a study begun before its file named the rule
-            tracker.call(tracker.client.set_tag, parent_run_id, VERDICT_TAG, spec.verdict)
-        if tracker.run_status(parent_run_id) != "RUNNING":
-            tracker.set_status(parent_run_id, "RUNNING")
-    return session
-
-
-def _join(spec: StudySpec, study: optuna.Study, created: bool, tracker: Tracker,
-          parent_tags: dict[str, str]) -> tuple[str, str]:
-    """The study's uid and its parent run: made and the plan enqueued by the process that created the
-    study; found (after waiting for the creator to be done) by every other one."""
-    if created:
-        search.mark_creator(study)
-        study_uid = uuid.uuid4().hex
-        study.set_user_attr(search.UID_ATTR, study_uid)
-        parent_run_id = tracker.parent_run(study_uid, parent_tags)
-        tracker.log_artifact(parent_run_id, spec.source)
-        search.mark_ready(study, search.enqueue_plan(study, spec), parent_run_id)
-        return study_uid, parent_run_id
-    _check_same_records(spec, study, tracker)
-    ready = search.wait_until_ready(study, READY_TIMEOUT_S, on_wait=lambda line: print(line, flush=True))
-    if not ready:
-        print(f"study {spec.name!r}: its creator stopped before planning it; this process plans it", flush=True)
-    study_uid = study.user_attrs.get(search.UID_ATTR)
-    if study_uid is None:  # its creator died before getting this far
-        study_uid = uuid.uuid4().hex
-        study.set_user_attr(search.UID_ATTR, study_uid)
-    parent_run_id = tracker.parent_run(study_uid, parent_tags)
-    if not ready:
-        search.mark_ready(study, 0, parent_run_id)
-    return study_uid, parent_run_id
-
-
-def _check_same_records(spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
-    """A study with finished trials whose MLflow records are not in this tracking store (mlflow.db deleted
-    or moved, another --tracking-uri): resuming would record new trials beside nothing and the report
-    would miss the old ones. Refuse, saying the two ways out."""
-    uid = study.user_attrs.get(search.UID_ATTR)
-    finished = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    if uid is None or not finished or tracker.find_parent(uid) is not None:
-        return
-    raise TrackingError(
-        f"study {spec.name!r} has {finished} finished trials in its Optuna storage, but the MLflow store "
-        f"{mask_url(tracker.uri)} holds none of their runs; point --tracking-uri at the store that recorded them, "
-        f"or start the study over (remove runs/{spec.name}, or use another --storage or study name)")
+    if not joined.ready:  # this process planned the study: others may join it now that its records exist
+        search.mark_ready(joined.study, joined.prepared.units, parent_run_id)
+    return Session(spec, joined.study, tracker, joined.uid, parent_run_id, storage_label, runs_dir,
+                   prepared=joined.prepared if setup else None, env_tags=env_tags)
 
 
 def finalize(session: Session, interrupted: bool) -> bool:

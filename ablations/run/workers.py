@@ -61,8 +61,12 @@ def _claim_until_done(runner: Runner, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def run_workers(session: Session, args: argparse.Namespace) -> int:
-    """Spawn N worker processes running the claim loop; show progress by polling the storage."""
+def run_workers(session: Session, args: argparse.Namespace) -> tuple[int, list[str]]:
+    """Spawn N worker processes running the claim loop; show progress by polling the storage.
+
+    Returns 130 if interrupted, else 0, and a line for each worker that ended with an error or a signal:
+    whether that fails the command depends on whether the others finished the study, which the caller
+    knows once it has brought the stores in line (session.finalize)."""
     session.runs_dir.mkdir(parents=True, exist_ok=True)
     argv = _worker_argv(args)
     processes: list[subprocess.Popen] = []
@@ -91,16 +95,11 @@ def run_workers(session: Session, args: argparse.Namespace) -> int:
             log.close()
     codes = [p.returncode for p in processes]
     if interrupted or EXIT_INTERRUPTED in codes:
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, []
     if session.spec.confirm is not None:  # the workers' own lines went to their logs: what is left open, and why
         for line in confirm.plan_round(session.spec, session.study.get_trials(deepcopy=False)).lines:
-            print(line)
-    failed = [(i, code) for i, code in enumerate(codes) if code]
-    for index, code in failed:
-        path = logs[index][0]
-        tail = path.read_text().strip().splitlines()[-1:] if path.exists() else []
-        print(f"worker {index} exited with status {code}: {tail[0] if tail else ''} (log: {path})", file=sys.stderr)
-    return 1 if failed else 0
+            print(line, flush=True)
+    return 0, [console.worker_ended(index, code, logs[index][0]) for index, code in enumerate(codes) if code]
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
