@@ -339,7 +339,7 @@ def draw_gaps(study: FigureInput) -> Drawn:
                          for (name, epochs), e in zip(keys, judged)])
     figure, data = figures.gaps_by_length(
         gaps, f"{study.records.name}: crop+color's lead against training length, simultaneous 95 % intervals "
-              f"over the {len(gaps)} gaps shown (a description beside the verdict, not its rule)")
+              f"over the {len(gaps)} gap{'s' if len(gaps) != 1 else ''} shown (a description beside the verdict, not its rule)")
     lines = []
     for name in dict.fromkeys(gaps["gap"]):
         part = gaps[gaps["gap"] == name].sort_values("epochs")
