@@ -42,6 +42,15 @@ def load(path: str, where: list[str]) -> pd.DataFrame:
     return runs.pivot_table(index="seed", columns="configuration", values="probe_h", aggfunc="mean")
 
 
+def fisher_interval(r: float, n: int) -> tuple[float, float]:
+    """95 % interval of a correlation over n seeds (Fisher's z, SE 1/sqrt(n-3)): with 5 seeds it spans
+    most of [-1, 1] for one pair, so a change is read over many pairs, not one."""
+    if n <= 3 or not math.isfinite(r) or abs(r) >= 1:
+        return math.nan, math.nan
+    z, half = math.atanh(r), 1.959964 / math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
 def pairs_table(table: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
     rows = []
     for a, b in itertools.combinations(cells, 2):
@@ -50,7 +59,9 @@ def pairs_table(table: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
             continue
         difference = both[a] - both[b]
         unpaired = math.sqrt(both[a].var(ddof=1) + both[b].var(ddof=1))
-        rows.append({"pair": f"{a} vs {b}", "seeds": len(both), "correlation": both[a].corr(both[b]),
+        r = both[a].corr(both[b])
+        low, high = fisher_interval(r, len(both))
+        rows.append({"pair": f"{a} vs {b}", "seeds": len(both), "correlation": r, "r_low": low, "r_high": high,
                      "paired_sd": difference.std(ddof=1) * 100, "unpaired_sd": unpaired * 100,
                      "ratio": difference.std(ddof=1) / unpaired if unpaired else math.nan})
     return pd.DataFrame(rows)

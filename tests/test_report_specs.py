@@ -136,3 +136,25 @@ def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_v
     markers = [line for line in ax.lines if line.get_marker() == "|"]
     assert sorted(float(line.get_xdata()[0]) for line in markers) == pytest.approx([10.3, 16.4])
     plt.close(figure)
+
+
+def test_a_study_of_a_few_pairs_over_training_lengths_draws_its_grid_at_the_longest_budget():
+    # crop+color, crop+sobel and crop at 6 and 24 epochs: averaged over budgets the grid would mix them;
+    # the grid shows the 24-epoch cells, in one row (every cell starts with crop).
+    firsts, seconds = ["crop"] * 6, ["color", "sobel", "crop"] * 2
+    study = study_of({"first": firsts, "second": seconds, "train.epochs": [6] * 3 + [24] * 3},
+                     [0.52, 0.51, 0.42, 0.58, 0.55, 0.45], cell=[f"c{i}" for i in range(6)])
+    study.tables.pair = True
+    study.tables.config_keys = ["augment.pipeline", "train.epochs"]
+    readings = drawn(study)
+    assert readings["pair_grid"] == [
+        "Best cell at the longest budget, train.epochs = 24: crop+color at 58.0 %; "
+        "best single transformation (diagonal): crop at 45.0 %.",
+        "One row: every cell starts with crop (its mean 52.7 %)."]
+    assert readings["pair_grid_vs_paper"][0] == (
+        "Spearman rank correlation with the paper's ImageNet grid over the 3 shared cells (at the longest budget, "
+        "train.epochs = 24): 1.00.")
+    from ablations.report.specs import _grid_stats
+    stats, scope = _grid_stats(study)
+    assert sorted(stats["mean"]) == pytest.approx([0.45, 0.55, 0.58])
+    assert scope.startswith("at the longest budget, train.epochs = 24; n = 1")

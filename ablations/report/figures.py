@@ -53,11 +53,14 @@ def grid_matrices(cells: pd.DataFrame, ops: list[str]) -> tuple[pd.DataFrame, pd
 
     Returns (mean %, sd %, n), rows the first op and columns the second in `ops` order; the mean frame
     has an extra `row mean` column: the mean of the row's cells, diagonal included, as in the paper.
-    Cells without a finished run are NaN.
+    Cells without a finished run are NaN; a first op with no cell at all gets no row (a study of a few
+    chosen pairs, crop+color, crop+sobel and crop, is one row, not three with two empty).
     """
+    rows = [op for op in ops if op in set(cells["first"])] or ops
+
     def matrix(column: str) -> pd.DataFrame:
         frame = cells.pivot(index="first", columns="second", values=column)
-        frame = frame.reindex(index=ops, columns=ops).astype(float)
+        frame = frame.reindex(index=rows, columns=ops).astype(float)
         frame.index.name, frame.columns.name = "first", "second"
         return frame
 
@@ -126,7 +129,7 @@ def pair_grid(cells: pd.DataFrame, ops: list[str], title: str, floor_percent: fl
     annotations = _grid_annotations(mean, sd, n, floor_percent)
     width = 1.0 + 0.85 * len(mean.columns) + 1.5
     # At least 3 inches high: a 1x1 or 2x2 grid's colour bar needs the room for its ticks and label.
-    figure, ax = plt.subplots(figsize=(max(width, 4.0), max(3.0, 1.2 + 0.7 * len(ops))))
+    figure, ax = plt.subplots(figsize=(max(width, 4.0), max(3.0, 1.2 + 0.7 * len(mean.index))))
     vmin, vmax = _limits(mean)
     label = f"linear-probe top-1 (%), colour {vmin:.1f} to {vmax:.1f}"
     if floor_percent is not None and np.isfinite(floor_percent):
@@ -156,16 +159,16 @@ def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: 
     mean, sd, n = grid_matrices(cells, ops)
     paper_ops = [op for op in ops if op in reference.FIGURE5]
     paper = pd.DataFrame({second: {first: reference.FIGURE5[first][second] for first in paper_ops}
-                          for second in paper_ops}).reindex(index=ops, columns=ops).astype(float)
+                          for second in paper_ops}).reindex(index=mean.index, columns=ops).astype(float)
     paper.index.name, paper.columns.name = "first", "second"
     # Row means over the shown cells only, so that both panels average the same things; with all seven
     # ops shown, the paper's own printed column.
     paper[ROW_MEAN] = paper[ops].mean(axis=1, skipna=True)
     if set(ops) == set(reference.FIGURE5_OPS):
-        paper[ROW_MEAN] = [reference.FIGURE5_ROW_MEAN[first] for first in ops]
+        paper[ROW_MEAN] = [reference.FIGURE5_ROW_MEAN[first] for first in mean.index]
 
     figure, axes = plt.subplots(1, 2, figsize=(2 * max(4.0, 1.0 + 0.85 * len(mean.columns) + 1.5),
-                                               max(3.4, 1.6 + 0.7 * len(ops))))
+                                               max(3.4, 1.6 + 0.7 * len(mean.index))))
     vmin, vmax = _limits(mean)
     floor_text = (f"; ▼ below the untrained floor ({floor_percent:.1f} %, red on the colour bar)"
                   if floor_percent is not None and np.isfinite(floor_percent) else "")
@@ -185,7 +188,7 @@ def paper_comparison(cells: pd.DataFrame, ops: list[str], rho: float, n_common: 
     figure.tight_layout()
 
     long = pd.DataFrame({
-        "first": [f for f in ops for _ in ops], "second": [s for _ in ops for s in ops],
+        "first": [f for f in mean.index for _ in ops], "second": [s for _ in mean.index for s in ops],
         "study_percent": mean[ops].to_numpy().ravel(), "paper_percent": paper[ops].to_numpy().ravel(),
     }).dropna()
     long["study_rank"] = long["study_percent"].rank(ascending=False)

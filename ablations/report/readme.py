@@ -213,7 +213,10 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
               *comparison_rows(verdict)]
     seeds = per_seed_rows(verdict)
     if seeds:
-        lines += ["", "### Per seed (percentage points): the contrasts that are not decided above 0", "", *seeds]
+        heading = ("the contrasts that are not decided above 0"
+                   if any(e.decision != "above" for e in verdict.estimates) else
+                   "every contrast is decided above 0; the closest to 0")
+        lines += ["", f"### Per seed (percentage points): {heading}", "", *seeds]
     lines += ["", "### Checks of the model", "", *checks_lines(verdict)]
     return lines
 

@@ -159,37 +159,56 @@ def _paper_cells(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[[f in FIGURE5 and s in FIGURE5_OPS for f, s in zip(stats["first"], stats["second"])]]
 
 
+def _grid_stats(study: FigureInput) -> tuple[pd.DataFrame, str]:
+    """The pair cells' statistics for the grid figures and the scope their titles state. A study that
+    varies training length draws its grid at the longest budget: averaged over budgets, a cell would mix
+    6 and 24 epochs, and a cell missing at one budget would be averaged over the others."""
+    runs = study.tables.runs
+    if "train.epochs" not in study.tables.config_keys:
+        stats = cell_stats(runs, PAIR_KEYS)
+        return stats, study.scope(PAIR_KEYS, stats)
+    longest = included(runs).dropna(subset=[OBJECTIVE])["train.epochs"].max()
+    stats = cell_stats(runs[runs["train.epochs"] == longest], PAIR_KEYS)
+    return stats, f"at the longest budget, train.epochs = {longest:g}; " + study.scope(
+        PAIR_KEYS + ["train.epochs"], stats)
+
+
 def draw_pair_grid(study: FigureInput) -> Drawn:
-    stats = cell_stats(study.tables.runs, PAIR_KEYS)
-    title = (f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds "
-             f"({study.scope(PAIR_KEYS, stats)})")
+    stats, scope = _grid_stats(study)
+    title = f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds ({scope})"
     figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title, floor_percent=study.floor_percent)
     best = stats.loc[stats["mean"].idxmax()]
     row_means = data[figures.ROW_MEAN].dropna()
     diagonal = stats[stats["first"] == stats["second"]]
     best_single = diagonal.loc[diagonal["mean"].idxmax()] if not diagonal.empty else None
+    budget = scope.split(";")[0] if scope.startswith("at the longest") else ""
     return Drawn(figure, data, [
-        f"Best cell: {pair_name((best['first'], best['second']))} at {pct(best['mean'])}"
+        f"Best cell{' ' + budget if budget else ''}: {pair_name((best['first'], best['second']))} at "
+        f"{pct(best['mean'])}"
         + (f"; best single transformation (diagonal): {best_single['first']} at {pct(best_single['mean'])}"
            if best_single is not None else "") + ".",
         f"Row means (first transformation, averaged over the second): highest {row_means.idxmax()} "
         f"({row_means.max():.1f} %), lowest {row_means.idxmin()} ({row_means.min():.1f} %)."
+        if len(row_means) > 1 else
+        f"One row: every cell starts with {row_means.index[0]} (its mean {row_means.iloc[0]:.1f} %)."
         if len(row_means) else "No row has a finished cell.",
     ])
 
 
 def draw_paper_comparison(study: FigureInput) -> Drawn:
-    stats = cell_stats(study.tables.runs, PAIR_KEYS)
+    stats, scope = _grid_stats(study)
     common = _paper_cells(stats)
     rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
+    budget = f" ({scope.split(';')[0]})" if scope.startswith("at the longest") else ""
     figure, data = figures.paper_comparison(
-        stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name} against SimCLR Figure 5",
+        stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name}{budget} against SimCLR Figure 5",
         study_label=study.label(", mean ± SD over seeds"), floor_percent=study.floor_percent)
     paper_best = data.loc[data["paper_rank"].idxmin()]
     here_best = data.loc[data["study_rank"].idxmin()]
     rho_text = f"{rho:.2f}" if math.isfinite(rho) else "undefined (under 3 cells, or a constant side)"
     return Drawn(figure, data, [
-        f"Spearman rank correlation with the paper's ImageNet grid over the {len(common)} shared cells: {rho_text}.",
+        f"Spearman rank correlation with the paper's ImageNet grid over the {len(common)} shared cells{budget}: "
+        f"{rho_text}.",
         f"The paper's best shared cell, {pair_name((paper_best['first'], paper_best['second']))} "
         f"({paper_best['paper_percent']:.1f} % there), ranks {ordinal(paper_best['study_rank'])} here; "
         f"this study's best, {pair_name((here_best['first'], here_best['second']))}, ranks "
