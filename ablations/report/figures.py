@@ -133,7 +133,7 @@ def pair_grid(cells: pd.DataFrame, ops: list[str], title: str, floor_percent: fl
     vmin, vmax = _limits(mean)
     label = f"linear-probe top-1 (%), colour {vmin:.1f} to {vmax:.1f}"
     if floor_percent is not None and np.isfinite(floor_percent):
-        label += f"; ▼ below the untrained floor ({floor_percent:.1f})"
+        label += f";\n▼ below the untrained floor ({floor_percent:.1f})"
     _draw_grid(ax, mean, annotations, vmin, vmax, title, scale_label=label, floor_percent=floor_percent)
     figure.tight_layout()
     return figure, mean.round(4)
