@@ -34,9 +34,9 @@ The method, for a metric (probe_h) over the trained runs of a study (the untrain
    p-value agrees with the interval by construction.
 5. No decision on fewer than MIN_SEEDS seeds: a contrast with a cell of fewer seeds (or fewer shared
    seeds, on its own values) is "too few seeds", whatever its p.
-6. Checks, reported beside: residual SD per cell, Bartlett's and Levene's (median) tests of equal
-   variance over cells, the rank correlation of cell SD with cell mean, and Tukey's one-degree-of-freedom
-   test for non-additivity of cell and seed.
+6. Checks, reported beside (`model_checks`): residual SD per cell, Bartlett's and Levene's (median)
+   tests of equal variance over cells, the rank correlation of cell SD with cell mean, and Tukey's
+   one-degree-of-freedom test for non-additivity of cell and seed.
 
 `best_candidates` gives Hsu's multiple comparisons with the best (Hsu 1996, "Multiple Comparisons",
 ch. 4): the cells whose mean could still be the largest.
@@ -454,64 +454,3 @@ def _one_sided_critical(correlation: np.ndarray, df: float, level: float) -> flo
 
     return float(optimize.brentq(coverage, float(stats.t.ppf(level, df)),
                                  float(stats.t.ppf(1 - (1 - level) / m, df)) + 1e-9, xtol=1e-4))
-
-
-# --------------------------------------------------------------------------------------------------
-# The model's assumptions
-
-
-@dataclass(frozen=True)
-class Checks:
-    """How far the block model's assumptions hold on a study's runs."""
-
-    cell_sd: pd.DataFrame  # cell, n, mean, residual SD (ddof 1 within the cell)
-    bartlett_p: float  # equal variance over cells (sensitive to non-normality)
-    levene_p: float  # equal variance over cells, Brown-Forsythe (median) form: robust
-    sd_mean_spearman: float  # rank correlation of cell residual SD with cell mean
-    tukey_p: float  # Tukey's one-degree-of-freedom test for non-additivity
-    sigma: float
-    df: int
-    noisy_cells: dict[str, float] = field(default_factory=dict)  # cells the cell guard gave their own variance
-
-    @property
-    def equal_variance(self) -> bool:
-        return not (self.bartlett_p < 0.05 or self.levene_p < 0.05)
-
-    @property
-    def additive(self) -> bool:
-        return not self.tukey_p < 0.05
-
-
-def check_model(model: BlockModel) -> Checks:
-    data = model.data
-    # Groups of two have equal absolute deviations from their median, which Levene's test reads as no
-    # spread at all: both tests take cells with 3 runs or more.
-    groups = [g["residual"].to_numpy() for _, g in data.groupby("cell", sort=False) if len(g) >= MIN_SEEDS]
-    table = data.groupby("cell", sort=False).agg(n=("y", "size"), mean=("y", "mean"),
-                                                  residual_sd=("residual", lambda r: r.std(ddof=1)))
-    table = table.reset_index()
-    bartlett = levene = math.nan
-    if len(groups) >= 2 and all(np.ptp(g) > 0 for g in groups):
-        bartlett = float(stats.bartlett(*groups).pvalue)
-        levene = float(stats.levene(*groups, center="median").pvalue)
-    valid = table.dropna(subset=["residual_sd"])
-    rho = float(stats.spearmanr(valid["mean"], valid["residual_sd"]).statistic) if len(valid) >= 3 else math.nan
-    return Checks(table, bartlett, levene, rho, _tukey_nonadditivity(model), model.sigma, model.df,
-                  dict(model.noisy_cells))
-
-
-def _tukey_nonadditivity(model: BlockModel) -> float:
-    """Tukey (1949): add the product of the fitted cell and seed effects as one regressor; its F-test."""
-    data = model.data
-    if len(model.seeds) < 2 or len(model.cells) < 2 or model.df < 2:
-        return math.nan
-    cell_effect = data.groupby("cell")["fitted"].transform("mean") - data["fitted"].mean()
-    seed_effect = data.groupby("seed")["fitted"].transform("mean") - data["fitted"].mean()
-    product = (cell_effect * seed_effect).to_numpy()
-    if np.allclose(product, 0):
-        return math.nan
-    base = pd.get_dummies(pd.Categorical(data["cell"], categories=model.cells), dtype=float)
-    seeds = pd.get_dummies(pd.Categorical(data["seed"], categories=model.seeds), dtype=float).iloc[:, 1:]
-    design = np.column_stack([base.to_numpy(), seeds.to_numpy(), product])
-    fit = sm.OLS(data["y"].to_numpy(), design).fit()
-    return float(fit.pvalues[-1])

@@ -43,7 +43,7 @@ passed the storage (`storage_of`).
 
 What Optuna's own tools see (optuna-dashboard, `optuna.importance`, `optuna.visualization`): the objective
 is named `probe_h` (`Study.set_metric_names`), a tpe/random trial's params are what it sampled, and a grid
-trial records its configuration as params when it is claimed (`grid_params`): `first` and `second` in a
+trial records its configuration as params when it is claimed (`optuna_params.grid_params`): `first` and `second` in a
 pair study, each grid key under its dotted name, all categorical over the study file's values, so that
 parameter importance, slice and contour plots read grid studies too. The seed is not a param: it is the
 replicate, and the spread over seeds is what importance measures against.
@@ -51,7 +51,6 @@ replicate, and the spread over seeds is what importance measures against.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -63,7 +62,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -71,10 +69,11 @@ from optuna.trial import FrozenTrial, TrialState
 from ablations import optuna_storage
 from ablations.identity import DONE_STATES, check_identity, unit_of
 from ablations.messages import one_line
+from ablations.optuna_params import grid_params, suggest
 from ablations.optuna_private import storage_of
 from ablations.optuna_storage import Heartbeat, HeartbeatJournalStorage, SearchError, record_heartbeat
 from ablations.plan import (
-    PlannedTrial, StudySpec, format_value, plain_value, run_name, varied_plain,
+    PlannedTrial, StudySpec, format_value, run_name, varied_plain,
 )
 
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
@@ -466,46 +465,6 @@ def _sample(study: optuna.Study, trial: optuna.Trial, spec: StudySpec) -> dict[s
     return {"cell": " ".join(f"{k}={format_value(v)}" for k, v in values.items()), "seed": seed,
             "varied": varied_plain(values, seed), "pair": None, "run_name": run_name(values, seed),
             "config": config.to_plain()}
-
-
-def grid_params(spec: StudySpec, attrs: dict[str, Any]) -> dict[str, tuple[Any, CategoricalDistribution]]:
-    """A planned grid trial's configuration as Optuna params: name -> (value, distribution). A pair study's
-    cells as `first` and `second`, each over the study's ops; every grid key under its dotted name, over
-    the file's values (pipelines and other lists as JSON, as `suggest` gives them). In a study with an
-    untrained floor, every param also takes None, the floor's value: Optuna's importance reads only the
-    params that all its complete trials share. A value the file no longer lists is left out."""
-    floor = [None] if spec.floor else []
-    varied = attrs.get("varied", {})
-    params: dict[str, tuple[Any, CategoricalDistribution]] = {}
-    if spec.search.pairs:
-        subset = [op for pair in spec.search.pair_subset for op in pair]
-        ops = list(dict.fromkeys(subset or spec.search.pairs))
-        pair = attrs.get("pair") or (None, None)
-        for name, value in zip(("first", "second"), pair if not attrs.get("floor") else (None, None)):
-            params[name] = (value, CategoricalDistribution(ops + floor))
-    for key, values in spec.search.grid.items():
-        value = None if attrs.get("floor") else _encode_choice(varied.get(key))
-        params[key] = (value, CategoricalDistribution([_encode_choice(v) for v in values] + floor))
-    return {name: (value, dist) for name, (value, dist) in params.items() if value in dist.choices}
-
-
-def suggest(trial: optuna.Trial, param) -> Any:
-    """Sample one ParamSpec. Categorical choices that are not scalars (pipelines) go to Optuna as
-    JSON strings, so optuna-dashboard shows them, and come back decoded."""
-    if param.type == "float":
-        return trial.suggest_float(param.key, param.low, param.high, log=param.log)
-    if param.type == "int":
-        return trial.suggest_int(param.key, param.low, param.high, step=param.step or 1, log=param.log)
-    encoded = [_encode_choice(c) for c in param.choices]
-    picked = trial.suggest_categorical(param.key, encoded)
-    return param.choices[encoded.index(picked)]
-
-
-def _encode_choice(value: Any) -> Any:
-    plain = plain_value(value)
-    if plain is None or isinstance(plain, (bool, int, float, str)):
-        return plain
-    return json.dumps(plain, separators=(",", ":"))
 
 
 def finish(study: optuna.Study, claim: Claim, *, value: float | None = None, state: TrialState,

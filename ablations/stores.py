@@ -103,14 +103,22 @@ def mask_url(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The file of an SQLite store's URI (`sqlite:///runs/mlflow.db` -> `runs/mlflow.db`), as given; None
+    for any other store."""
+    return uri[len(SQLITE_PREFIX):] if uri.startswith(SQLITE_PREFIX) else None
+
+
 def store_label(uri: str) -> str:
     """A store's URI as a reader of a report can use it: an SQLite file relative to the working folder
     (`sqlite:///mlflow.db`, `sqlite:///../runs/mlflow.db`) rather than an absolute path on the machine that
     wrote it, a server's URL without its password."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix):
-        path = uri[len(prefix):]
-        return prefix + (os.path.relpath(path) if os.path.isabs(path) else path)
+    path = sqlite_path(uri)
+    if path is not None:
+        return SQLITE_PREFIX + (os.path.relpath(path) if os.path.isabs(path) else path)
     return mask_url(uri)
 
 

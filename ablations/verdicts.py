@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ablations import reference
-from ablations.inference import Checks, Contrast, Estimate, Term, best_candidates, check_model, fit_blocks, judge
+from ablations.inference import Contrast, Estimate, Term, best_candidates, fit_blocks, judge
+from ablations.model_checks import Checks, check_model
 from ablations.rule_catalog import REQUIRES  # noqa: F401 (what each rule needs varied; read here by the report)
 from ablations.tracking import cell_name
 

@@ -279,7 +279,7 @@ def _sobel_edges(images: Tensor) -> Tensor:
     return magnitude.div_(peak.clamp_min(torch.finfo(images.dtype).tiny)).clamp_(0.0, 1.0)
 
 
-# A new op is an entry here and one in config.OP_PARAMETERS (its parameter names, which a study file's
+# A new op is an entry here and one in op_schema.OP_PARAMETERS (its parameter names, which a study file's
 # checks read without torch).
 OPS: dict[str, Callable[..., Tensor]] = {
     "crop": crop,

@@ -18,7 +18,8 @@ from simclr_core import colour
 from simclr_core import preview
 from simclr_core.augmentations import OPS, apply_pipeline, make_views, op_params, validate_pipeline
 from simclr_core.preview import render_preview
-from simclr_core.config import OP_PARAMETERS, AugmentConfig, ConfigError, OpSpec
+from simclr_core.config import AugmentConfig, ConfigError, OpSpec
+from simclr_core.op_schema import OP_PARAMETERS
 
 # Ops with per-sample randomness at their defaults (sobel at p=1 is deterministic).
 RANDOM_OPS = sorted(set(OPS) - {"sobel"})
@@ -105,7 +106,7 @@ def test_different_seeds_give_different_outputs(name):
 
 
 def test_the_configs_op_table_is_what_the_ops_take():
-    # config.OP_PARAMETERS lets a study file be checked without torch; it must name exactly the ops and
+    # op_schema.OP_PARAMETERS lets a study file be checked without torch; it must name exactly the ops and
     # the parameters their signatures define.
     assert {name: tuple(op_params(name)) for name in OPS} == OP_PARAMETERS
 

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from ablations import inference as inf
+from ablations import model_checks
 
 
 def table(values: dict[str, list[float]], seeds=None) -> pd.DataFrame:
@@ -164,7 +165,7 @@ def test_the_best_is_found_among_the_cells_that_could_be_best():
 def test_checks_equal_variance_against_scipy_and_nonadditivity():
     runs = noisy_cell_study()
     model = inf.fit_blocks(runs)
-    checks = inf.check_model(model)
+    checks = model_checks.check_model(model)
     groups = [g["residual"].to_numpy() for _, g in model.data.groupby("cell", sort=False)]
     assert checks.bartlett_p == pytest.approx(stats.bartlett(*groups).pvalue)
     assert checks.levene_p == pytest.approx(stats.levene(*groups, center="median").pvalue)
@@ -172,10 +173,10 @@ def test_checks_equal_variance_against_scipy_and_nonadditivity():
     # Multiplicative: every cell scales the seed's effect by its own level; Tukey's test sees it.
     seeds = np.array([0.9, 1.0, 1.1, 1.2, 0.8])
     multiplicative = table({f"c{i}": list(level * seeds) for i, level in enumerate((0.3, 0.4, 0.5, 0.6))})
-    assert inf.check_model(inf.fit_blocks(multiplicative)).tukey_p < 0.01
+    assert model_checks.check_model(inf.fit_blocks(multiplicative)).tukey_p < 0.01
     rng = np.random.default_rng(3)
     additive = table({f"c{i}": list(0.1 * i + 0.05 * seeds + rng.normal(0, 0.01, 5)) for i in range(4)})
-    assert inf.check_model(inf.fit_blocks(additive)).tukey_p > 0.05
+    assert model_checks.check_model(inf.fit_blocks(additive)).tukey_p > 0.05
 
 
 def test_the_papers_value_against_the_interval():

@@ -75,7 +75,7 @@ def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
 
 
 def test_tracking_store_comes_from_the_flag_then_the_environment_then_sqlite(monkeypatch):
-    from ablations.tracking import resolve_tracking_uri
+    from ablations.tracking_store import resolve_tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_tracking_uri(None) == "sqlite:///mlflow.db"

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import search
+from ablations import optuna_params, search
 from ablations.study import load_study
 
 FOUR_CELLS = "search: {pairs: [crop, color]}\n"
@@ -216,7 +216,7 @@ def test_grid_trials_carry_their_configuration_as_optuna_params(tmp_path, storag
     assert set(importances) == {"first", "second", "train.temperature"}
     assert max(importances, key=importances.get) == "first"  # the only param the values follow
     # A retried copy of a dead trial inherits the params; a claim does not record them twice.
-    assert search.grid_params(spec, {"pair": ["crop", "color"], "varied": {"train.temperature": 0.7}}) == {
+    assert optuna_params.grid_params(spec, {"pair": ["crop", "color"], "varied": {"train.temperature": 0.7}}) == {
         "first": ("crop", optuna.distributions.CategoricalDistribution(["crop", "color", None])),
         "second": ("color", optuna.distributions.CategoricalDistribution(["crop", "color", None]))}
 

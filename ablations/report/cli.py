@@ -16,7 +16,7 @@ from ablations.messages import EXIT_BAD_INPUT, run_command
 from ablations.report import saved
 from ablations.report.build import Written, build_report
 from ablations.report.records import ReportError, StudyRecords, list_studies, open_client, read_study
-from ablations.tracking import TrackingError, resolve_tracking_uri
+from ablations.tracking_store import TrackingError, resolve_tracking_uri
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ablations.messages import one_line
+from ablations.stores import sqlite_path
 from ablations.tracking import (
     EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, SPREAD_METRICS, cell_name, phase_column, retry,
 )
@@ -60,9 +61,9 @@ class StudyRecords:
 
 def open_client(uri: str) -> MlflowClient:
     """An MlflowClient on an existing store; a missing SQLite file is an error, not a new empty store."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix):
-        path = Path(uri[len(prefix):]).expanduser()
+    database = sqlite_path(uri)
+    if database is not None:
+        path = Path(database).expanduser()
         if not path.is_file():
             raise ReportError(f"no MLflow store at {path} (tracking URI {uri}); run a study first "
                               "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")

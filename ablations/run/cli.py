@@ -29,7 +29,7 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 from ablations.plan import StudySpec
 from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable
 from ablations.study import StudyError, load_study
-from ablations.tracking import TrackingError, resolve_tracking_uri
+from ablations.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data_sources import DatasetError
 

@@ -19,9 +19,8 @@ import optuna
 from ablations import confirm, search
 from ablations.plan import StudySpec
 from ablations.stores import mask_url
-from ablations.tracking import (
-    NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, cell_name, git_state, resolve_tracking_uri,
-)
+from ablations.tracking import NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, cell_name, git_state
+from ablations.tracking_store import resolve_tracking_uri
 from ablations.ui_view import experiment_description, runs_view
 
 
