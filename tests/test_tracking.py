@@ -143,3 +143,14 @@ def test_ctrl_c_while_the_schema_is_made_waits_until_it_is_whole(tmp_path, monke
     with sqlite3.connect(tmp_path / "mlflow.db") as connection:
         assert not connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp_%'").fetchall()
 
+
+
+def test_metrics_keep_four_decimals_and_a_tiny_time_is_not_zero():
+    from ablations.tracking import rounded
+    assert rounded("probe_h", 0.39899998) == 0.399
+    assert rounded("seconds/train", 12.345678) == 12.3457
+    assert rounded("lr", 1.23456789e-5) == 1.23456789e-5
+    # A synthetic data set loads in tens of microseconds: rounded to 4 decimals it read 0.0 (and the tiny
+    # study's report test, which asserts the data phase took time, failed now and then).
+    assert rounded("seconds/data", 0.0000412345) == 4.123e-05
+    assert rounded("seconds/preview", 0.0) == 0.0
