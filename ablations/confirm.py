@@ -110,10 +110,8 @@ def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
         for e in part.open:
             sides = {cell_of(c) for c in e.contrast.cells}
             need = _need(e)
-            if need is None or need > cap:
-                over_cap.append((e, need))
-                continue
-            if not sides <= set(cells) or any(len(seeds_of.get(side, ())) >= cap for side in sides):
+            if (need is None or need > cap or not sides <= set(cells)
+                    or any(len(seeds_of.get(side, ())) >= cap for side in sides)):
                 over_cap.append((e, need))
                 continue
             for side in sides:
@@ -139,11 +137,6 @@ def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
         plan.lines.append(f"confirmation: seed {seed} for " + ", ".join(cell_name(c) for c in reasons)
                           + ": " + "; ".join(dict.fromkeys(w for why in reasons.values() for w in why)))
     return plan
-
-
-def next_round(spec: StudySpec, trials: list[FrozenTrial]) -> list[tuple[PlannedTrial, str]]:
-    """The units of the next confirmation round, each with why it is added; [] when nothing can help."""
-    return plan_round(spec, trials).units
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 from optuna.trial import TrialState
 from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir  # noqa: F401
 
-from ablations.confirm import next_round, plan_round, results_frame
+from ablations.confirm import plan_round, results_frame
 from ablations.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.run import main
 from ablations.search import plan_attrs
@@ -56,7 +56,7 @@ def test_under_three_seeds_every_open_comparison_gets_the_next_shared_seed_up_to
     noise = {0: 0.003, 1: -0.002}
     values = {(s, seed): 0.40 + noise[seed] * (i + 1) for i, s in enumerate(STRENGTHS) for seed in (0, 1)}
     spec = spec_of(max_seeds=3)
-    units = next_round(spec, finished(spec, values))
+    units = plan_round(spec, finished(spec, values)).units
     assert sorted(u.cell.values["augment.color_strength"] for u, _ in units) == STRENGTHS
     assert {u.seed for u, _ in units} == {2}  # one past the largest seed, the same for all: they pair
     assert all(u.config.augment.color_strength == u.cell.values["augment.color_strength"] for u, _ in units)
