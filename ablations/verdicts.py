@@ -36,7 +36,6 @@ import pandas as pd
 from ablations import reference
 from ablations.inference import Contrast, Estimate, Term, best_candidates, fit_blocks, judge
 from ablations.model_checks import Checks, check_model
-from ablations.rule_catalog import REQUIRES  # noqa: F401 (what each rule needs varied; read here by the report)
 from ablations.tracking import cell_name
 
 CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
@@ -125,11 +124,12 @@ def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
             status = "undecided"
         parts.append(Part(part.name, status, estimates))
     statuses = [p.status for p in parts]
-    regime = ""
+    regime, outside = "", False
     if plan.min_epochs is not None and epochs is not None:
+        outside = epochs < plan.min_epochs
         regime = (f"The paper made this claim for {plan.regime}; this study trained for {epochs} epochs"
-                  + (", inside it" if epochs >= plan.min_epochs else ", outside it"))
-    if plan.min_epochs is not None and epochs is not None and epochs < plan.min_epochs:
+                  + (", outside it" if outside else ", inside it"))
+    if outside:
         status = "outside the claim's regime"
     elif all(s == "holds" for s in statuses):
         status = "holds"
@@ -141,8 +141,7 @@ def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
         status = "undecided"
     candidates = []
     if plan.best_of:
-        in_model = [c for c in model.cells]
-        candidates = best_candidates(runs, model) if len(in_model) > 1 else in_model
+        candidates = best_candidates(runs, model) if len(model.cells) > 1 else list(model.cells)
     return Verdict(rule, plan.claim, status, parts, regime=regime, candidates=candidates, checks=check_model(model))
 
 
