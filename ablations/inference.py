@@ -53,6 +53,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+from ablations.paired import probability_of_improvement
+
 LEVEL = 0.95
 MIN_SEEDS = 3  # never decide on fewer seeds per side
 NOISY_P = 0.05  # the guards' F-test level (cells: one-sided; pairs: two-sided)
@@ -120,10 +122,7 @@ class Estimate:
     @property
     def p_improvement(self) -> float:
         """The share of seeds on which the contrast was above 0 (ties half): P(better > worse) for a pair."""
-        values = self.per_seed.to_numpy(dtype=float)
-        if not len(values):
-            return math.nan
-        return float(((values > 0).sum() + 0.5 * (values == 0).sum()) / len(values))
+        return probability_of_improvement(self.per_seed)
 
     @property
     def margin_relation(self) -> str:

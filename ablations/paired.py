@@ -34,12 +34,18 @@ class Comparison:
     p_value: float  # two-sided one-sample t-test of the mean against 0 (NaN for n < 2)
 
 
+def probability_of_improvement(values: Sequence[float] | pd.Series) -> float:
+    """The share of seeds on which the value was above 0, ties one half (NaN with no seed)."""
+    d = np.asarray(values, dtype=float)
+    return float(((d > 0).sum() + 0.5 * (d == 0).sum()) / len(d)) if len(d) else math.nan
+
+
 def compare(values: Sequence[float] | pd.Series) -> Comparison:
     """The paired view of a contrast from its per-seed values (A - B on each seed)."""
     d = np.asarray(values, dtype=float)
     n = len(d)
     mean = float(d.mean()) if n else math.nan
-    p_improvement = float(((d > 0).sum() + 0.5 * (d == 0).sum()) / n) if n else math.nan
+    p_improvement = probability_of_improvement(d)
     if n < 2:
         return Comparison(n, mean, math.nan, math.nan, math.nan, p_improvement, math.nan)
     sd = float(d.std(ddof=1))

@@ -25,7 +25,6 @@ import seaborn as sns  # noqa: E402
 
 from ablations import reference  # noqa: E402
 from ablations.report.formatting import strength_label  # noqa: E402
-from ablations.tracking import cell_name  # noqa: E402
 
 DPI = 200  # print quality
 ROW_MEAN = "row mean"

@@ -83,7 +83,7 @@ def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
         f"{built}, parent run `{records.parent_run_id}` ({records.parent_status}). The report trains nothing: "
         "every number below is read from the runs' records.",
     ]
-    lines += [f"", *(f"Note: {note}" for note in records.notes)] if records.notes else []
+    lines += ["", *(f"Note: {note}" for note in records.notes)] if records.notes else []
     description = records.parent_tags.get("mlflow.note.content")
     if description and description != records.name:
         lines += ["", f"> {description}"]

@@ -32,7 +32,6 @@ from ablations.report.tables import (
     OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
 )
 from ablations.report.verdict import comparisons_table
-from ablations.tracking import cell_name
 from ablations.verdicts import Verdict
 
 
