@@ -19,6 +19,8 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ablations.messages import one_line
+from ablations.plan import format_value
+from simclr_core.config import OpSpec
 from ablations.stores import sqlite_path
 from ablations.tracking import (
     EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, SPREAD_METRICS, cell_name, phase_column, retry,
@@ -288,18 +290,9 @@ def _json(text: str | None) -> Any:
 
 def _cell_value(value: Any) -> Any:
     """A varied value as a table cell: scalars as they are, a pipeline as `crop+color`, else JSON."""
-    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and "op" in v) for v in value):
-        if not value:
-            return "[]"
-        parts = []
-        for op in value:
-            if isinstance(op, str):
-                parts.append(op)
-            else:  # {op: name, **params} as in ablations.plan.format_value
-                params = ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
-                                  for k, v in sorted(op.items()) if k != "op")
-                parts.append(f"{op['op']}({params})" if params else op["op"])
-        return "+".join(parts)
+    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("op"), str))
+                                       for v in value):
+        return format_value([OpSpec.from_plain(op) for op in value])  # the run names' own spelling
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return value
