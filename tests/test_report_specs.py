@@ -155,6 +155,7 @@ def test_a_study_of_a_few_pairs_over_training_lengths_draws_its_grid_at_the_long
         "Spearman rank correlation with the paper's ImageNet grid over the 3 shared cells (at the longest budget, "
         "train.epochs = 24): 1.00.")
     from ablations.report.specs import _grid_stats
-    stats, scope = _grid_stats(study)
+    stats, budget, scope = _grid_stats(study)
     assert sorted(stats["mean"]) == pytest.approx([0.45, 0.55, 0.58])
+    assert budget == "at the longest budget, train.epochs = 24"
     assert scope.startswith("at the longest budget, train.epochs = 24; n = 1")

@@ -158,29 +158,29 @@ def _paper_cells(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[[f in FIGURE5 and s in FIGURE5_OPS for f, s in zip(stats["first"], stats["second"])]]
 
 
-def _grid_stats(study: FigureInput) -> tuple[pd.DataFrame, str]:
-    """The pair cells' statistics for the grid figures and the scope their titles state. A study that
-    varies training length draws its grid at the longest budget: averaged over budgets, a cell would mix
-    6 and 24 epochs, and a cell missing at one budget would be averaged over the others."""
+def _grid_stats(study: FigureInput) -> tuple[pd.DataFrame, str, str]:
+    """The pair cells' statistics for the grid figures, the budget they are read at ("" where the study
+    does not vary it) and the scope their titles state. A study that varies training length draws its grid
+    at the longest budget: averaged over budgets, a cell would mix 6 and 24 epochs, and a cell missing at
+    one budget would be averaged over the others."""
     runs = study.tables.runs
     if "train.epochs" not in study.tables.config_keys:
         stats = cell_stats(runs, PAIR_KEYS)
-        return stats, study.scope(PAIR_KEYS, stats)
+        return stats, "", study.scope(PAIR_KEYS, stats)
     longest = included(runs).dropna(subset=[OBJECTIVE])["train.epochs"].max()
     stats = cell_stats(runs[runs["train.epochs"] == longest], PAIR_KEYS)
-    return stats, f"at the longest budget, train.epochs = {longest:g}; " + study.scope(
-        PAIR_KEYS + ["train.epochs"], stats)
+    budget = f"at the longest budget, train.epochs = {longest:g}"
+    return stats, budget, f"{budget}; " + study.scope(PAIR_KEYS + ["train.epochs"], stats)
 
 
 def draw_pair_grid(study: FigureInput) -> Drawn:
-    stats, scope = _grid_stats(study)
+    stats, budget, scope = _grid_stats(study)
     title = f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds ({scope})"
     figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title, floor_percent=study.floor_percent)
     best = stats.loc[stats["mean"].idxmax()]
     row_means = data[figures.ROW_MEAN].dropna()
     diagonal = stats[stats["first"] == stats["second"]]
     best_single = diagonal.loc[diagonal["mean"].idxmax()] if not diagonal.empty else None
-    budget = scope.split(";")[0] if scope.startswith("at the longest") else ""
     return Drawn(figure, data, [
         f"Best cell{' ' + budget if budget else ''}: {pair_name((best['first'], best['second']))} at "
         f"{pct(best['mean'])}"
@@ -195,10 +195,10 @@ def draw_pair_grid(study: FigureInput) -> Drawn:
 
 
 def draw_paper_comparison(study: FigureInput) -> Drawn:
-    stats, scope = _grid_stats(study)
+    stats, budget, _ = _grid_stats(study)
+    budget = f" ({budget})" if budget else ""
     common = _paper_cells(stats)
     rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
-    budget = f" ({scope.split(';')[0]})" if scope.startswith("at the longest") else ""
     figure, data = figures.paper_comparison(
         stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name}{budget} against SimCLR Figure 5",
         study_label=study.label(", mean ± SD over seeds"), floor_percent=study.floor_percent)
