@@ -118,13 +118,13 @@ def phase_column(metric: str) -> str:
 
 
 def rounded(key: str, value: float) -> float:
-    """A metric's value as it is logged and printed: DECIMALS decimals, the learning rate unrounded, and a
-    value under 10^-DECIMALS (a phase of a few microseconds) to DECIMALS significant digits rather than to
-    0, which would say the phase took no time."""
+    """A metric's value as it is logged and printed: DECIMALS decimals, the learning rate unrounded. A value
+    that is not 0 but rounds to it (a phase of a few microseconds) reads as the smallest step, 10^-DECIMALS,
+    with its sign: 0 would say the phase took no time."""
     if key in EXACT_METRICS or not math.isfinite(value):
         return value
     decimals = round(value, DECIMALS)
-    return float(f"{value:.{DECIMALS}g}") if decimals == 0 and value != 0 else decimals
+    return math.copysign(10.0 ** -DECIMALS, value) if decimals == 0 and value != 0 else decimals
 
 
 def git_state(path: Path) -> tuple[str, bool | None]:

@@ -151,6 +151,8 @@ def test_metrics_keep_four_decimals_and_a_tiny_time_is_not_zero():
     assert rounded("seconds/train", 12.345678) == 12.3457
     assert rounded("lr", 1.23456789e-5) == 1.23456789e-5
     # A synthetic data set loads in tens of microseconds: rounded to 4 decimals it read 0.0 (and the tiny
-    # study's report test, which asserts the data phase took time, failed now and then).
-    assert rounded("seconds/data", 0.0000412345) == 4.123e-05
+    # study's report test, which asserts the data phase took time, failed now and then); it reads as the
+    # smallest step instead, still with 4 decimals at most.
+    assert rounded("seconds/data", 0.0000412345) == 0.0001
+    assert rounded("seconds/data", -0.00002) == -0.0001
     assert rounded("seconds/preview", 0.0) == 0.0
