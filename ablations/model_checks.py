@@ -6,14 +6,15 @@ every verdict, and say when they fail."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from ablations.inference import MIN_SEEDS, BlockModel
+from ablations.block_model import BlockModel
+from ablations.inference import MIN_SEEDS
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class Checks:
     tukey_p: float  # Tukey's one-degree-of-freedom test for non-additivity
     sigma: float
     df: int
-    noisy_cells: dict[str, float] = field(default_factory=dict)  # cells the cell guard gave their own variance
+    prior_df: float = math.inf  # the moderation's prior degrees of freedom d0 (inf: every cell gets the pool)
+    prior_sd: float = math.nan  # and its scale s0
 
     @property
     def equal_variance(self) -> bool:
@@ -52,8 +54,12 @@ def check_model(model: BlockModel) -> Checks:
         levene = float(stats.levene(*groups, center="median").pvalue)
     valid = table.dropna(subset=["residual_sd"])
     rho = float(stats.spearmanr(valid["mean"], valid["residual_sd"]).statistic) if len(valid) >= 3 else math.nan
+    # Each cell's own SD (d_c degrees of freedom) and the moderated SD its contrasts use.
+    table["own_sd"] = table["cell"].map(model.cell_variance).pow(0.5)
+    table["moderated_sd"] = table["cell"].map(model.moderated).pow(0.5)
+    table["moderated_df"] = table["cell"].map(model.moderated_df)
     return Checks(table, bartlett, levene, rho, _tukey_nonadditivity(model), model.sigma, model.df,
-                  dict(model.noisy_cells))
+                  model.prior_df, math.sqrt(model.prior_variance))
 
 
 def _tukey_nonadditivity(model: BlockModel) -> float:

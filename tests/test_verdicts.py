@@ -107,8 +107,10 @@ def test_head_order_in_three_parts_with_h_against_z_on_its_own_values():
     h_z = verdict.parts[2].estimates[0]
     assert h_z.basis == "own" and h_z.estimate == pytest.approx(0.1)
     assert [e.contrast.margin for e in verdict.estimates] == pytest.approx([0.03, 0.07, 0.10])
+    # "About 3 points" is a value; "more than 10" (and so linear over none, more than about 7) are bounds.
+    assert [e.contrast.margin_kind for e in verdict.estimates] == ["value", "at least", "at least"]
     # The committed study's shape: mlp a little below linear, the rest as the paper says.
-    below = decide("head_order", runs_of(HEADS, {**means, "model.head=mlp": 0.435}))
+    below = decide("head_order", runs_of(HEADS, {**means, "model.head=mlp": 0.43}))
     assert below.status == "holds in part" and [p.status for p in below.parts] == ["does not hold", "holds", "holds"]
 
 

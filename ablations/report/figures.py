@@ -358,7 +358,10 @@ def training_curves(history: pd.DataFrame, title: str, highlight: list[str] | No
     return figure, data.rename(columns={"count": "n"}).round(6)
 
 
-DECISION_COLOURS = {"above": "C2", "below": "C3", "undecided": "C7", "too few seeds": "C1"}
+DECISION_COLOURS = {"above": "C2", "below": "C3", "undecided": "C7", "at the edge": "C4", "too few seeds": "C1"}
+# Not decided whatever the interval shows: drawn dashed with a hollow marker, so an interval that excludes
+# 0 is not read as a decision.
+NOT_DECIDED = ("undecided", "at the edge", "too few seeds")
 
 
 def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figure, pd.DataFrame]:
@@ -378,23 +381,32 @@ def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figur
             data["contrast"], data["estimate_points"], data["ci_low_points"], data["ci_high_points"],
             data["decision"], data["paper_margin_points"])):
         colour = DECISION_COLOURS.get(decision, "C7")
+        open_ = decision in NOT_DECIDED
+        own = data["basis"].iloc[row] == "own"
         if np.isfinite(low):
-            ax.plot([low, high], [row, row], color=colour, linewidth=2.2, solid_capstyle="butt")
-        ax.plot([mean], [row], marker="o", color=colour, markersize=5)
+            ax.plot([low, high], [row, row], color=colour, linewidth=2.2 if not open_ else 1.6,
+                    linestyle="--" if open_ else "-", solid_capstyle="butt")
+        ax.plot([mean], [row], marker="s" if own else "o", color=colour, markersize=5,
+                markerfacecolor="white" if open_ else colour)
         if np.isfinite(margin):
             ax.plot([margin], [row], marker="|", color="black", markersize=11, markeredgewidth=1.6)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(data)), data["contrast"], fontsize=7)
     ax.set_xlabel("contrast in linear-probe top-1 (percentage points): estimate and simultaneous 95 % interval")
-    handles = [plt.Line2D([], [], color=c, marker="o", label=d) for d, c in DECISION_COLOURS.items()
-               if d in set(data["decision"])]
+    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="--" if d in NOT_DECIDED else "-",
+                          markerfacecolor="white" if d in NOT_DECIDED else c, label=d)
+               for d, c in DECISION_COLOURS.items() if d in set(data["decision"])]
+    if (data["basis"] == "own").any():
+        handles.append(plt.Line2D([], [], color="0.3", marker="s", linestyle="",
+                                  label="own per-seed values (no model: Bonferroni)"))
     if data["paper_margin_points"].notna().any():
         handles.append(plt.Line2D([], [], color="black", marker="|", linestyle="", markersize=11,
                                   markeredgewidth=1.6, label="the paper's value"))
     ax.set_ylim(-0.7, len(data) - 0.3)
     # The legend in a strip of its own under the axis label, the same height whatever the number of rows.
     figure.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles), frameon=False,
-                  title="decision: the interval excludes 0 (above / below)", title_fontsize=7)
+                  title="colour: the decision (above / below: the interval excludes 0, on 3 seeds or more, "
+                        "clear of the critical value's error); dashed: not decided", title_fontsize=7)
     ax.set_title(wrapped(title, figure), fontsize=9)
     figure.tight_layout(rect=(0, 0.55 / height, 1, 1))
     return figure, data.round(6)

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ablations import inference
+from ablations.block_model import Contrast
 from ablations.report import figures
 from ablations.report.formatting import (
     n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
@@ -286,13 +287,13 @@ def draw_paired_differences(study: FigureInput) -> Drawn:
     table = comparisons_table(verdict)
     figure, data = figures.paired_differences(
         table, f"{study.records.name}: {verdict.rule}, {len(table)} contrasts judged together; each interval "
-               "is simultaneous (it decides: colour and interval agree)")
+               "is simultaneous; colour and line show the decision")
     counts = data["decision"].value_counts()
     excluded = int(data["margin_relation"].str.startswith("excludes").sum())
     with_margin = int(data["paper_margin_points"].notna().sum())
     return Drawn(figure, data, [
         f"{len(data)} contrasts for the rule {verdict.rule}: "
-        + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("above", "below", "undecided", "too few seeds"))
+        + ", ".join(f"{counts.get(d, 0)} {d}" for d in inference.DECISIONS)
         + f" (simultaneous 95 %); the paper's value lies outside {excluded} of the {with_margin} intervals that have one.",
         f"Verdict: {verdict.sentence}",
     ])
@@ -301,21 +302,34 @@ def draw_paired_differences(study: FigureInput) -> Drawn:
 def draw_training_curves(study: FigureInput) -> Drawn:
     history = study.history
     highlight = _highlighted(study)
+    temperatures_differ = "train.temperature" in study.tables.config_keys
+    # The figure's first panel (figures.training_curves): where tau varies, the loss's scale does too, so
+    # it draws the contrastive top-1 instead; the caption describes what is drawn.
+    metric = "contrastive_acc" if temperatures_differ and "contrastive_acc" in history \
+        and history["contrastive_acc"].notna().any() else "loss"
+    shown = "contrastive top-1 (the loss's scale changes with τ)" if metric == "contrastive_acc" else "NT-Xent loss"
     figure, data = figures.training_curves(
-        history, f"{study.records.name}: per-epoch training curves, one line per configuration",
-        highlight=highlight, temperatures_differ="train.temperature" in study.tables.config_keys)
-    last = history.sort_values("epoch").groupby("run_id").last()
-    first = history.sort_values("epoch").groupby("run_id").first()
+        history, f"{study.records.name}: per-epoch training curves ({shown}), one line per configuration",
+        highlight=highlight, temperatures_differ=temperatures_differ)
+    curves = history.dropna(subset=[metric]).sort_values("epoch")
+    last, first = curves.groupby("run_id").last(), curves.groupby("run_id").first()
     knn_line = "No kNN accuracy was logged (probe.knn_every: 0)."
     if "knn_acc" in history and history["knn_acc"].notna().any():
         knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
         knn_line = f"Last kNN accuracy: {pct(knn.min())} to {pct(knn.max())} (median {pct(knn.median())})."
+    if metric == "loss":
+        trend = (f"loss from a median {first['loss'].median():.3f} at the first epoch to "
+                 f"{last['loss'].median():.3f} at the last"
+                 + (" (every run's loss fell)." if (last["loss"] < first["loss"]).all() else
+                    f" ({int((last['loss'] >= first['loss']).sum())} runs did not lower their loss)."))
+    else:
+        rose = last[metric] > first[metric]
+        trend = (f"contrastive top-1 from a median {pct(first[metric].median())} at the first epoch to "
+                 f"{pct(last[metric].median())} at the last"
+                 + (" (it rose in every run)." if rose.all() else f" ({int((~rose).sum())} runs did not raise it)."))
     return Drawn(figure, data, [
         f"{last.shape[0]} finished runs of {history['configuration'].nunique()} configurations over up to "
-        f"{int(history['epoch'].max())} epochs: loss from a median {first['loss'].median():.3f} at the first epoch "
-        f"to {last['loss'].median():.3f} at the last"
-        + (" (every run's loss fell)." if (last["loss"] < first["loss"]).all() else
-           f" ({int((last['loss'] >= first['loss']).sum())} runs did not lower their loss)."),
+        f"{int(history['epoch'].max())} epochs: " + trend,
         knn_line,
     ])
 
@@ -347,7 +361,7 @@ def draw_gaps(study: FigureInput) -> Drawn:
         name = f"{pair_name(CROP_COLOR)} − {pair_name((first, second))}"
         for epochs in budgets:
             if (CROP_COLOR, epochs) in cells and ((first, second), epochs) in cells:
-                contrasts.append(inference.Contrast.pair(cells[(CROP_COLOR, epochs)], cells[((first, second), epochs)],
+                contrasts.append(Contrast.pair(cells[(CROP_COLOR, epochs)], cells[((first, second), epochs)],
                                                          name, None if paper is None else paper / 100))
                 keys.append((name, epochs))
     judged = inference.judge(runs, contrasts)
