@@ -8,9 +8,12 @@ experiment.
 MLflow 3's UI shows each experiment either as GenAI (traces, evaluations) or as model training (runs),
 from the URL parameter `workflowType` (`genai` or `machine_learning`), else from the browser's own
 setting (localStorage `mlflow.workflowType`), GenAI in a new browser; the experiment's kind tag does not
-change it (mlflow/mlflow issue 24498, read in the 3.17 UI's code). Every address printed here carries
-the parameter, so that it opens on the runs in any browser; the experiment page reached from the
-experiment list cannot carry it, and its description says where the runs are.
+change it (mlflow/mlflow issue 24498, read in the 3.17 and 3.18 UI's code). Every address printed here
+carries the parameter, so that it opens on the runs in any browser; the experiment page reached from the
+experiment list cannot carry it, and its description says where the runs are. Nor can the links the UI
+itself draws to each run: the parameter sets the mode of its own page only (only the sidebar's switch
+stores it in the browser), so a run opened from the runs list shows the GenAI sidebar in a new browser
+(docs/views.md says how to switch once).
 """
 
 from __future__ import annotations

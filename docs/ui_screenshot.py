@@ -4,7 +4,8 @@ profile (a new visitor's: no saved MLflow mode, no closed pop-ups):
 - docs/mlflow_ui.png: the runs list at the address the study printed (its saved view);
 - docs/mlflow_ui_charts.png: the same groups in the chart view;
 - docs/mlflow_ui_experiment.png: the experiment's page as a visitor who clicks it in the experiment list
-  first sees it (MLflow's GenAI mode), with the description line that leads to the runs;
+  first sees it (MLflow's GenAI mode, the Assistant's panel open), with the description line that leads
+  to the runs;
 - docs/optuna_dashboard.png (with --journal, where optuna-dashboard is installed): the study in
   optuna-dashboard, on its parameter importance.
 
@@ -71,10 +72,13 @@ def printed_address(store: str, study: str) -> str:
 
 
 def close_assistant(page) -> None:
-    """MLflow's assistant panel opens in a new profile and covers a third of the page."""
-    close = page.locator('button[aria-label="Close"]').first
+    """The MLflow Assistant's side panel opens on a first visit to a server on localhost and narrows the
+    page by a third (the runs table's last columns out of sight); a visitor closes it with its own Close
+    button (its header's X). Only that panel's button: the shared-view banner has a Close button too."""
+    close = page.locator('[data-assistant-ui] button[aria-label="Close"]')
     if close.count():
-        close.click(timeout=5000)
+        close.click(timeout=WAIT_MS)
+        close.wait_for(state="detached", timeout=WAIT_MS)
 
 
 def mlflow_pictures(browser, base: str, address: str, study: str) -> None:
@@ -94,8 +98,10 @@ def mlflow_pictures(browser, base: str, address: str, study: str) -> None:
     page.goto(f"{base}/#/experiments")
     page.get_by_role("link", name=study, exact=True).click()
     page.get_by_text("The study's runs:").first.wait_for(timeout=WAIT_MS)
-    page.get_by_role("button", name="Got it").wait_for(timeout=WAIT_MS)  # as first seen: pop-up and all
-    page.wait_for_timeout(2000)
+    # As first seen: MLflow's GenAI mode (its sidebar's Observability section), the Assistant's panel open.
+    page.get_by_text("Observability", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.locator("[data-assistant-ui]").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(3000)  # the overview draws after its data arrives
     page.screenshot(path=DOCS / "mlflow_ui_experiment.png")
     page.context.close()
 
