@@ -56,7 +56,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import optuna_storage
+from ablations import optuna_storage, reconcile
 from ablations.identity import DONE_STATES, check_identity, unit_of
 from ablations.messages import one_line
 from ablations.optuna_params import grid_params, suggest
@@ -157,11 +157,13 @@ class Joined:
 
 
 def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bool = False,
-         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None) -> Joined:
+         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None,
+         recorded: reconcile.Records | None = None) -> Joined:
     """Open the study and check its identity, in one visit: create it or join it (waiting for its creator
     to finish planning it, at most ready_timeout_s; at once when that process is found gone, and then this
     one plans it), make sure it has its uid, and `prepare` it where this process sets the study up (setup)
-    or plans it. Nothing here touches MLflow: the caller opens the study's records next, then calls
+    or plans it, with what MLflow `recorded` of it (read before, `reconcile.read_records`). Nothing here
+    touches MLflow: the caller opens the study's records next, then calls
     `mark_ready` where `ready` is False, so that a process joining the study finds both stores in place."""
     study, created = open_study(spec, storage)
     ready = False
@@ -175,7 +177,9 @@ def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bo
     if uid is None:  # a new study, or its creator died before getting this far
         uid = uuid.uuid4().hex
         study.set_user_attr(UID_ATTR, uid)
-    prepared = prepare(study, spec, retry_failed=retry_failed, storage=storage) if setup or not ready else None
+    prepared = (prepare(study, spec, retry_failed=retry_failed, storage=storage,
+                        finished=recorded.finished_of(uid) if recorded and not created else ())
+                if setup or not ready else None)
     return Joined(study, uid, prepared, ready)
 
 
@@ -268,17 +272,20 @@ class Prepared:
     # cells of recorded trials it no longer plans (kept in the records). Grid studies only.
     added: list[PlannedTrial] = field(default_factory=list)
     dropped_cells: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # runs finished in MLflow whose results Optuna had lost
 
 
 def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
-            storage: BaseStorage | None = None) -> Prepared:
-    """Resume: fail dead trials, refuse a changed configuration, and enqueue every unit that has no
-    trial waiting, running or done (new seeds or cells, interrupted trials, --retry-failed).
+            storage: BaseStorage | None = None, finished: Iterable[reconcile.FinishedRun] = ()) -> Prepared:
+    """Resume: refuse a changed configuration, write back the results MLflow holds `finished` and Optuna
+    lost (`reconcile.recover`), fail dead trials, and enqueue every unit that has no trial waiting,
+    running or done (new seeds or cells, interrupted trials, --retry-failed).
     `storage` is the one the study was opened with (see `fail_stale`)."""
     storage = storage if storage is not None else storage_of(study)
     # The design and the results it made are checked before anything is planned: a refused edit leaves
     # the study as it was.
     planned, replanned = check_identity(study, spec, study.get_trials(deepcopy=False), storage)
+    recovered = reconcile.recover(study, spec, storage, list(finished))  # before a lost end looks like a death
     failed = fail_stale(study, storage)
     trials = study.get_trials(deepcopy=False)
     covered = {unit_of(t) for t in trials
@@ -300,7 +307,7 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
         units = max(units, spec.search.n_trials)
     done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
     return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned,
-                    added=added if trials else [], dropped_cells=dropped)
+                    added=added if trials else [], dropped_cells=dropped, recovered=recovered)
 
 
 def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:

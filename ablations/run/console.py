@@ -49,6 +49,11 @@ def print_header(session: Session) -> None:
           + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
              if prepared.replanned else ""), flush=True)
     name = session.spec.name
+    if prepared.recovered:
+        print(f"study {name}: {_count(len(prepared.recovered), 'trial')} finished in MLflow had lost their result in "
+              f"the Optuna storage {session.storage_label} (cut short, damaged or restored from an older copy): "
+              f"{_listed(prepared.recovered)}; their results are written back there, not trained again",
+              flush=True)
     if prepared.added:
         print(f"study {name}: the study file adds {_count(len(prepared.added), 'trial')} to those planned before "
               f"({_listed(unit.run_name for unit in prepared.added)}); new values or seeds extend a study", flush=True)
