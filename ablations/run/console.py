@@ -240,12 +240,13 @@ def write_report(session: Session) -> Path | None:
         from ablations import report
     except ImportError:
         return None
-    command = ["--study", session.spec.name, "--tracking-uri", session.tracker.uri]
+    command = ["--study", session.spec.name, "--parent", session.parent_run_id, "--tracking-uri", session.tracker.uri]
     python = command_path(Path(sys.executable).name)
     print(f"\nReport ({python} -m ablations.report {redact(' '.join(command))}):")
     try:
         uri = session.tracker.uri
-        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"))
+        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"),
+                                      parent_id=session.parent_run_id)
     except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
         print(f"warning: the report failed ({one_line(error, limit=500, with_type=True)}); the study's records "
               "are complete: rerun the report with the command above", file=sys.stderr)
