@@ -87,3 +87,27 @@ def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial
             f"{spec.source}: study {spec.name!r} was planned varying {', '.join(recorded) or 'only the seed'}, and "
             f"the file now varies {', '.join(now) or 'only the seed'} ({changes}); new seeds or new values of "
             f"the same keys extend a study, other keys make another: give it a new name")
+
+
+def changed_failures(trials: list[FrozenTrial], spec: StudySpec) -> dict[int, str]:
+    """Failed trials (an error recorded: a result, not run again unless --retry-failed) whose unit the study
+    file now gives another configuration: the user changed the file after the failure (raised the
+    temperature the error advised), and a plain rerun would keep the failure. Trial number -> the change
+    (`train.lr: 1e+30 -> 0.3`). Units with a result or a trial waiting or running are left out."""
+    settled = {unit_of(t) for t in trials if t.state in DONE_STATES + (TrialState.WAITING, TrialState.RUNNING)}
+    planned = {p.unit: p.config for p in spec.trials()} if spec.search.sampler == "grid" else {}
+    latest: dict[str, FrozenTrial] = {}
+    for trial in trials:
+        if trial.state == TrialState.FAIL and "error" in trial.user_attrs and unit_of(trial) not in settled:
+            latest[unit_of(trial)] = trial
+    changes = {}
+    for unit, trial in latest.items():
+        attrs = trial.user_attrs
+        if "config" not in attrs or unit not in planned:
+            continue
+        before = {k: v for k, v in flat_plain(attrs["config"]).items() if k not in PLACE_KEYS}
+        now = {k: v for k, v in flat_config(planned[unit]).items() if k not in PLACE_KEYS}
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        if changed:
+            changes[trial.number] = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
+    return changes

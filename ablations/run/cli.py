@@ -11,8 +11,8 @@ of a second; the rest loads in `run_study` once the input is known good.
 
 Bad input (study file, --set, data set, storage or tracking URL) exits with status 2 and one line
 `error: ...`; a store lost for longer than --retry-for exits with 75 (its trial runs again elsewhere);
-Ctrl-C, at any moment, exits with 130 and one line, after marking a running trial failed (Optuna) and
-KILLED (MLflow).
+a study whose every trial failed exits with 1, naming the first error; Ctrl-C, at any moment, exits
+with 130 and one line, after marking a running trial failed (Optuna) and KILLED (MLflow).
 
 This module parses and reports; the work is in the package's other modules (session, runner,
 workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
@@ -26,6 +26,9 @@ import os
 import sys
 
 from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST, run_command
+
+# Every trial of the study failed: nothing to report (the failures are recorded, as results).
+EXIT_ALL_FAILED = 1
 from ablations.plan import StudySpec
 from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable
 from ablations.study import StudyError, load_study
@@ -160,6 +163,10 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
         # whether the study is complete.
         console.print_stopped_workers(stopped, finished)
         status = 0 if finished else 1
+    failed_line = console.all_failed(session) if finished and status == 0 else None
+    if failed_line is not None:
+        print(f"error: {failed_line}", file=sys.stderr)
+        status = EXIT_ALL_FAILED
     return status
 
 
