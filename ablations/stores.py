@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -87,6 +88,16 @@ def is_disk_error(error: BaseException) -> bool:
 
 # ----------------------------------------------------------------------------------------------------
 # URLs and passwords
+
+
+def check_storage(url: str | None) -> None:
+    """`--storage` by its shape, with nothing imported: a path ending in .journal, or a URL with a scheme
+    (the database itself is reached later, by optuna_storage.open_storage). SearchError otherwise."""
+    if url is None or url.endswith(".journal"):
+        return
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+        raise SearchError(f"--storage: {mask_url(url)!r} is neither a path ending in .journal nor a database URL "
+                          "(sqlite:///optuna.db, postgresql://user:password@host/db)")
 
 
 def mask_url(url: str) -> str:

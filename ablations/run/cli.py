@@ -30,7 +30,7 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 # Every trial of the study failed: nothing to report (the failures are recorded, as results).
 EXIT_ALL_FAILED = 1
 from ablations.plan import StudySpec
-from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable
+from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
 from ablations.study import StudyError, load_study
 from ablations.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
@@ -117,6 +117,7 @@ def _main(args: argparse.Namespace) -> int:
         if not ok:  # `not >=` also refuses a NaN --retry-for
             raise StudyError(flag, "", f"{value} is not allowed; expected {allowed}")
     resolve_tracking_uri(args.tracking_uri)  # its scheme; the store itself is opened later
+    check_storage(args.storage)  # its shape, likewise
     spec = load_study(args.study, args.overrides, data_root=os.environ.get("SIMCLR_DATA"))
     if args.dry_run:
         from ablations.run.estimate import dry_run
