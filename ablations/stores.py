@@ -65,6 +65,16 @@ class StoreCannotWrite(StoreUnavailable):
 
     def __init__(self, store: str, error: BaseException):
         self.store = store
+        database = sqlite_path(store.rsplit(" ", 1)[-1])  # the label ends with the store's URL
+        if database is not None and not os.path.exists(os.path.expanduser(database)):
+            # SQLite says "readonly database" when its file was deleted under an open connection: the
+            # runs it held went with the file, so "nothing is lost" would be false.
+            RuntimeError.__init__(
+                self, f"{store} cannot write: its file {database} is gone (deleted or moved while the study ran), "
+                "and the records it held are gone with it unless it is restored. Stopping this worker; restore "
+                "the file and rerun the same command, or rerun with another --tracking-uri to record the study "
+                "anew (its Optuna storage keeps the results)")
+            return
         RuntimeError.__init__(
             self, f"{store} cannot write ({describe(error)}): is its disk full or read-only? Stopping this "
             "worker; nothing recorded before is lost: free space (or make it writable) and rerun the same command")
