@@ -113,7 +113,9 @@ def _main(args: argparse.Namespace) -> int:
     for flag, value, ok, allowed in (("--workers", args.workers, args.workers >= 1, "an integer >= 1"),
                                      ("--retry-for", args.retry_for, args.retry_for >= 0, "seconds >= 0"),
                                      ("--heartbeat-interval", args.heartbeat_interval, args.heartbeat_interval >= 1,
-                                      "seconds >= 1")):
+                                      "seconds >= 1"),
+                                     # -1 dropped the last row (a Python slice)
+                                     ("--top", args.top, args.top >= 0, "a number of rows >= 0")):
         if not ok:  # `not >=` also refuses a NaN --retry-for
             raise StudyError(flag, "", f"{value} is not allowed; expected {allowed}")
     resolve_tracking_uri(args.tracking_uri)  # its scheme; the store itself is opened later
