@@ -1,5 +1,5 @@
-"""`--dry-run`: the trials a study file plans and an estimate of what they cost. Nothing is trained and no
-store is touched.
+"""`--dry-run`: the trials a study file plans and an estimate of what they cost, after the checks a run makes
+on its stores (`check_as_the_run_would`). Nothing is trained and no store is written (they are read).
 
 The estimate should not be a timing of the moment: a trial of a cell the study has already run costs what
 its recorded trials took; the others are timed on a few training steps by the CPU time this process gets
