@@ -118,9 +118,11 @@ def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
                 reasons.setdefault(side, []).append(f"{e.contrast.name} (needs about {need} seeds per cell)")
     shown = 5  # the rest as a count: aug_pairs could list dozens
     for e, need in over_cap[:shown]:
+        # No interval where there is no spread to make one from (too few seeds): "[+nan, +nan]" said nothing.
+        interval = (f", interval [{e.low * 100:+.2f}, {e.high * 100:+.2f}]" if math.isfinite(e.low) and
+                    math.isfinite(e.high) else ", no interval yet: too few seeds for a spread")
         plan.lines.append(
-            f"confirmation: {e.contrast.name} is open ({e.estimate * 100:+.2f} points, interval "
-            f"[{e.low * 100:+.2f}, {e.high * 100:+.2f}]) and "
+            f"confirmation: {e.contrast.name} is open ({e.estimate * 100:+.2f} points{interval}) and "
             + (f"needs about {need} seeds per cell" if need else "would need more seeds than can be estimated")
             + f", above the cap of {cap}: no seed spent on it")
     if len(over_cap) > shown:

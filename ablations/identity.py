@@ -29,15 +29,15 @@ DESIGN_ATTR = "ablations.varied_keys"
 
 
 def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial],
-                   storage: BaseStorage) -> tuple[list[PlannedTrial], int]:
+                   storage: BaseStorage | None, write: bool = True) -> tuple[list[PlannedTrial], int]:
     """The checks that keep one study name to one design, run on every resume before anything is planned:
     what the study varies (`_check_design`); every result (a COMPLETE or PRUNED trial) against the
     configuration the file now gives its unit, refused where it changed (say train.epochs: two studies
     under one name; places, PLACE_KEYS, may differ; a failed trial is no result, so a configuration that
     failed every trial may be corrected and run again with --retry-failed); then the waiting trials (an
     interrupted first start, say), which take an edit made before any result. Returns the planned units
-    and how many waiting trials took the edit."""
-    _check_design(study, spec, trials)
+    and how many waiting trials took (or, with write=False, the dry run's, would take) the edit."""
+    _check_design(study, spec, trials, write)
     planned = spec.trials() if spec.search.sampler == "grid" else []
     by_unit = {p.unit: p.config for p in planned}
     replans = []
@@ -60,6 +60,8 @@ def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTria
                 f"give the study a new name, or remove runs/{spec.name} (or the --storage study) to start over")
         if changed:
             replans.append((trial.number, expected.to_plain()))
+    if not write:
+        return planned, len(replans)
     # Written once every result is known to match: a refused edit leaves the study as it was.
     study_id = storage.get_study_id_from_name(spec.name)
     for number, plain in replans:
@@ -67,7 +69,7 @@ def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTria
     return planned, len(replans)
 
 
-def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial]) -> None:
+def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial], write: bool = True) -> None:
     """What a study varies is its design: new seeds, new values of its keys, the floor or confirmation
     extend it, but a key added to or removed from the search would put two designs under one name (the
     report would average over the new key and count its effect as seed spread): refused, naming the keys.
@@ -78,7 +80,8 @@ def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial
         seen = {key for t in trials if not t.user_attrs.get("floor") and not t.user_attrs.get("duplicate_of")
                 for key in t.user_attrs.get("varied", {}) if key != SEED_KEY}
         recorded = sorted(seen) if seen else now
-        study.set_user_attr(DESIGN_ATTR, recorded)
+        if write:
+            study.set_user_attr(DESIGN_ATTR, recorded)
     if sorted(recorded) != now:
         added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
         changes = "; ".join(([f"added {', '.join(added)}"] if added else [])
@@ -87,3 +90,27 @@ def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial
             f"{spec.source}: study {spec.name!r} was planned varying {', '.join(recorded) or 'only the seed'}, and "
             f"the file now varies {', '.join(now) or 'only the seed'} ({changes}); new seeds or new values of "
             f"the same keys extend a study, other keys make another: give it a new name")
+
+
+def changed_failures(trials: list[FrozenTrial], spec: StudySpec) -> dict[int, str]:
+    """Failed trials (an error recorded: a result, not run again unless --retry-failed) whose unit the study
+    file now gives another configuration: the user changed the file after the failure (raised the
+    temperature the error advised), and a plain rerun would keep the failure. Trial number -> the change
+    (`train.lr: 1e+30 -> 0.3`). Units with a result or a trial waiting or running are left out."""
+    settled = {unit_of(t) for t in trials if t.state in DONE_STATES + (TrialState.WAITING, TrialState.RUNNING)}
+    planned = {p.unit: p.config for p in spec.trials()} if spec.search.sampler == "grid" else {}
+    latest: dict[str, FrozenTrial] = {}
+    for trial in trials:
+        if trial.state == TrialState.FAIL and "error" in trial.user_attrs and unit_of(trial) not in settled:
+            latest[unit_of(trial)] = trial
+    changes = {}
+    for unit, trial in latest.items():
+        attrs = trial.user_attrs
+        if "config" not in attrs or unit not in planned:
+            continue
+        before = {k: v for k, v in flat_plain(attrs["config"]).items() if k not in PLACE_KEYS}
+        now = {k: v for k, v in flat_config(planned[unit]).items() if k not in PLACE_KEYS}
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        if changed:
+            changes[trial.number] = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
+    return changes

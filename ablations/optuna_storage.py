@@ -38,7 +38,9 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.optuna_private import RDB_BACKEND_CALLS
-from ablations.stores import CONNECT_TIMEOUT_S, SearchError, describe, mask_url, remember_secrets, retry
+from ablations.stores import (
+    CONNECT_TIMEOUT_S, SearchError, check_storage, describe, mask_url, remember_secrets, retry,
+)
 
 HEARTBEAT_ATTR = "ablations:heartbeat"
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -167,9 +169,7 @@ def _open_database(url: str, heartbeat_interval: int, grace_period: int | None, 
     """An SQLAlchemy URL's RDBStorage, connected to once; SearchError naming the URL, password masked."""
     remember_secrets(url)
     shown = mask_url(url)
-    if "://" not in url:
-        raise SearchError(f"--storage: {shown!r} is neither a path ending in .journal nor a database URL "
-                          "(sqlite:///optuna.db, postgresql://user:password@host/db)")
+    check_storage(url)
     from sqlalchemy.engine import make_url
 
     try:

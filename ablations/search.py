@@ -3,7 +3,8 @@ resume. Opening the storage (journal, SQLite, PostgreSQL) is `optuna_storage`'s;
 read or write trial rows directly take that storage as an argument.
 
 Units of work. Every trial carries a user attr `unit`: in a grid study `<cell id> seed=<n>`, planned
-up front; in a tpe/random study `trial-<number>` of the trial that first sampled it. A unit is *done*
+up front; in a tpe/random study `trial-<number>` of the trial that first sampled it (and
+`trial-<number> seed=<n>` for each further seed of the file, queued when it samples: `SEED_OF`). A unit is *done*
 when one of its trials is COMPLETE or PRUNED, or FAIL with a recorded `error` (a non-finite loss, out of
 memory: rerunning would fail the same way, unless the user asks for --retry-failed). A FAIL without
 an error is a trial whose process died or was interrupted: its unit is run again.
@@ -56,7 +57,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,8 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import optuna_storage
-from ablations.identity import DONE_STATES, check_identity, unit_of
+from ablations import optuna_storage, reconcile
+from ablations.identity import DONE_STATES, changed_failures, check_identity, unit_of
 from ablations.messages import one_line
 from ablations.optuna_params import grid_params, suggest
 from ablations.optuna_private import storage_of
@@ -79,8 +80,11 @@ from ablations.plan import (
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
 UID_ATTR = "ablations.uid"
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
-PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm")
+PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm",
+              "seed_of")
 READY_ATTR = "ablations.ready"
+# On a tpe/random trial of a seed after the first: the trial that sampled its configuration.
+SEED_OF = "seed_of"
 # The objective's name, where Optuna's tools would say "Objective 0".
 METRIC_NAMES = ["probe_h"]
 # What a trial's intermediate values are (optuna-dashboard names them only "Intermediate Values"; it shows
@@ -157,11 +161,13 @@ class Joined:
 
 
 def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bool = False,
-         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None) -> Joined:
+         ready_timeout_s: float = READY_TIMEOUT_S, on_wait: Callable[[str], None] | None = None,
+         recorded: reconcile.Records | None = None) -> Joined:
     """Open the study and check its identity, in one visit: create it or join it (waiting for its creator
     to finish planning it, at most ready_timeout_s; at once when that process is found gone, and then this
     one plans it), make sure it has its uid, and `prepare` it where this process sets the study up (setup)
-    or plans it. Nothing here touches MLflow: the caller opens the study's records next, then calls
+    or plans it, with what MLflow `recorded` of it (read before, `reconcile.read_records`). Nothing here
+    touches MLflow: the caller opens the study's records next, then calls
     `mark_ready` where `ready` is False, so that a process joining the study finds both stores in place."""
     study, created = open_study(spec, storage)
     ready = False
@@ -175,7 +181,9 @@ def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bo
     if uid is None:  # a new study, or its creator died before getting this far
         uid = uuid.uuid4().hex
         study.set_user_attr(UID_ATTR, uid)
-    prepared = prepare(study, spec, retry_failed=retry_failed, storage=storage) if setup or not ready else None
+    prepared = (prepare(study, spec, retry_failed=retry_failed, storage=storage,
+                        finished=recorded.finished_of(uid) if recorded and not created else ())
+                if setup or not ready else None)
     return Joined(study, uid, prepared, ready)
 
 
@@ -268,17 +276,22 @@ class Prepared:
     # cells of recorded trials it no longer plans (kept in the records). Grid studies only.
     added: list[PlannedTrial] = field(default_factory=list)
     dropped_cells: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # runs finished in MLflow whose results Optuna had lost
+    # Failed trials kept as results whose configuration the file has since changed: number -> the change.
+    changed_failures: dict[int, str] = field(default_factory=dict)
 
 
 def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
-            storage: BaseStorage | None = None) -> Prepared:
-    """Resume: fail dead trials, refuse a changed configuration, and enqueue every unit that has no
-    trial waiting, running or done (new seeds or cells, interrupted trials, --retry-failed).
+            storage: BaseStorage | None = None, finished: Iterable[reconcile.FinishedRun] = ()) -> Prepared:
+    """Resume: refuse a changed configuration, write back the results MLflow holds `finished` and Optuna
+    lost (`reconcile.recover`), fail dead trials, and enqueue every unit that has no trial waiting,
+    running or done (new seeds or cells, interrupted trials, --retry-failed).
     `storage` is the one the study was opened with (see `fail_stale`)."""
     storage = storage if storage is not None else storage_of(study)
     # The design and the results it made are checked before anything is planned: a refused edit leaves
     # the study as it was.
     planned, replanned = check_identity(study, spec, study.get_trials(deepcopy=False), storage)
+    recovered = reconcile.recover(study, spec, storage, list(finished))  # before a lost end looks like a death
     failed = fail_stale(study, storage)
     trials = study.get_trials(deepcopy=False)
     covered = {unit_of(t) for t in trials
@@ -297,10 +310,11 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
     enqueued += requeue_orphans(study, retry_failed)
     units = units_known(study)
     if spec.search.n_trials:
-        units = max(units, spec.search.n_trials)
+        units = max(units, spec.search.n_trials * len(spec.seeds))
     done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
     return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned,
-                    added=added if trials else [], dropped_cells=dropped)
+                    added=added if trials else [], dropped_cells=dropped, recovered=recovered,
+                    changed_failures={} if retry_failed else changed_failures(study.get_trials(deepcopy=False), spec))
 
 
 def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:
@@ -403,7 +417,8 @@ def claim_next(study: optuna.Study, spec: StudySpec, storage: BaseStorage | None
             return claim
     if spec.search.sampler == "grid":
         return None
-    units = {unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")}
+    units = {unit_of(t) for t in study.get_trials(deepcopy=False)
+             if not t.user_attrs.get("duplicate_of") and SEED_OF not in t.user_attrs}  # n_trials counts samples
     if len(units) >= spec.search.n_trials:
         return None
     # With several workers the budget can be overshot by at most workers - 1 trials, as with
@@ -431,7 +446,13 @@ def _own(study: optuna.Study, trial: optuna.Trial, trial_id: int, spec: StudySpe
             return None
     attrs = dict(frozen.user_attrs)
     if "config" not in attrs:  # a fresh tpe/random trial (or the retry of one that died unsampled)
-        attrs.update(_sample(study, trial, spec), unit=unit)
+        values = _sample(study, trial, spec)
+        attrs.update(_sampled_attrs(spec, values, spec.seeds[0]), unit=unit)
+        # The study's other seeds of the same sample: one unit each, queued for any worker.
+        for seed in spec.seeds[1:]:
+            study.add_trial(optuna.trial.create_trial(
+                state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+                user_attrs={**_sampled_attrs(spec, values, seed), "unit": f"{unit} seed={seed}", SEED_OF: trial.number}))
     elif spec.search.sampler == "grid" and not frozen.params:  # a planned unit (a retry inherits its params)
         for name, (value, distribution) in grid_params(spec, attrs).items():
             try:
@@ -453,14 +474,17 @@ def _own(study: optuna.Study, trial: optuna.Trial, trial_id: int, spec: StudySpe
 
 
 def _sample(study: optuna.Study, trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """A tpe/random trial's values, drawn now, as plan attrs (unit aside)."""
+    """A tpe/random trial's values, drawn now."""
     try:
-        values = {key: suggest(trial, param) for key, param in spec.search.params.items()}
+        return {key: suggest(trial, param) for key, param in spec.search.params.items()}
     except ValueError as error:  # Optuna: a parameter's distribution changed since the study began
         study.tell(trial, state=TrialState.FAIL)
         raise SearchError(f"{spec.source}: search.params no longer match study {spec.name!r} "
                           f"({one_line(error)}); give the study a new name") from None
-    seed = spec.seeds[0]
+
+
+def _sampled_attrs(spec: StudySpec, values: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A sampled configuration at one seed as plan attrs (unit aside)."""
     config = spec.config_for(values, seed)
     return {"cell": " ".join(f"{k}={format_value(v)}" for k, v in values.items()), "seed": seed,
             "varied": varied_plain(values, seed), "pair": None, "run_name": run_name(values, seed),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +65,16 @@ class StoreCannotWrite(StoreUnavailable):
 
     def __init__(self, store: str, error: BaseException):
         self.store = store
+        database = sqlite_path(store.rsplit(" ", 1)[-1])  # the label ends with the store's URL
+        if database is not None and not os.path.exists(os.path.expanduser(database)):
+            # SQLite says "readonly database" when its file was deleted under an open connection: the
+            # runs it held went with the file, so "nothing is lost" would be false.
+            RuntimeError.__init__(
+                self, f"{store} cannot write: its file {database} is gone (deleted or moved while the study ran), "
+                "and the records it held are gone with it unless it is restored. Stopping this worker; restore "
+                "the file and rerun the same command, or rerun with another --tracking-uri to record the study "
+                "anew (its Optuna storage keeps the results)")
+            return
         RuntimeError.__init__(
             self, f"{store} cannot write ({describe(error)}): is its disk full or read-only? Stopping this "
             "worker; nothing recorded before is lost: free space (or make it writable) and rerun the same command")
@@ -87,6 +98,16 @@ def is_disk_error(error: BaseException) -> bool:
 
 # ----------------------------------------------------------------------------------------------------
 # URLs and passwords
+
+
+def check_storage(url: str | None) -> None:
+    """`--storage` by its shape, with nothing imported: a path ending in .journal, or a URL with a scheme
+    (the database itself is reached later, by optuna_storage.open_storage). SearchError otherwise."""
+    if url is None or url.endswith(".journal"):
+        return
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+        raise SearchError(f"--storage: {mask_url(url)!r} is neither a path ending in .journal nor a database URL "
+                          "(sqlite:///optuna.db, postgresql://user:password@host/db)")
 
 
 def mask_url(url: str) -> str:

@@ -43,6 +43,7 @@ from ablations.plan import (
     plain_value,
 )
 from ablations.rule_catalog import REQUIRES
+from ablations.strict_yaml import StrictLoader
 from simclr_core.config import MAX_SEED, ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -64,6 +65,11 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME_LENGTH = 100
 
 
+# train.seed is what the top-level `seeds` list varies: a value of it elsewhere would be ignored.
+SEED_ELSEWHERE = ("the seed is not set here: each trial's train.seed comes from the top-level `seeds` list "
+                  "(seeds: [5] runs seed 5; several seeds run each configuration once per seed)")
+
+
 class StudyError(ValueError):
     """A study file or override that cannot run: names the source, the dotted key and what is allowed."""
 
@@ -76,22 +82,6 @@ class StudyError(ValueError):
 # Loading
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_study(path: str | Path, overrides: list[str] = (), data_root: str | None = None) -> StudySpec:
@@ -108,7 +98,7 @@ def load_study(path: str | Path, overrides: list[str] = (), data_root: str | Non
     except UnicodeDecodeError as error:
         raise StudyError(source, "", f"not UTF-8 text (byte {error.start}); save the study file as UTF-8") from None
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -130,14 +120,18 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
     if not isinstance(description, str):
         raise StudyError(source, "description", f"expected a string, got {plain_type_name(description)}")
 
-    base = _parse_base(doc.get("base") or {}, source)
+    base = _parse_base(_section(doc, "base"), source)
     tracking = TrackingSpec()
-    tracking_doc = _mapping(doc.get("tracking") or {}, source, "tracking", TRACKING_KEYS, what="tracking settings")
+    tracking_doc = _mapping(_section(doc, "tracking"), source, "tracking", TRACKING_KEYS, what="tracking settings")
     for key, value in tracking_doc.items():
         if not isinstance(value, bool):
             raise StudyError(source, f"tracking.{key}", f"{value!r} is not allowed; expected true or false")
         setattr(tracking, key, value)
-    search = _parse_search(doc.get("search") or {}, source)
+    if isinstance(doc.get("search"), dict) and not doc["search"]:
+        raise StudyError(source, "search", "{} is not allowed: an empty search varies nothing; give search.grid "
+                                           "or search.pairs, or leave `search` out to run the base configuration "
+                                           "alone over the seeds")
+    search = _parse_search(_section(doc, "search"), source)
     seeds = _parse_seeds(doc.get("seeds", [0]), source)
 
     for override in overrides:
@@ -184,10 +178,21 @@ def _parse_decision(doc: dict, spec: StudySpec) -> None:
         spec.confirm = ConfirmSpec(max_seeds)
 
 
+def _section(doc: dict, key: str) -> Any:
+    """A section of the file as written; left out or left empty (`tracking:`) it is {}. Anything else
+    that is not a mapping (`base: []`, `train: 0`) is refused by its parser, not read as empty."""
+    value = doc.get(key)
+    return {} if value is None else value
+
+
 def _parse_base(raw: Any, source: str) -> RunConfig:
     """`base:` is RunConfig.to_plain()'s form, a section left empty (`train:`) taking the defaults."""
-    if isinstance(raw, dict):
-        raw = {section: values or {} for section, values in raw.items()}
+    if not isinstance(raw, dict):
+        raise StudyError(source, "base", f"expected a mapping of config sections (data, augment, model, train, "
+                                         f"probe), got {plain_type_name(raw)}")
+    raw = {section: {} if values is None else values for section, values in raw.items()}
+    if isinstance(raw.get("train"), dict) and "seed" in raw["train"]:
+        raise StudyError(source, f"base.{SEED_KEY}", SEED_ELSEWHERE)
     try:
         base = RunConfig.from_plain(raw)
     except ConfigError as error:
@@ -241,6 +246,12 @@ def _parse_grid(raw: dict, source: str) -> SearchSpec:
             raise StudyError(source, where, f"expected a non-empty list of values, got {values!r}")
         search.grid[key] = [coerce_value(key, value, source, where=f"{where}[{index}]")
                             for index, value in enumerate(values)]
+        seen: dict[str, int] = {}
+        for index, value in enumerate(search.grid[key]):
+            same = seen.setdefault(json.dumps(plain_value(value), sort_keys=True), index)
+            if same != index:  # 0.5 and 0.50: one cell, one run name, planned twice
+                raise StudyError(source, f"{where}[{index}]", f"{values[index]!r} is the value of {where}[{same}] "
+                                                              f"({values[same]!r}) again; list each value once")
     return search
 
 
@@ -372,7 +383,7 @@ def _apply_override(override: str, base: RunConfig, tracking: TrackingSpec, sear
     if not sep or not key:
         raise StudyError(where, key or override, "expected dotted.key=value, e.g. train.epochs=1")
     try:
-        value = yaml.load(text, Loader=_StrictLoader) if text.strip() else None
+        value = yaml.load(text, Loader=StrictLoader) if text.strip() else None
     except yaml.YAMLError as error:
         raise StudyError(where, key, f"cannot read the value {text!r} ({getattr(error, 'problem', error)})") from None
     if key.startswith("tracking."):
@@ -384,6 +395,8 @@ def _apply_override(override: str, base: RunConfig, tracking: TrackingSpec, sear
         setattr(tracking, name, value)
         return
     check_dotted_key(key, where, key)
+    if key == SEED_KEY:
+        raise StudyError(where, key, SEED_ELSEWHERE)
     if key in search.varied_keys:
         raise StudyError(where, key, "this study's search varies it; --set can only fix values the search leaves alone")
     base.set(key, coerce_value(key, value, where, where=key))

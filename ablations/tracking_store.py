@@ -24,6 +24,9 @@ class TrackingError(RuntimeError):
 def resolve_tracking_uri(cli_value: str | None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow 3's own default, sqlite:///mlflow.db;
     TrackingError for one that names no store MLflow can open (checked without importing MLflow)."""
+    if cli_value is not None and not cli_value.strip():  # '' read as "the default" before, silently
+        raise TrackingError(f"--tracking-uri: {cli_value!r} is not allowed; {TRACKING_EXPECTED} (leave the flag "
+                            f"out for $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
     uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     check_tracking_uri(uri, "--tracking-uri" if cli_value else "MLFLOW_TRACKING_URI")
     return uri

@@ -93,6 +93,9 @@ FLAG_CASES = [
     # MLflow's words were "KeyError: 'foo'" and a text on migrating file stores.
     ("--tracking-uri an unknown scheme", ["--tracking-uri", "foo://bar"], "--tracking-uri foo://bar: unknown scheme"),
     ("--tracking-uri a file", ["--tracking-uri", "a_file"], "--tracking-uri a_file: a path is not a tracking store"),
+    # Each was taken before: -1 dropped the last row, '' meant the default store.
+    ("--top negative", ["--top", "-1"], "--top: -1 is not allowed; expected a number of rows >= 0"),
+    ("--tracking-uri empty", ["--tracking-uri", ""], "--tracking-uri: '' is not allowed"),
 ]
 
 

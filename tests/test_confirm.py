@@ -154,3 +154,11 @@ confirm: {max_seeds: 3}
     assert "6 trials complete, 0 failed; 6 of 6 cell x seed units done" in out, out
     counts = complete_once_per_unit(optuna_trials(workdir, "confirmed2"))
     assert {f"augment.color_strength={s} seed=2" for s in ("0.25", "1.0")} <= set(counts)
+
+
+def test_a_contrast_without_a_spread_says_so_instead_of_printing_a_nan_interval():
+    """One seed per cell: no spread, no interval; the line read "interval [+nan, +nan]" before."""
+    spec = spec_of(max_seeds=1, seeds=(0,))
+    lines = plan_round(spec, finished(spec, {(s, 0): 0.40 + 0.01 * i for i, s in enumerate(STRENGTHS)})).lines
+    assert lines and all("nan" not in line for line in lines)
+    assert any("no interval yet: too few seeds for a spread" in line for line in lines)

@@ -245,3 +245,40 @@ def test_run_calls_the_report_through_the_package():
     # How to rebuild a committed report without its store.
     text = " ".join(help_text.stdout.split())
     assert "--from-parquet PATH" in text and "python -m ablations.report --from-parquet reports/aug_pairs" in text
+
+
+@pytest.mark.parametrize("damage, says", [
+    *[(f"drop {column}", f"has no column {column}") for column in ("probe_h", "cell", "seed", "status", "run_name")],
+    ("zero rows", "holds no runs (zero rows)"),
+])
+def test_a_damaged_runs_parquet_is_one_line_naming_the_file_and_what_is_missing(store, tmp_path, capsys, damage,  # noqa: F811
+                                                                                  says):
+    """Each was a traceback (ValueError, KeyError, NaTType) before."""
+    import pyarrow.parquet as pq
+
+    study = FakeStudy(store, "damaged", tmp_path)
+    for seed in (0, 1):
+        study.trial({"train.temperature": 0.5}, seed, 0.4 + 0.01 * seed)
+    study.finish()
+    assert main(["--study", "damaged", "--tracking-uri", store, "--out", str(tmp_path / "r"), "--no-log"]) == 0
+    path = tmp_path / "r" / "damaged" / "runs.parquet"
+    table = pq.read_table(path)
+    table = table.slice(0, 0) if damage == "zero rows" else table.drop_columns([damage.split()[1]])
+    pq.write_table(table, path)
+    capsys.readouterr()
+    assert main(["--from-parquet", str(path.parent)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(path) in err and says in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_missing_history_parquet_is_a_warning(store, tmp_path, capsys):  # noqa: F811
+    study = FakeStudy(store, "curveless", tmp_path)
+    study.trial({"train.temperature": 0.5}, 0, 0.4)
+    study.finish()
+    assert main(["--study", "curveless", "--tracking-uri", store, "--out", str(tmp_path / "r"), "--no-log"]) == 0
+    (tmp_path / "r" / "curveless" / "history.parquet").unlink()
+    capsys.readouterr()
+    assert main(["--from-parquet", str(tmp_path / "r" / "curveless")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no history.parquet beside" in err and "no per-epoch curves" in err

@@ -130,7 +130,7 @@ def pair_study(uri: str, workdir: Path, cells: dict, name: str = "pairs", seeds=
 # --------------------------------------------------------------------------------------------------
 
 
-def test_read_study_takes_the_latest_parent_and_its_trials_in_trial_order(store, tmp_path):
+def test_read_study_of_two_parents_asks_which_and_takes_that_ones_trials_in_trial_order(store, tmp_path):
     study = FakeStudy(store, "again", tmp_path)
     study.trial({"train.temperature": 0.1}, 0, 0.4)
     study.finish()
@@ -141,7 +141,11 @@ def test_read_study_takes_the_latest_parent_and_its_trials_in_trial_order(store,
         tags={"ablations.role": "parent", "ablations.study": "again"}).info.run_id
     later = [study.trial({"train.temperature": t}, 0, 0.5) for t in (0.2, 0.3)]
     study.finish()
-    records = read_study(MlflowClient(store), store, "again")
+    # Two parents: which one is meant is asked, naming both.
+    with pytest.raises(ReportError, match="2 parent runs") as asked:
+        read_study(MlflowClient(store), store, "again")
+    assert first_parent in str(asked.value) and study.parent_id in str(asked.value) and "--parent" in str(asked.value)
+    records = read_study(MlflowClient(store), store, "again", study.parent_id)
     assert records.parent_run_id == study.parent_id and records.earlier_parents == 1
     assert [run.info.run_id for run in records.trials] == later  # optuna.trial 1, 2; not the first parent's
     assert shared_param(records, "train.temperature") is None  # 0.2 and 0.3 differ

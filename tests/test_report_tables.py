@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from test_report_records import FakeStudy, store  # noqa: F401 (store is a fixture)
 
 from ablations.report.records import _cell_value, _typed, read_study, runs_table
-from ablations.report.tables import configuration_labels, included, left_out_reasons, metric_columns, summarize
+from ablations.report.tables import configuration_labels, duplicates, included, left_out_reasons, metric_columns, summarize
 
 
 def test_summary_groups_by_cell_without_the_seed(store, tmp_path):  # noqa: F811
@@ -48,6 +48,21 @@ def test_summary_counts_only_finished_unpruned_runs():
     assert list(summary["probe_h_mean"]) == pytest.approx([0.42, 0.50])
     assert summary["probe_h_std"].iloc[0] == pytest.approx(0.02 * math.sqrt(2))
     assert math.isnan(summary["probe_h_std"].iloc[1])
+
+
+def test_a_configuration_and_seed_finished_twice_counts_once_and_the_copy_is_named():
+    """A store that lost a result had its unit trained again: the second run of (cell, seed) is no seed."""
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d", "e"], "run_name": ["t0 s0", "t0 s1", "t0 s0", "t0 s1", "t0 s2"],
+        "cell": ["t=0.1"] * 5, "seed": [0, 1, 0, 1, 2], "trial": [0, 1, 5, 6, 7],
+        "start_time": pd.to_datetime([1, 2, 5, 6, 7], unit="s", utc=True),
+        "status": ["FINISHED"] * 4 + ["FAILED"], "pruned": [False] * 5, "probe_h": [0.40, 0.44, 0.90, 0.10, math.nan],
+    })
+    assert list(included(runs)["run_id"]) == ["a", "b"]
+    assert list(duplicates(runs)["run_id"]) == ["c", "d"]
+    assert left_out_reasons(runs) == {"FAILED": 1, "duplicate": 2}
+    summary = summarize(runs, [], ["probe_h"])
+    assert list(summary["n"]) == [2] and summary["probe_h_mean"].iloc[0] == pytest.approx(0.42)
 
 
 def test_cell_values_and_column_types():

@@ -72,3 +72,29 @@ def test_a_timed_estimate_counts_the_cpu_time_it_got_not_the_wall_clock(workdir,
     seconds, how = estimate.estimate_trial_seconds([base])
     assert seconds[0] < 1000  # none of the wall clock's 1000 s per reading
     assert "by CPU time" in how and "load average" in how
+
+
+def test_dry_run_and_the_run_agree_on_every_edit_case(workdir, capsys):  # noqa: F811
+    """Before, an edit of epochs read "nothing left to run" and an added grid key "2 to do" with an estimate,
+    and the run refused both; a study started under another storage was planned anew."""
+    grid = "search: {grid: {train.temperature: [0.2, 0.5]}}\n"
+    study = study_file(workdir, "edited", grid, epochs=1, knn_every=0)
+    run = [str(study), "--tracking-uri", uri(workdir), "--no-progress", "--no-report"]
+    assert main(run) == 0
+    cases = {
+        "epochs": (lambda: study_file(workdir, "edited", grid, epochs=2, knn_every=0), [], "already ran"),
+        "grid key": (lambda: study_file(workdir, "edited", "search: {grid: {train.temperature: [0.2, 0.5], train.lr: [0.1]}}\n", epochs=1, knn_every=0),
+                     [], "added train.lr"),
+        "storage": (lambda: study_file(workdir, "edited", grid, epochs=1, knn_every=0),
+                    ["--storage", f"sqlite:///{workdir}/other.db"], "under Optuna storage"),
+    }
+    for case, (edit, extra, says) in cases.items():
+        edit()
+        capsys.readouterr()
+        assert main([*run, *extra, "--dry-run"]) == 2, case
+        dry = capsys.readouterr()
+        assert main([*run, *extra]) == 2, case
+        real = capsys.readouterr()
+        assert says in dry.err and dry.err == real.err, (case, dry.err, real.err)
+        assert "nothing was trained" not in dry.out and "estimate:" not in dry.out
+    assert len(optuna_trials(workdir, "edited")) == 2  # nothing was planned by any of them

@@ -173,3 +173,43 @@ def test_data_cache_reuses_the_last_data_set_while_its_config_is_equal():
     assert other is not first and len(other.classes) == 3
     cache.clear()
     assert cache.get(small) is not first
+
+
+def test_a_study_whose_every_trial_failed_exits_1_and_a_rerun_after_a_fix_names_retry_failed(workdir, capsys):
+    """Exit 0 before, and the rerun after the fix said "2 of 2 units done" with the old error's advice."""
+    study = study_file(workdir, "allfail", "search: {grid: {train.lr: [1.0e+30, 2.0e+30]}}\n")
+    assert main(cli(workdir, study)) == 1
+    err = capsys.readouterr().err
+    assert "every trial of study allfail failed" in err and "non-finite loss" in err and "--retry-failed" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    # The user's "fix" (more epochs) changes every failed unit; a plain rerun keeps the failures.
+    study_file(workdir, "allfail", "search: {grid: {train.lr: [1.0e+30, 2.0e+30]}}\n", epochs=EPOCHS + 1)
+    assert main(cli(workdir, study)) == 1
+    captured = capsys.readouterr()
+    assert "2 failed trials ran with a configuration the study file has since changed" in captured.out
+    assert "train.epochs: 2 -> 3" in captured.out and "rerun with --retry-failed" in captured.out
+    assert "non-finite loss" not in captured.out.split("cell x seed units done")[1]  # its advice not repeated
+    assert "--retry-failed" in captured.err
+
+
+def test_a_random_study_runs_every_sampled_configuration_at_every_seed(workdir):
+    """Before, `seeds: [0, 1]` ran seed 0 only, without a word."""
+    study = study_file(workdir, "rand", """\
+        search:
+          sampler: random
+          n_trials: 2
+          params:
+            train.temperature: {type: float, low: 0.1, high: 1.0}
+        """, seeds=(0, 1))
+    assert main(cli(workdir, study)) == 0
+    trials = optuna_trials(workdir, "rand")
+    assert len(complete_once_per_unit(trials)) == 4
+    by_cell = {}
+    for trial in trials:
+        by_cell.setdefault(trial.user_attrs["cell"], []).append(trial.user_attrs["seed"])
+    assert len(by_cell) == 2 and all(sorted(seeds) == [0, 1] for seeds in by_cell.values())
+    for trial in trials:  # each seed trains the sampled value at its own train.seed
+        assert trial.user_attrs["config"]["train"]["seed"] == trial.user_attrs["seed"]
+        assert trial.params["train.temperature"] == trial.user_attrs["varied"]["train.temperature"]
+    assert main(cli(workdir, study)) == 0  # the budget counts samples: nothing more runs
+    assert len(optuna_trials(workdir, "rand")) == 4

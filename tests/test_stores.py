@@ -97,3 +97,22 @@ def test_a_write_the_disk_refuses_is_not_retried(monkeypatch, error):
         stores.retry(write, retry_for=60, store="the store")
     assert len(calls) == 1
     assert not stores.is_disk_error(sqlite3.OperationalError("database is locked"))  # that one is retried
+
+
+def test_a_store_whose_file_was_deleted_is_named_as_gone_not_as_read_only(tmp_path):
+    """SQLite says "attempt to write a readonly database" once its file is deleted under it; the message
+    said "read-only? ... nothing recorded before is lost", while the runs went with the file."""
+    path = tmp_path / "mlflow.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("create table runs (id integer)")
+    connection.execute("insert into runs values (1)")
+    path.unlink()
+
+    def write():
+        connection.execute("insert into runs values (2)")
+
+    with pytest.raises(stores.StoreCannotWrite) as caught:
+        stores.retry(write, retry_for=1, store=f"MLflow tracking store sqlite:///{path}")
+    message = str(caught.value)
+    assert f"its file {path} is gone" in message and "nothing recorded before is lost" not in message
+    assert "restore the file" in message and "--tracking-uri" in message

@@ -70,6 +70,21 @@ def error_of(path: Path, overrides=()) -> str:
     ("description: no name\n", "name", "required"),
     ("name: s\nbase: {train: {epochs: 1}, train: {epochs: 2}}\n", "", "given twice"),
     ("name: s\nbase: [train]\n", "base", "mapping"),
+    # Each ran on the defaults silently before (the parser's `x or {}`).
+    ("name: s\nbase: {train: 0}\n", "base.train: ", "expected a mapping"),
+    ("name: s\nbase: {train: []}\n", "base.train: ", "expected a mapping"),
+    ("name: s\nbase: []\n", "base: ", "expected a mapping"),
+    ("name: s\nbase: 0\n", "base: ", "expected a mapping"),
+    ("name: s\ntracking: 0\n", "tracking: ", "expected a mapping"),
+    ("name: s\nsearch: []\n", "search: ", "expected a mapping"),
+    ("name: s\nsearch: {}\n", "search: ", "empty search varies nothing"),
+    # Accepted before: two trials with one name planned, one run.
+    ("name: s\nsearch: {grid: {train.temperature: [0.5, 0.50]}}\n", "search.grid.train.temperature[1]",
+     "list each value once"),
+    ("name: s\nsearch: {pairs: [crop], grid: {augment.color_strength: [1, 1.0]}}\n",
+     "search.grid.augment.color_strength[1]", "again"),
+    # Ignored before: the seed comes from `seeds`.
+    ("name: s\nbase: {train: {seed: 5}}\n", "base.train.seed", "top-level `seeds` list"),
 ])
 def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, body, key, allowed):
     message = error_of(write(tmp_path, body, name="my_study.yaml"))
@@ -87,6 +102,8 @@ def test_bad_study_files_name_the_file_the_key_and_what_is_allowed(tmp_path, bod
     ("augment.compile=fast", "augment.compile", "one of auto, on, off"),
     ("augment.pipeline=[crop]", "augment.pipeline", "varies it"),
     ("tracking.log_model=yes please", "tracking.log_model", "true or false"),
+    # Accepted and ignored before.
+    ("train.seed=5", "train.seed", "top-level `seeds` list"),
 ])
 def test_bad_set_values_name_the_file_the_override_and_the_key(tmp_path, override, key, allowed):
     path = write(tmp_path, "name: s\nsearch: {pairs: [crop, color]}\n", name="pairs.yaml")
@@ -94,6 +111,24 @@ def test_bad_set_values_name_the_file_the_override_and_the_key(tmp_path, overrid
     assert "pairs.yaml" in message and "--set" in message
     assert key in message
     assert allowed in message
+
+
+def test_yaml_reads_on_off_and_exponents_as_written_and_takes_merge_keys(tmp_path):
+    """YAML 1.1 read the documented `on`/`off` as booleans ("False is not allowed; expected a string"),
+    `1e-3` as a string, and refused `<<: *defaults` with a constructor error."""
+    path = write(tmp_path, "name: s\nbase:\n  augment: {compile: on}\n  train: &t {lr: 1e-3, channels_last: off}\n"
+                           "  probe: {enabled: true}\n")
+    spec = load_study(path)
+    assert spec.base.augment.compile == "on" and spec.base.train.channels_last == "off"
+    assert spec.base.train.lr == 0.001
+    spec = load_study(path, ["augment.compile=off", "train.channels_last=on", "train.lr=2e-3"])
+    assert (spec.base.augment.compile, spec.base.train.channels_last, spec.base.train.lr) == ("off", "on", 0.002)
+    merged = write(tmp_path, "name: s\ndefaults: &d {epochs: 3, lr: 0.5}\n", name="merge.yaml")
+    assert "defaults: unknown key" in error_of(merged)  # the anchor's holder is still a key of the file
+    merged.write_text("name: s\nbase:\n  train:\n    <<: {epochs: 3, lr: 0.5}\n    lr: 0.25\n")
+    spec = load_study(merged)
+    assert (spec.base.train.epochs, spec.base.train.lr) == (3, 0.25)
+    assert "true or false" in error_of(write(tmp_path, "name: s\ntracking: {preview: yes}\n", name="yes.yaml"))
 
 
 def test_set_checks_a_pipeline_like_the_file(tmp_path):

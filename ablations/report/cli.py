@@ -16,6 +16,7 @@ from ablations.messages import EXIT_BAD_INPUT, run_command
 from ablations.report import saved
 from ablations.report.build import Written, build_report
 from ablations.report.records import ReportError, StudyRecords, list_studies, open_client, read_study
+from ablations.report.tables import duplicates
 from ablations.tracking_store import TrackingError, resolve_tracking_uri
 
 
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="output folder; each study gets <out>/<study>/ (default reports; with --from-parquet, "
                              "the folder it reads)")
+    parser.add_argument("--parent", default=None, metavar="RUN_ID",
+                        help="the parent run to report, where a study name has several (one per start under "
+                             "another --storage, or started over); with --study")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     parser.add_argument("--replace", action="store_true",
@@ -59,14 +63,16 @@ def report_studies(args: argparse.Namespace) -> int:
     """The report of --study, or of every study in the store (skipping, with a line, those it cannot read);
     with --from-parquet, of the study saved there."""
     if args.from_parquet:
-        if args.study or args.tracking_uri:
-            raise ReportError("--from-parquet reads one saved study; leave out --study and --tracking-uri")
+        if args.study or args.tracking_uri or args.parent:
+            raise ReportError("--from-parquet reads one saved study; leave out --study, --parent and --tracking-uri")
         records = saved.read(args.from_parquet)
         source = Path(args.from_parquet)
         folder = source if source.is_dir() else source.parent
         target = Path(args.out) / records.name if args.out else folder
         _print_written(records, build_report(records, target.parent, study_dir=target, replace=True), log=False)
         return 0
+    if args.parent and not args.study:
+        raise ReportError("--parent names a parent run of one study; pass --study NAME with it")
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_client(uri)
     names = [args.study] if args.study else list_studies(client, uri)
@@ -75,7 +81,8 @@ def report_studies(args: argparse.Namespace) -> int:
                           "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")
     for name in names:
         try:
-            report_study(client, uri, name, Path(args.out or "reports"), log=not args.no_log, replace=args.replace)
+            report_study(client, uri, name, Path(args.out or "reports"), log=not args.no_log, replace=args.replace,
+                         parent_id=args.parent)
         except ReportError as error:
             if args.study:
                 raise
@@ -83,10 +90,11 @@ def report_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_study(client, uri: str, name: str, out: Path, *, log: bool = True, replace: bool = False) -> Written:
-    """One study's report, with a line per file written and the verdict; ReportError where the study
-    cannot be read."""
-    records = read_study(client, uri, name)
+def report_study(client, uri: str, name: str, out: Path, *, log: bool = True, replace: bool = False,
+                 parent_id: str | None = None) -> Written:
+    """One study's report (of its parent run `parent_id`, where it has several), with a line per file
+    written and the verdict; ReportError where the study cannot be read."""
+    records = read_study(client, uri, name, parent_id)
     written = build_report(records, out, client=client if log else None, replace=replace)
     _print_written(records, written, log)
     return written
@@ -96,6 +104,11 @@ def _print_written(records: StudyRecords, written: Written, log: bool) -> None:
     statuses = Counter(records.runs["status"])
     print(f"{records.name}: {len(records.runs)} runs ("
           + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")")
+    repeated = duplicates(records.runs[(records.runs["status"] == "FINISHED") & ~records.runs["pruned"]])
+    if len(repeated):
+        print(f"  {len(repeated)} duplicate run(s) left out of n (their configuration and seed finished in an "
+              "earlier run): " + ", ".join(f"{name} ({run_id[:8]})" for name, run_id in
+                                           zip(repeated["run_name"], repeated["run_id"])))
     for path in written.paths:
         print(f"  wrote {path}")
     if written.verdict is not None:

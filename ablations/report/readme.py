@@ -177,7 +177,7 @@ def _tables_section(tables: Tables) -> list[str]:
                   f"{_config_name(best, tables)} {pct(best[f'{OBJECTIVE}_mean'])} ± "
                   f"{pct(nan_to_zero(best[f'{OBJECTIVE}_std']), unit=False)} (n = {int(best['n'])}); worst: "
                   f"{_config_name(worst, tables)} {pct(worst[f'{OBJECTIVE}_mean'])}.  ",
-                  f"{left_out} run(s) left out (status other than FINISHED, or pruned): "
+                  f"{left_out} run(s) left out (status other than FINISHED, pruned, or a duplicate): "
                   + (", ".join(f"{count} {reason}" for reason, count in tables.left_out.items()) or "none")
                   + "; the count is in the file's metadata (`ablations.left_out`)."]
     else:
@@ -185,7 +185,9 @@ def _tables_section(tables: Tables) -> list[str]:
     if left_out:
         lines += ["", "| run | trial | status | why |", "|---|---|---|---|"]
         for _, row in runs[~runs.index.isin(kept.index)].head(20).iterrows():
-            why = row["error"] if isinstance(row["error"], str) else ""
+            why = row["error"] if isinstance(row["error"], str) else \
+                "duplicate: its configuration and seed finished in an earlier run; not counted in n" \
+                if row["status"] == "FINISHED" and not row["pruned"] else ""
             lines.append(f"| `{row['run_name']}` | {row['trial']} | {row['status']}"
                          f"{' (pruned)' if row['pruned'] else ''} | {why.replace('|', '/')[:200]} |")
     return lines

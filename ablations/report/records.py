@@ -116,8 +116,9 @@ def list_studies(client, uri: str) -> list[str]:
     return sorted({names[run.info.experiment_id] for run in parents if run.info.experiment_id in names})
 
 
-def read_study(client, uri: str, name: str) -> StudyRecords:
-    """The study's latest parent run and its trial runs; ReportError if there are none."""
+def read_study(client, uri: str, name: str, parent_id: str | None = None) -> StudyRecords:
+    """The study's parent run (`parent_id`, or its only one) and its trial runs; ReportError if there are
+    none, or if the study has several parent runs and `parent_id` does not say which."""
     try:
         experiment = call_store(client.get_experiment_by_name, name)
         if experiment is None or experiment.lifecycle_stage == "deleted":
@@ -131,7 +132,7 @@ def read_study(client, uri: str, name: str) -> StudyRecords:
         if not parents:
             raise ReportError(f"experiment {name!r} in {uri} has no parent run tagged ablations.role=parent; "
                               "was it made by python -m ablations.run?")
-        parent = parents[0]
+        parent = _chosen_parent(parents, name, uri, parent_id)
         trials = _search_runs(client, [experiment.experiment_id],
                               f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
                               f"and tags.`ablations.role` = '{TRIAL_ROLE}'")
@@ -154,6 +155,29 @@ def read_study(client, uri: str, name: str) -> StudyRecords:
         parent_tags={key: parent.data.tags[key] for key in PARENT_TAGS if key in parent.data.tags},
         params=_shared_params(trials), runs=runs, config_keys=config_keys, pair=pair, histories=histories,
         earlier_parents=len(parents) - 1, trials=trials)
+
+
+def _chosen_parent(parents: list[Any], name: str, uri: str, parent_id: str | None) -> Any:
+    """The parent run asked for, or the only one. Two parents are two starts of one name (another
+    --storage, a study started over): which one is meant is the user's to say, not the newest's."""
+    if parent_id is not None:
+        chosen = [run for run in parents if run.info.run_id == parent_id]
+        if not chosen:
+            raise ReportError(f"study {name!r} in {uri} has no parent run {parent_id}; its parent runs: "
+                              f"{_parents_text(parents)}")
+        return chosen[0]
+    if len(parents) > 1:
+        raise ReportError(f"study {name!r} in {uri} has {len(parents)} parent runs, one per start of a study with "
+                          f"this name: {_parents_text(parents)}; pass --parent RUN_ID to say which to report")
+    return parents[0]
+
+
+def _parents_text(parents: list[Any]) -> str:
+    from datetime import datetime, timezone
+
+    return ", ".join(
+        f"{run.info.run_id} (started {datetime.fromtimestamp((run.info.start_time or 0) / 1000, timezone.utc):%Y-%m-%d %H:%M} "
+        f"UTC, Optuna storage {run.data.tags.get('optuna.storage', 'not recorded')})" for run in parents)
 
 
 def _shared_params(trials: list[Any]) -> dict[str, str]:

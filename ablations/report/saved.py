@@ -10,6 +10,7 @@ MLflow gives (`records.read_study`), so a report built from either is the same r
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from ablations.tracking import EPOCH_METRICS
 RUNS_NAME = "runs.parquet"
 HISTORY_NAME = "history.parquet"
 HISTORY_COLUMNS = ["run_id", "epoch", *EPOCH_METRICS]
+# The runs.parquet columns a report reads whatever the study (tables, README, verdict).
+REQUIRED_COLUMNS = ("run_id", "run_name", "role", "status", "pruned", "seed", "cell", "probe_h", "start_time")
 
 
 def metadata(records: StudyRecords) -> dict[str, Any]:
@@ -69,13 +72,25 @@ def read(path: str | Path) -> StudyRecords:
         raise ReportError(f"{runs_path} was written by an older ablations.report (no "
                           f"{', '.join(missing + (['role column'] if 'role' not in table.column_names else []))}); "
                           "rebuild it from its MLflow store (python -m ablations.report --study NAME)")
+    absent = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
+    if absent:
+        raise ReportError(f"{runs_path} has no column {', '.join(absent)}, which a report needs (every runs.parquet "
+                          f"a report writes has {', '.join(REQUIRED_COLUMNS)}); rebuild it from its MLflow store "
+                          "(python -m ablations.report --study NAME) or restore the file")
+    if table.num_rows == 0:
+        raise ReportError(f"{runs_path} holds no runs (zero rows): there is nothing to report; restore the file or "
+                          "rebuild it from its MLflow store (python -m ablations.report --study NAME)")
     runs = table.to_pandas()
     runs.attrs = {}
+    history = runs_path.parent / HISTORY_NAME
+    if not history.is_file():
+        print(f"warning: no {HISTORY_NAME} beside {runs_path}: this report has no per-epoch curves, and the "
+              f"{HISTORY_NAME} it writes is empty", file=sys.stderr)
     return StudyRecords(
         name=meta["study"], source=str(path), parent_run_id=_plain(meta["parent_run_id"]),
         parent_status=_plain(meta.get("parent_status", '"FINISHED"')), parent_tags=json.loads(meta.get("parent_tags", "{}")),
         params=json.loads(meta["params"]), runs=runs, config_keys=json.loads(meta["config_keys"]),
-        pair=bool(json.loads(meta.get("pair", "false"))), histories=_histories(runs_path.parent / HISTORY_NAME),
+        pair=bool(json.loads(meta.get("pair", "false"))), histories=_histories(history),
         earlier_parents=int(json.loads(meta.get("earlier_parents", "0"))), from_mlflow=False,
         notes=json.loads(meta.get("notes", "[]")))
 
@@ -93,7 +108,14 @@ def _histories(path: Path) -> dict[str, dict[str, dict[int, float]]]:
     """run_id -> metric -> {epoch: value} from history.parquet; none where the file is absent."""
     if not path.is_file():
         return {}
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise ReportError(f"{path} is not a readable Parquet file ({error}); restore it or move it away "
+                          "(the report is then built without per-epoch curves)") from None
+    if not {"run_id", "epoch"} <= set(frame.columns):
+        raise ReportError(f"{path} has no column run_id or epoch, which the per-epoch curves need; restore it or "
+                          "move it away (the report is then built without them)")
     histories: dict[str, dict[str, dict[int, float]]] = {}
     for run_id, rows in frame.groupby("run_id", sort=False):
         histories[str(run_id)] = {key: {int(e): float(v) for e, v in zip(rows["epoch"], rows[key]) if pd.notna(v)}

@@ -49,18 +49,39 @@ class Tables:
 
 
 def included(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs that count: FINISHED and not pruned (a pruned trial stopped early, by design)."""
-    return runs[(runs["status"] == "FINISHED") & ~runs["pruned"]]
+    """The runs that count: FINISHED and not pruned (a pruned trial stopped early, by design), one per
+    configuration and seed (`duplicates`)."""
+    finished = runs[(runs["status"] == "FINISHED") & ~runs["pruned"]]
+    return finished.drop(index=duplicates(finished).index)
+
+
+# Why a finished run is left out of n: another run of its configuration and seed finished first.
+DUPLICATE = "duplicate"
+
+
+def duplicates(finished: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs that repeat a configuration and seed already finished by an earlier run (a store
+    that lost a result had the unit trained again): one seed's result counted twice would shrink the
+    spread and raise n. The earliest run is kept (by start time, then trial number)."""
+    if not {"cell", "seed"} <= set(finished.columns) or finished.empty:
+        return finished.iloc[0:0]
+    named = finished[finished["cell"].notna() & finished["seed"].notna()]
+    order = [column for column in ("start_time", "trial") if column in named.columns]
+    ordered = named.sort_values(order, kind="stable") if order else named
+    return ordered[ordered.duplicated(subset=["cell", "seed"], keep="first")]
 
 
 def left_out_reasons(runs: pd.DataFrame) -> dict[str, int]:
-    """Why runs are left out of the summary: their status, or `pruned`; reason -> count."""
+    """Why runs are left out of the summary: their status, `pruned`, or `duplicate`; reason -> count."""
     reasons = Counter()
     for status, pruned in zip(runs["status"], runs["pruned"]):
         if status != "FINISHED":
             reasons[status] += 1
         elif pruned:
             reasons["pruned"] += 1
+    repeated = len(duplicates(runs[(runs["status"] == "FINISHED") & ~runs["pruned"]]))
+    if repeated:
+        reasons[DUPLICATE] = repeated
     return dict(sorted(reasons.items()))
 
 
@@ -138,8 +159,9 @@ def history_frame(runs: pd.DataFrame, histories: dict[str, dict[str, dict[int, f
     """One row per epoch of each included run: run_id, run_name, configuration, seed, epoch and the
     per-epoch metrics (NaN where a metric was not logged at that epoch)."""
     rows = []
+    counted = set(included(runs)["run_id"]) if "run_id" in runs.columns else None
     for (_, run), label in zip(runs.iterrows(), labels):
-        if run["status"] != "FINISHED" or run["pruned"]:
+        if run["status"] != "FINISHED" or run["pruned"] or (counted is not None and run["run_id"] not in counted):
             continue
         per_metric = histories.get(run["run_id"], {})
         epochs = sorted({step for values in per_metric.values() for step in values})

@@ -11,8 +11,8 @@ of a second; the rest loads in `run_study` once the input is known good.
 
 Bad input (study file, --set, data set, storage or tracking URL) exits with status 2 and one line
 `error: ...`; a store lost for longer than --retry-for exits with 75 (its trial runs again elsewhere);
-Ctrl-C, at any moment, exits with 130 and one line, after marking a running trial failed (Optuna) and
-KILLED (MLflow).
+a study whose every trial failed exits with 1, naming the first error; Ctrl-C, at any moment, exits
+with 130 and one line, after marking a running trial failed (Optuna) and KILLED (MLflow).
 
 This module parses and reports; the work is in the package's other modules (session, runner,
 workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
@@ -26,8 +26,11 @@ import os
 import sys
 
 from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST, run_command
+
+# Every trial of the study failed: nothing to report (the failures are recorded, as results).
+EXIT_ALL_FAILED = 1
 from ablations.plan import StudySpec
-from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable
+from ablations.stores import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
 from ablations.study import StudyError, load_study
 from ablations.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
@@ -110,10 +113,13 @@ def _main(args: argparse.Namespace) -> int:
     for flag, value, ok, allowed in (("--workers", args.workers, args.workers >= 1, "an integer >= 1"),
                                      ("--retry-for", args.retry_for, args.retry_for >= 0, "seconds >= 0"),
                                      ("--heartbeat-interval", args.heartbeat_interval, args.heartbeat_interval >= 1,
-                                      "seconds >= 1")):
+                                      "seconds >= 1"),
+                                     # -1 dropped the last row (a Python slice)
+                                     ("--top", args.top, args.top >= 0, "a number of rows >= 0")):
         if not ok:  # `not >=` also refuses a NaN --retry-for
             raise StudyError(flag, "", f"{value} is not allowed; expected {allowed}")
     resolve_tracking_uri(args.tracking_uri)  # its scheme; the store itself is opened later
+    check_storage(args.storage)  # its shape, likewise
     spec = load_study(args.study, args.overrides, data_root=os.environ.get("SIMCLR_DATA"))
     if args.dry_run:
         from ablations.run.estimate import dry_run
@@ -160,6 +166,10 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
         # whether the study is complete.
         console.print_stopped_workers(stopped, finished)
         status = 0 if finished else 1
+    failed_line = console.all_failed(session) if finished and status == 0 else None
+    if failed_line is not None:
+        print(f"error: {failed_line}", file=sys.stderr)
+        status = EXIT_ALL_FAILED
     return status
 
 

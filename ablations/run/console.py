@@ -49,6 +49,18 @@ def print_header(session: Session) -> None:
           + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
              if prepared.replanned else ""), flush=True)
     name = session.spec.name
+    if prepared.recovered:
+        print(f"study {name}: {_count(len(prepared.recovered), 'trial')} finished in MLflow had lost their result in "
+              f"the Optuna storage {session.storage_label} (cut short, damaged or restored from an older copy): "
+              f"{_listed(prepared.recovered)}; their results are written back there, not trained again",
+              flush=True)
+    if prepared.changed_failures:
+        names = {t.number: t.user_attrs.get("run_name", f"trial-{t.number}") for t in session.study.get_trials(deepcopy=False)}
+        print(f"study {name}: {_count(len(prepared.changed_failures), 'failed trial')} ran with a configuration the "
+              "study file has since changed ("
+              + _listed(f"{names[number]}: {change}" for number, change in prepared.changed_failures.items())
+              + "); failures are kept as results: rerun with --retry-failed to run them with the file's configuration",
+              flush=True)
     if prepared.added:
         print(f"study {name}: the study file adds {_count(len(prepared.added), 'trial')} to those planned before "
               f"({_listed(unit.run_name for unit in prepared.added)}); new values or seeds extend a study", flush=True)
@@ -212,8 +224,28 @@ def print_summary(session: Session, top: int) -> None:
                   f"{','.join(map(str, row.trials))}" + (f"  {NOT_IN_FILE}" if row.cell in dropped else ""))
         if dropped & {row.cell for row in rows[:top]}:
             print(f"{NOT_IN_FILE}: a cell recorded before and no longer in the study file")
+    changed = session.prepared.changed_failures if session.prepared else {}
     for trial in failed[:FAILED_SHOWN]:
-        print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {trial.user_attrs['error']}")
+        # Its error's advice, where the file has changed since, may be what the user already did.
+        why = (f"with the configuration before the study file's edit ({changed[trial.number]}); --retry-failed runs it "
+               "with the file's" if trial.number in changed else trial.user_attrs["error"])
+        print(f"failed: trial {trial.number} {trial.user_attrs.get('run_name', '')}: {why}")
+
+
+def all_failed(session: Session) -> str | None:
+    """The error line of a study in which every trial failed (no result at all), else None: a study like
+    that has nothing to report and must not exit 0."""
+    trials = session.study.get_trials(deepcopy=False)
+    if any(t.state.name in ("COMPLETE", "PRUNED") for t in trials):
+        return None
+    failed = [t for t in trials if t.state.name == "FAIL" and "error" in t.user_attrs]
+    if not failed:
+        return None
+    changed = session.prepared.changed_failures if session.prepared else {}
+    advice = ("the study file has changed since they failed: rerun with --retry-failed to run them with it"
+              if changed else f"the first error: {failed[0].user_attrs['error']}; fix its cause in the study file, "
+              "then rerun with --retry-failed")
+    return f"every trial of study {session.spec.name} failed ({len(failed)} failed, none finished); {advice}"
 
 
 def print_locations(session: Session, report: Path | None) -> None:
@@ -235,12 +267,13 @@ def write_report(session: Session) -> Path | None:
         from ablations import report
     except ImportError:
         return None
-    command = ["--study", session.spec.name, "--tracking-uri", session.tracker.uri]
+    command = ["--study", session.spec.name, "--parent", session.parent_run_id, "--tracking-uri", session.tracker.uri]
     python = command_path(Path(sys.executable).name)
     print(f"\nReport ({python} -m ablations.report {redact(' '.join(command))}):")
     try:
         uri = session.tracker.uri
-        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"))
+        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"),
+                                      parent_id=session.parent_run_id)
     except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
         print(f"warning: the report failed ({one_line(error, limit=500, with_type=True)}); the study's records "
               "are complete: rerun the report with the command above", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""`--dry-run`: the trials a study file plans and an estimate of what they cost. Nothing is trained and no
-store is touched.
+"""`--dry-run`: the trials a study file plans and an estimate of what they cost, after the checks a run makes
+on its stores (`check_as_the_run_would`). Nothing is trained and no store is written (they are read).
 
 The estimate should not be a timing of the moment: a trial of a cell the study has already run costs what
 its recorded trials took; the others are timed on a few training steps by the CPU time this process gets
@@ -22,10 +22,14 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import confirm, search
+from ablations import confirm, reconcile, search
+from ablations.identity import check_identity
 from ablations.messages import duration, one_line
 from ablations.plan import StudySpec, format_value
 from ablations.run.runner import DataCache
+from ablations.stores import mask_url, sqlite_path
+from ablations.tracking import Tracker
+from ablations.tracking_store import resolve_tracking_uri
 from simclr_core.augmentations import make_views
 from simclr_core.config import RunConfig
 from simclr_core.data import Dataset
@@ -42,13 +46,13 @@ PROBE_FIT_S = 2.0
 
 def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
     space = spec.search
+    trials = check_as_the_run_would(spec, args)
     if space.sampler == "grid":
         planned = spec.trials()
         floor = sum(trial.cell.floor for trial in planned)
         cells = (len(planned) - floor) // len(spec.seeds)
         print(f"study {spec.name} ({spec.source}): grid, {cells} cells x {len(spec.seeds)} seeds = "
               f"{len(planned) - floor} trials" + (f", plus {floor} of the untrained floor" if floor else ""))
-        trials = recorded_trials(spec, args)
         states = unit_states(trials)
         for index, trial in enumerate(planned):
             print(f"  {index:>4}  {trial.run_name:<40} {states.get(trial.unit, 'to do')}")
@@ -104,19 +108,38 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
 STATE_ORDER = ("done", "failed", "running", "to do")
 
 
-def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> list[FrozenTrial]:
-    """The study's trials in its Optuna records where they exist; [] for a study not started (nothing is
-    created: a dry run writes nothing)."""
+def check_as_the_run_would(spec: StudySpec, args: argparse.Namespace) -> list[FrozenTrial]:
+    """The checks a run makes on its stores before it plans anything, read-only: one study, one place
+    (`reconcile.check_place`, where the tracking store exists) and the study's identity against the edited
+    file (`identity.check_identity`). A refusal is raised as the run would raise it, so a dry run and the
+    run agree. Returns the study's recorded trials."""
+    tracking = resolve_tracking_uri(args.tracking_uri)
+    database = sqlite_path(tracking)
+    if database is None or Path(database).expanduser().is_file():  # a missing SQLite store is not made here
+        tracker = Tracker(tracking, retry_for=args.retry_for)
+        journal = Path(args.runs_dir) / spec.name / "optuna.journal"
+        label = mask_url(args.storage) if args.storage else str(journal)
+        reconcile.check_place(reconcile.read_records(tracker, spec.name), spec.name, label, tracking)
+    study, trials = recorded_trials(spec, args)
+    if study is not None and trials:
+        check_identity(study, spec, trials, None, write=False)
+    return trials
+
+
+def recorded_trials(spec: StudySpec, args: argparse.Namespace) -> tuple[optuna.Study | None, list[FrozenTrial]]:
+    """The study and its trials in its Optuna records where they exist; (None, []) for a study not started
+    (nothing is created: a dry run writes nothing)."""
     journal = Path(args.runs_dir) / spec.name / "optuna.journal"
     if args.storage is None and not journal.exists():
-        return []
+        return None, []
     if args.storage is not None and args.storage.endswith(".journal") and not Path(args.storage).exists():
-        return []
+        return None, []
     try:
         storage = search.open_storage(args.storage, journal, args.heartbeat_interval, retry_for=args.retry_for)
-        return optuna.load_study(study_name=spec.name, storage=storage).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+        return study, study.get_trials(deepcopy=False)
     except KeyError:  # no study of this name in that storage yet
-        return []
+        return None, []
 
 
 def recorded_seconds(trials: list[FrozenTrial]) -> dict[str, list[float]]:

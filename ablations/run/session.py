@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from ablations import confirm, search
+from ablations import confirm, reconcile, search
 from ablations.plan import StudySpec
 from ablations.stores import mask_url
 from ablations.tracking import NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, cell_name, git_state
@@ -54,9 +54,15 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     # study that its next run would wait on (an unready study: its creator died).
     storage = search.open_storage(args.storage, default_journal, args.heartbeat_interval, retry_for=args.retry_for)
     tracker = Tracker(tracking_uri(args), retry_for=args.retry_for)
-    joined = search.join(spec, storage, setup=setup, retry_failed=args.retry_failed,
-                         on_wait=lambda line: print(line, flush=True))
     storage_label = mask_url(args.storage) if args.storage else str(default_journal)
+    # What MLflow holds of the study, read before Optuna's study is opened or created: a study recorded
+    # under another storage is refused before this one plans it anew, and results this storage lost are
+    # written back before anything is queued (reconcile).
+    recorded = reconcile.read_records(tracker, spec.name) if setup else None
+    if recorded is not None:
+        reconcile.check_place(recorded, spec.name, storage_label, tracker.uri)
+    joined = search.join(spec, storage, setup=setup, retry_failed=args.retry_failed,
+                         on_wait=lambda line: print(line, flush=True), recorded=recorded)
     commit, dirty = git_state(Path(__file__).resolve().parent)
     env_tags = {"git_commit": commit, "git_dirty": str(dirty).lower()}
     if commit != "none":
