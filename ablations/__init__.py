@@ -5,7 +5,10 @@
   `optuna_storage`; Optuna's private names only in `optuna_private`); `stores` retries lost servers;
 - `tracking` records every trial in MLflow; `run/` is the `python -m ablations.run` command (cli,
   session, runner, workers, console, estimate, signals);
-- `paired` holds the paired statistics over seeds, `verdicts` each study's rule, `confirm` the seeds
-  added where a verdict is open; `report/` is `python -m ablations.report`;
+- `block_model` fits a study's runs (cell + seed, each cell's variance moderated towards the study's),
+  `inference` judges a rule's contrasts on it (simultaneous intervals, the edge, the best), `calibration`
+  measures that method's error rate by simulation; `paired` holds the per-seed view of one comparison,
+  `verdicts` each study's rule, `confirm` the seeds added where a verdict is open; `report/` is
+  `python -m ablations.report`;
 - `messages` formats what the commands say (one-line errors, durations, exit statuses).
 """

@@ -11,7 +11,7 @@ that touches it.
 The method, for a metric (probe_h) over the trained runs of a study (the untrained floor left out):
 1. Model. y(cell, seed) = mu(cell) + b(seed) + e, e ~ N(0, sigma_cell^2): cells are the study's
    configurations, seeds are blocks (one seed is the same initial weights, image order and op draws in
-   every cell). The means by least squares (statsmodels OLS; unbalanced studies, e.g. cells given an
+   every cell). The means by least squares (unbalanced studies, e.g. cells given an
    extra seed by confirmation, are fitted as they are).
 2. Variances, moderated (empirical Bayes; Smyth 2004, "Linear models and empirical Bayes methods for
    assessing differential expression", limma's squeezeVar). Each cell's own residual variance

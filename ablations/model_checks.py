@@ -57,6 +57,7 @@ def check_model(model: BlockModel) -> Checks:
     # Each cell's own SD (d_c degrees of freedom) and the moderated SD its contrasts use.
     table["own_sd"] = table["cell"].map(model.cell_variance).pow(0.5)
     table["moderated_sd"] = table["cell"].map(model.moderated).pow(0.5)
+    table["own_df"] = table["cell"].map(model.cell_df)
     table["moderated_df"] = table["cell"].map(model.moderated_df)
     return Checks(table, bartlett, levene, rho, _tukey_nonadditivity(model), model.sigma, model.df,
                   model.prior_df, math.sqrt(model.prior_variance))

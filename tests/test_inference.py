@@ -295,3 +295,16 @@ def test_the_papers_value_against_the_interval():
     assert bound.low > -0.05 and bound.margin_relation == "includes"
     (high_bound,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b", margin=0.103, margin_kind="at least")])
     assert high_bound.margin_relation == "excludes (below the paper)"
+
+
+def test_the_fit_is_statsmodels_ols_on_the_same_design():
+    import statsmodels.api as sm
+
+    runs = noisy_cell_study().iloc[:-1]  # unbalanced: the wild cell lost a seed
+    model = bm.fit_blocks(runs)
+    cells = pd.get_dummies(pd.Categorical(runs["cell"], categories=model.cells), dtype=float)
+    seeds = pd.get_dummies(pd.Categorical(runs["seed"], categories=model.seeds), dtype=float).iloc[:, 1:]
+    fit = sm.OLS(runs["probe_h"].to_numpy(), np.column_stack([cells, seeds])).fit()
+    assert model.coefficients == pytest.approx(np.asarray(fit.params), abs=1e-12)
+    assert model.sigma == pytest.approx(math.sqrt(fit.scale)) and model.df == round(fit.df_resid)
+    assert model.data["residual"].to_numpy() == pytest.approx(np.asarray(fit.resid), abs=1e-12)

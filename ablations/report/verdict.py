@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ablations.inference import DECISIONS, MIN_SEEDS, Estimate
@@ -183,12 +184,11 @@ def checks_lines(verdict: Verdict) -> list[str]:
         moderation = ("the cells' variances spread no more than chance makes them (prior df infinite): every cell "
                       f"gets the pooled SD, {checks.prior_sd * 100:.2f} points on {checks.df} df")
     else:
+        own_df = table["own_df"]
         moderation = (f"prior {checks.prior_sd * 100:.2f} points on {checks.prior_df:.1f} df, each cell's own "
-                      f"variance on {table['moderated_df'].min() - checks.prior_df:.2f}"
-                      + (f" to {table['moderated_df'].max() - checks.prior_df:.2f}"
-                         if table['moderated_df'].max() - table['moderated_df'].min() > 0.005 else "")
+                      f"variance on {own_df.min():.2f}" + (f" to {own_df.max():.2f}" if np.ptp(own_df) > 0.005 else "")
                       + f" df: own SDs {own.min() * 100:.2f} to {own.max() * 100:.2f} points become "
-                      f"{moderated.min() * 100:.2f} to {moderated.max() * 100:.2f}")
+                      f"{moderated.min() * 100:.2f} to {moderated.max() * 100:.2f} (on at most {checks.df} df)")
     return [
         f"- Model: residual SD pooled over all {len(table)} cells {checks.sigma * 100:.2f} points on {checks.df} "
         "degrees of freedom (cell + seed block model, one variance for every cell; shown for reference).",
@@ -217,7 +217,7 @@ def floor_line(floor: Floor | None, best_mean: float | None) -> str:
 
 METHOD_TEXT = (
     "Method (`ablations/inference.py`): the study's trained runs as a randomized complete block design, "
-    "probe_h = cell + seed + error, the means fitted by least squares (statsmodels), each cell with its own "
+    "probe_h = cell + seed + error, the means fitted by least squares, each cell with its own "
     "variance moderated towards the study's by empirical Bayes (Smyth 2004, limma's squeezeVar: a prior fitted "
     "to all the cells' variances, each cell's posterior weighing its own evidence against the prior's, on their "
     "summed degrees of freedom), so a comparison borrows strength from the whole study without a noisy cell's "
