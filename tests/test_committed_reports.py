@@ -109,3 +109,23 @@ def test_the_checker_catches_a_number_that_drifted():
     assert tables.check("45 of 47 contrasts decided", "x") == []
     assert tables.check("46 of 47 contrasts decided", "x") != []
     assert tables.check("0.48 points on 77 df", "x") != []
+
+
+def test_a_report_rebuilt_twice_from_its_parquet_gives_the_same_comparisons_without_loading_mlflow(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "projection_head"
+    shutil.copytree(ROOT / "reports" / "projection_head", folder)
+    script = ("import sys; from ablations.report.cli import main; code = main(['--from-parquet', sys.argv[1]]); "
+              "print('mlflow loaded' if 'mlflow' in sys.modules else 'mlflow not loaded'); sys.exit(code)")
+    contents = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().endswith("mlflow not loaded")
+        contents.append((folder / "comparisons.parquet").read_bytes())
+    assert contents[0] == contents[1]
+    assert pd.read_parquet(folder / "comparisons.parquet").equals(
+        pd.read_parquet(ROOT / "reports" / "projection_head" / "comparisons.parquet"))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timezone
+from importlib import metadata  # MLflow's version without importing it (--from-parquet needs no store)
 from pathlib import Path
 
 import matplotlib
-import mlflow
 import pandas as pd
 import seaborn
 
@@ -93,7 +93,7 @@ def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
         "|---|---|",
         f"| hardware | {hardware or 'not recorded'} |",
         f"| libraries | runs: torch {', '.join(torch_versions) or 'not recorded'}; report: pandas {pd.__version__}, "
-        f"mlflow {mlflow.__version__}, seaborn {seaborn.__version__}, matplotlib {matplotlib.__version__} |",
+        f"mlflow {metadata.version('mlflow')}, seaborn {seaborn.__version__}, matplotlib {matplotlib.__version__} |",
         f"| code | git {', '.join(c[:12] for c in commits) or 'not recorded'}"
         + (f" (working tree dirty: {dirty})" if dirty else "") + " |",
         f"| runs | {len(runs)}: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))

@@ -13,10 +13,9 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from ablations.messages import one_line
 from ablations.plan import format_value
@@ -34,6 +33,9 @@ FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
 # The columns of a pair study's configuration: SimCLR Figure 5's first and second transformation.
 PAIR_KEYS = ["first", "second"]
 # The parent run's tags a report reads (kept in runs.parquet's metadata, so a rebuild has them).
+if TYPE_CHECKING:  # MLflow loads only where a store is read: --from-parquet builds without it
+    from mlflow import MlflowClient
+
 PARENT_TAGS = ("ablations.verdict", "mlflow.note.content", "git_dirty", "git_commit")
 
 
@@ -71,6 +73,8 @@ def open_client(uri: str) -> MlflowClient:
                               "(python -m ablations.run studies/<file>.yaml) or pass --tracking-uri")
     for name in ("mlflow", "alembic"):  # table checks and migrations log at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
     try:
         return MlflowClient(uri)
     except Exception as error:
