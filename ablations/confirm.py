@@ -3,7 +3,7 @@
 A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
 one more seed for the cells of the comparisons that can still change its verdict, until none is left.
 A round spends only where it can help, by question:
-- only contrasts that are open (undecided, or "too few seeds") in a part that is itself open: a part
+- only contrasts that are open (undecided, "at the edge", or "too few seeds") in a part that is itself open: a part
   already decided against, or a verdict outside the claim's regime, is not changed by more seeds;
 - a contrast with fewer than 3 seeds per side (below which nothing is decided) gets seeds up to 3 when
   the cap allows; one with 3 or more only when its estimated need fits within the cap: the seeds per cell
