@@ -28,7 +28,8 @@ import pandas as pd
 from scipy import stats
 
 from ablations import inference
-from ablations.block_model import Contrast, fit_blocks
+from ablations.block_model import fit_blocks
+from ablations.contrasts import Contrast
 from ablations.verdicts import RULES
 
 # A method: (runs, contrasts) -> one decision per contrast ("above", "below", or anything else).
@@ -67,7 +68,7 @@ class Shape:
         return cls(name, rule, runs, means, model.sigma, cell_sd, seed_sd)
 
     def contrasts(self, runs: pd.DataFrame) -> list:
-        plan = RULES[self.rule](runs)
+        plan = RULES[self.rule].plan(runs)
         return [c for part in plan.parts for c in part.contrasts]
 
     def simulate(self, rng: np.random.Generator, null: bool, observed_sds: bool) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ablations import search
 from ablations.inference import MIN_SEEDS, Estimate
 from ablations.plan import PlannedTrial, StudySpec, expand_cells
-from ablations.tracking import cell_name
+from ablations.plan import cell_name
 from ablations.verdicts import Verdict, cell_of, decide
 
 

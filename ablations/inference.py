@@ -60,7 +60,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablations.block_model import BlockModel, Contrast, SeedTable, fit_blocks
+from ablations.block_model import BlockModel, SeedTable, fit_blocks
+from ablations.contrasts import Contrast
 from ablations.paired import probability_of_improvement
 
 LEVEL = 0.95

@@ -238,3 +238,15 @@ def flat_config(config: RunConfig) -> dict[str, Any]:
 def flat_plain(plain: dict[str, Any]) -> dict[str, Any]:
     """`RunConfig.to_plain()`'s nested sections as one mapping of dotted keys."""
     return {f"{section}.{name}": value for section, fields in plain.items() for name, value in fields.items()}
+
+
+def cell_name(cell: str) -> str:
+    """A cell id (`ablations.cell`) as people read it, its run's name less the seed (run_name's
+    rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
+    `temperature=0.1 batch_size=256`, `floor` -> `floor`. The value of tracking's CONFIG_TAG, and the report's
+    name for a configuration."""
+    parts = []
+    for part in cell.split(" "):
+        key, sep, value = part.partition("=")
+        parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
+    return " ".join(parts)

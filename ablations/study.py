@@ -18,7 +18,7 @@ what is allowed.
       #   params: {train.lr: {type: float, low: 0.01, high: 1.0, log: true}}
     seeds: [0, 1]                        # train.seed; every seed multiplies the cells
     tracking: {log_model: false, preview: true}
-    verdict: crop_color_best             # the rule that decides the claim (ablations.rule_catalog)
+    verdict: crop_color_best             # the rule that decides the claim (ablations.verdicts.RULES)
     floor: true                          # also run the base encoder untrained (train.epochs 0), per seed
     confirm: {max_seeds: 6}              # add seeds where the verdict is undecided, up to 6 per cell
 
@@ -42,7 +42,7 @@ from ablations.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
     plain_value,
 )
-from ablations.rule_catalog import REQUIRES
+from ablations.verdicts import RULES
 from ablations.strict_yaml import StrictLoader
 from simclr_core.config import MAX_SEED, ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
 
@@ -151,13 +151,14 @@ def _parse_decision(doc: dict, spec: StudySpec) -> None:
     `floor:` (true: also run the untrained floor) and `confirm: {max_seeds: N}` (needs a verdict)."""
     source, verdict = spec.source, doc.get("verdict")
     if verdict is not None:
-        if verdict not in REQUIRES:
-            raise StudyError(source, "verdict", f"{verdict!r} is not allowed; expected one of {', '.join(REQUIRES)}")
+        if verdict not in RULES:
+            raise StudyError(source, "verdict", f"{verdict!r} is not allowed; expected one of {', '.join(RULES)}")
+        requires = RULES[verdict].requires
         varied = {"pairs"} if spec.search.pairs else set()
-        missing = [key for key in REQUIRES[verdict] if key not in varied | set(spec.search.grid)]
+        missing = [key for key in requires if key not in varied | set(spec.search.grid)]
         if spec.search.sampler != "grid" or missing:
             raise StudyError(source, "verdict", f"{verdict} compares configurations of a grid that varies "
-                                                f"{', '.join(REQUIRES[verdict])}; this study's search does not "
+                                                f"{', '.join(requires)}; this study's search does not "
                                                 f"({', '.join(missing) or 'sampler ' + spec.search.sampler})")
         spec.verdict = verdict
     floor = doc.get("floor", False)

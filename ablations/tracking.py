@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 # `retry` is the one retry policy of both stores; report.py imports it from here.
 # The keys of a trial's `ablations.varied` record that its readers single out (the report reads them here).
-from ablations.plan import PIPELINE_KEY, SEED_KEY  # noqa: F401
+from ablations.plan import cell_name
 from ablations.stores import (
     StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry, sqlite_path,
 )
@@ -71,6 +71,13 @@ REQUEST_TAG = "ablations.request"
 # MLflow 3's UI opens an experiment by its kind: without this tag a new experiment opens on the GenAI
 # "Overview" (traces, evaluations) and its training runs are a click away.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# The record layout, written here and read by ablations.report.records: every run of a study carries its
+# role (the study's parent run, a configuration's trial; the untrained floor is a trial run with FLOOR_TAG)
+# and its study's name; runs.parquet names a row's role TRIAL_ROLE or FLOOR_ROLE.
+ROLE_TAG, STUDY_TAG = "ablations.role", "ablations.study"
+PARENT_ROLE, TRIAL_ROLE, FLOOR_ROLE = "parent", "trial", "floor"
+# On the parent run: the code's commit and whether its tree had uncommitted changes (run.session).
+GIT_COMMIT_TAG, GIT_DIRTY_TAG = "git_commit", "git_dirty"
 # On the parent run: the study's verdict rule (ablations.verdicts.RULES), as its file named it.
 VERDICT_TAG = "ablations.verdict"
 # On the parent run of a finished study: holds / does not hold / undecided.
@@ -91,18 +98,6 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."
 # A run's or an experiment's description, as MLflow's UI reads and edits it.
 NOTE_TAG = "mlflow.note.content"
 T = TypeVar("T")
-
-
-def cell_name(cell: str) -> str:
-    """A cell id (`ablations.cell`) as people read it, its run's name less the seed (plan.run_name's
-    rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
-    `temperature=0.1 batch_size=256`, `floor` -> `floor`. The value of CONFIG_TAG, and the report's name
-    for a configuration."""
-    parts = []
-    for part in cell.split(" "):
-        key, sep, value = part.partition("=")
-        parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
-    return " ".join(parts)
 
 
 def phase_metric(phase: str) -> str:
@@ -201,7 +196,7 @@ class Tracker:
             try:
                 return self.call(self.client.create_experiment, self.study_name,
                                  artifact_location=self._artifact_location(),
-                                 tags={"ablations.study": self.study_name, **EXPERIMENT_KIND})
+                                 tags={STUDY_TAG: self.study_name, **EXPERIMENT_KIND})
             except Exception as error:
                 # Two workers starting a new study at once both find no experiment; one creates it.
                 if getattr(error, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
@@ -316,7 +311,7 @@ class Tracker:
         run_id = self.find_parent(study_uid)
         if run_id is None:
             run = self._create_run(self.study_name, {
-                "ablations.role": "parent", "ablations.study": self.study_name,
+                ROLE_TAG: PARENT_ROLE, STUDY_TAG: self.study_name,
                 "ablations.study_uid": study_uid, **tags,
             })
             run_id = run.info.run_id

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ablations import reference
-from ablations.block_model import Contrast, Term, fit_blocks
-from ablations.inference import Estimate, best_candidates, judge
-from ablations.model_checks import Checks, check_model
-from ablations.tracking import cell_name
+from ablations.contrasts import Contrast, Term
+from ablations.plan import cell_name
+
+if TYPE_CHECKING:  # the statistics load when a verdict is decided, not when a study file names its rule
+    import pandas as pd
+
+    from ablations.inference import Estimate
+    from ablations.model_checks import Checks
 
 CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
 STATUSES = ("holds", "holds in part", "does not hold", "undecided", "outside the claim's regime")
@@ -107,7 +110,11 @@ class Verdict:
 def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
     """The verdict of `rule` on the runs; `epochs`: the study's training length where the rule's claim has
     a regime (None: not known, the regime is not judged)."""
-    plan = RULES[rule](runs)
+    from ablations.block_model import fit_blocks
+    from ablations.inference import best_candidates, judge
+    from ablations.model_checks import check_model
+
+    plan = RULES[rule].plan(runs)
     if plan.note or not plan.parts:
         return Verdict(rule, plan.claim, "undecided", note=plan.note or "no comparison has runs on both sides")
     model = fit_blocks(runs)
@@ -146,7 +153,34 @@ def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
 
 
 # --------------------------------------------------------------------------------------------------
-# The rules
+# The rules: each defined once, where its function is, with everything the rest of the code reads of it
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A verdict rule: its name (what a study file's `verdict:` says), what a study must vary for the rule
+    to have its comparisons ("pairs" for search.pairs, or dotted keys of the grid; checked when the study
+    file is read), the rule in one sentence (the report prints it), and its function: the study's runs ->
+    the claim's parts, their contrasts with the paper's values, and its regime."""
+
+    name: str
+    requires: tuple[str, ...]
+    text: str
+    plan: Callable[["pd.DataFrame"], Plan]
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str, requires: tuple[str, ...], text: str) -> Callable:
+    """Registers the decorated function as the rule `name` (one place: adding a rule is this decorator on
+    its function, a test and a line in reports/README.md)."""
+    def register(function: Callable[["pd.DataFrame"], Plan]) -> Callable[["pd.DataFrame"], Plan]:
+        if name in RULES:
+            raise ValueError(f"verdict rule {name!r} is defined twice")
+        RULES[name] = Rule(name, tuple(requires), text, function)
+        return function
+    return register
 
 
 def _mean(runs: pd.DataFrame, cell: str) -> float:
@@ -168,6 +202,10 @@ def _pair_contrast(better: str, worse: str, margin_points: float | None = None, 
                          margin_kind=margin_kind)
 
 
+@rule("crop_color_best", ("pairs",),
+      "the better of crop+color and color+crop against every cell without both, in three parts "
+      "(cells with crop but no colour, with colour but no crop, with neither); a part holds when every contrast "
+      "in it is decided above 0, does not hold when one is decided below")
 def crop_color_best(runs: pd.DataFrame) -> Plan:
     claim = "Crop with colour (either order) beats every pair without both (Figure 5)"
     if not {"first", "second"} <= set(runs.columns):
@@ -196,6 +234,9 @@ def crop_color_best(runs: pd.DataFrame) -> Plan:
     return Plan(claim, parts, best_of=list(pair_of))
 
 
+@rule("color_strength_rises", ("augment.color_strength",),
+      "each step up in colour strength, one part per step; a step holds when decided above 0, does not "
+      "hold when decided below")
 def color_strength_rises(runs: pd.DataFrame) -> Plan:
     claim = "Accuracy rises with colour strength (Table 1)"
     if "augment.color_strength" not in runs.columns:
@@ -216,6 +257,8 @@ def _strength(value: float) -> str:
     return f"1/{int(round(1 / value))}" if 0 < value < 1 and float(1 / value).is_integer() else f"{value:g}"
 
 
+@rule("head_order", ("model.head",),
+      "on h, mlp head > linear head and linear head > no head, and for the mlp head h > z, one part each")
 def head_order(runs: pd.DataFrame) -> Plan:
     claim = "Non-linear head > linear > none on h, and h > z (Section 4.2)"
     if "model.head" not in runs.columns:
@@ -239,6 +282,9 @@ def head_order(runs: pd.DataFrame) -> Plan:
     return Plan(claim, parts)
 
 
+@rule("temperature_half_best", ("train.temperature", "train.batch_size"),
+      "τ = 0.5 against every other temperature, one part per batch size; the paper made the claim for "
+      "training of 300 epochs and more (Appendix B.9)")
 def temperature_half_best(runs: pd.DataFrame) -> Plan:
     claim = "tau = 0.5 is best at every batch size (Appendix B.9, CIFAR-10)"
     if not {"train.temperature", "train.batch_size"} <= set(runs.columns):
@@ -255,6 +301,9 @@ def temperature_half_best(runs: pd.DataFrame) -> Plan:
                 min_epochs=reference.B9_MIN_EPOCHS)
 
 
+@rule("crop_color_lead_grows", ("pairs", "train.epochs"),
+      "crop+color − crop+sobel at the longest budget above 0, and that lead minus the same lead at the "
+      "shortest budget above 0, one part each")
 def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
     claim = ("crop+color's lead over crop+sobel grows with training and is above zero at the longest budget "
              "(Figure 5 against training length)")
@@ -276,15 +325,6 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
                       None, f"lead at {long} epochs", f"lead at {short} epochs")
     return Plan(claim, [PartPlan(f"lead above zero at {long} epochs", [lead]),
                         PartPlan(f"lead grows from {short} to {long} epochs", [growth])])
-
-
-RULES: dict[str, Callable[[pd.DataFrame], Plan]] = {
-    "crop_color_best": crop_color_best,
-    "color_strength_rises": color_strength_rises,
-    "head_order": head_order,
-    "temperature_half_best": temperature_half_best,
-    "crop_color_lead_grows": crop_color_lead_grows,
-}
 
 
 def cell_of(side: str) -> str:

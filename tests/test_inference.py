@@ -11,6 +11,7 @@ import pytest
 from scipy import optimize, special, stats
 
 from ablations import block_model as bm
+from ablations.contrasts import Contrast, Term
 from ablations import inference as inf
 from ablations import model_checks
 
@@ -32,7 +33,7 @@ def test_one_contrast_of_two_cells_is_the_paired_t_test_by_hand():
     runs = table({"a": [0.60, 0.62, 0.61], "b": [0.42, 0.41, 0.41]})
     model = bm.fit_blocks(runs)
     assert model.df == 2 and model.sigma == pytest.approx(0.015275 / math.sqrt(2), rel=1e-4)
-    (e,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b")], model=model)
+    (e,) = inf.judge(runs, [Contrast.pair("a", "b", "a - b")], model=model)
     assert e.basis == "moderated" and e.n == 3 and e.df == pytest.approx(2)
     assert e.estimate == pytest.approx(0.196667, abs=1e-6) and e.se == pytest.approx(0.0088192, rel=1e-4)
     assert (e.low, e.high) == pytest.approx((0.15872, 0.23461), abs=1e-5)
@@ -44,7 +45,7 @@ def test_many_to_one_without_blocks_matches_scipy_dunnett():
     rng = np.random.default_rng(0)
     samples = {cell: rng.normal(mu, 1.0, 6) for cell, mu in zip("abcd", (0.0, 0.5, 1.5, 3.0))}
     runs = pd.DataFrame([{"cell": c, "probe_h": v} for c, values in samples.items() for v in values])
-    judged = inf.judge(runs, [bm.Contrast.pair(c, "a", f"{c} - a") for c in "bcd"],
+    judged = inf.judge(runs, [Contrast.pair(c, "a", f"{c} - a") for c in "bcd"],
                        model=bm.fit_blocks(runs, block=None, moderate=False))
     reference = stats.dunnett(samples["b"], samples["c"], samples["d"], control=samples["a"])
     interval = reference.confidence_interval()
@@ -67,7 +68,7 @@ def test_block_model_by_hand_and_the_max_t_quantile_by_simulation():
     sigma = math.sqrt((residual ** 2).sum() / 6)
     model = bm.fit_blocks(runs, moderate=False)  # the homoscedastic model, by hand
     assert model.df == 6 and model.sigma == pytest.approx(sigma)
-    contrasts = [bm.Contrast.pair(c, "control", f"{c} - control") for c in ("x", "y")]
+    contrasts = [Contrast.pair(c, "control", f"{c} - control") for c in ("x", "y")]
     judged = inf.judge(runs, contrasts, model=model)
     for e, cell in zip(judged, ("x", "y")):
         assert e.estimate == pytest.approx(grid[list(values).index(cell)].mean() - grid[0].mean())
@@ -83,19 +84,19 @@ def test_block_model_by_hand_and_the_max_t_quantile_by_simulation():
 
 def test_max_t_quantile_is_students_for_one_contrast_and_for_two_that_are_one():
     values = {"a": [0.60, 0.62, 0.61, 0.60], "b": [0.42, 0.41, 0.41, 0.44], "c": [0.50, 0.50, 0.52, 0.51]}
-    (e,) = inf.judge(table(values), [bm.Contrast.pair("a", "b", "a - b")])
+    (e,) = inf.judge(table(values), [Contrast.pair("a", "b", "a - b")])
     assert e.critical == e.critical_low == e.critical_high == pytest.approx(stats.t.ppf(0.975, e.df))
     # The same contrast twice: the maximum of two equal |T| is one |T| (a singular correlation).
-    twice = bm.Contrast.pair("a", "b", "a - b again")
+    twice = Contrast.pair("a", "b", "a - b again")
     draws = inf.MaxT.of(np.ones((2, 2)), 6.0)
     c, low, high = draws.quantile(0.95)
     assert low <= stats.t.ppf(0.975, 6) <= high and c == pytest.approx(stats.t.ppf(0.975, 6), abs=0.02)
-    assert [x.decision for x in inf.judge(table(values), [bm.Contrast.pair("a", "b", "a - b"), twice])] == ["above"] * 2
+    assert [x.decision for x in inf.judge(table(values), [Contrast.pair("a", "b", "a - b"), twice])] == ["above"] * 2
 
 
 def test_fewer_than_three_seeds_decide_nothing_whatever_the_p():
     runs = table({"a": [0.70, 0.71], "b": [0.40, 0.40], "c": [0.41, 0.42]})
-    judged = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b"), bm.Contrast.pair("a", "c", "a - c")])
+    judged = inf.judge(runs, [Contrast.pair("a", "b", "a - b"), Contrast.pair("a", "c", "a - c")])
     assert [e.decision for e in judged] == ["too few seeds", "too few seeds"]
     assert all(e.n == 2 and e.estimate > 0.25 for e in judged)
 
@@ -139,7 +140,7 @@ def test_cell_variances_are_moderated_as_limma_moderates_them():
     # towards the prior (0.6-0.8 own, 0.9 moderated), not to the wild one.
     assert model.moderated["wild"] > 4 * max(model.moderated[c] for c in cells if c != "wild")
     assert model.cell_variance["c0"] < model.moderated["c0"] < model.moderated["wild"] < model.cell_variance["wild"]
-    (e,) = inf.judge(runs, [bm.Contrast.pair("wild", "c0", "wild - c0")], model=model)
+    (e,) = inf.judge(runs, [Contrast.pair("wild", "c0", "wild - c0")], model=model)
     assert e.basis == "moderated" and e.se == pytest.approx(math.sqrt((model.moderated["wild"] + model.moderated["c0"]) / 4))
 
 
@@ -149,7 +150,7 @@ def test_cells_no_more_unlike_than_chance_get_the_pool():
     model = bm.fit_blocks(table(values))
     assert model.prior_df == math.inf and model.prior_variance == pytest.approx(model.sigma ** 2)
     assert all(v == pytest.approx(model.sigma ** 2) for v in model.moderated.values())
-    (e,) = inf.judge(table(values), [bm.Contrast.pair("b", "a", "b - a")], model=model)
+    (e,) = inf.judge(table(values), [Contrast.pair("b", "a", "b - a")], model=model)
     assert e.df == model.df and e.se == pytest.approx(model.sigma * math.sqrt(2 / 4))
 
 
@@ -190,7 +191,7 @@ def test_a_cell_only_the_old_refit_found_noisy_is_not_judged_on_a_pool_that_left
     assert first == {"wild1", "wild2"} and "middling" in refit  # only the refit finds it noisy
     shipped_se = math.sqrt(2 * quiet_pool / 3)  # what the shipped code used for middling - q0
     model = bm.fit_blocks(runs)
-    (e,) = inf.judge(runs, [bm.Contrast.pair("middling", "q0", "middling - q0")], model=model)
+    (e,) = inf.judge(runs, [Contrast.pair("middling", "q0", "middling - q0")], model=model)
     # Now: middling's own moderated variance (and q0's) enter its contrast, as the method says.
     assert e.se == pytest.approx(math.sqrt((model.moderated["middling"] + model.moderated["q0"]) / 3))
     assert model.moderated["middling"] > model.moderated["q0"] and e.se > 1.3 * shipped_se
@@ -206,7 +207,7 @@ def test_a_variance_moves_smoothly_with_the_data():
     for k in np.linspace(1, 4, 31):
         values = {c: list(v) for c, v in base.items()}
         values["x"] = list(0.5 + k * deviation)
-        (e,) = inf.judge(table(values), [bm.Contrast.pair("x", "c0", "x - c0")])
+        (e,) = inf.judge(table(values), [Contrast.pair("x", "c0", "x - c0")])
         ses.append(e.se)
     steps = np.diff(ses) / np.array(ses[:-1])
     assert ses[-1] > 1.5 * ses[0] and steps.max() < 0.08
@@ -223,7 +224,7 @@ def test_the_paired_view_is_information_not_a_switch():
     values["p"], values["q"] = list(0.50 + shared + wobble), list(0.49 + shared - wobble)
     runs = table(values)
     model = bm.fit_blocks(runs)
-    (e,) = inf.judge(runs, [bm.Contrast.pair("p", "q", "p - q")], model=model)
+    (e,) = inf.judge(runs, [Contrast.pair("p", "q", "p - q")], model=model)
     assert e.basis == "moderated" and e.own_sd > e.implied_sd
     assert e.per_seed.to_numpy() == pytest.approx(0.01 + 2 * wobble)
     assert e.own_sd == pytest.approx(e.per_seed.std(ddof=1))
@@ -232,7 +233,7 @@ def test_the_paired_view_is_information_not_a_switch():
 
 def test_the_same_data_give_the_same_decisions_and_a_bound_at_the_critical_value_is_at_the_edge():
     values = {"control": [0.50, 0.53, 0.49, 0.52], "x": [0.55, 0.57, 0.55, 0.58], "y": [0.51, 0.55, 0.50, 0.52]}
-    contrasts = [bm.Contrast.pair(c, "control", f"{c} - control") for c in ("x", "y")]
+    contrasts = [Contrast.pair(c, "control", f"{c} - control") for c in ("x", "y")]
     first = inf.judge(table(values), contrasts)
     again = inf.judge(table(values), contrasts)
     assert [(e.low, e.high, e.p_adjusted, e.decision) for e in first] == \
@@ -252,7 +253,7 @@ def test_the_same_data_give_the_same_decisions_and_a_bound_at_the_critical_value
 
 def test_a_contrast_of_two_metrics_of_one_cell_has_no_pool():
     runs = table({"mlp": [0.55, 0.56, 0.54]}).assign(probe_z=[0.50, 0.51, 0.50])
-    contrast = bm.Contrast("h - z", (bm.Term("mlp", 1.0, "probe_h"), bm.Term("mlp", -1.0, "probe_z")))
+    contrast = Contrast("h - z", (Term("mlp", 1.0, "probe_h"), Term("mlp", -1.0, "probe_z")))
     (e,) = inf.judge(runs, [contrast])
     assert e.basis == "own" and e.estimate == pytest.approx(0.0466667, abs=1e-6) and e.decision == "above"
 
@@ -286,14 +287,14 @@ def test_checks_equal_variance_against_scipy_and_nonadditivity():
 
 def test_the_papers_value_against_the_interval():
     runs = table({"a": [0.52, 0.53, 0.515], "b": [0.51, 0.515, 0.52]})
-    (e,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b", margin=0.103)])
+    (e,) = inf.judge(runs, [Contrast.pair("a", "b", "a - b", margin=0.103)])
     assert e.high < 0.103 and e.margin_relation == "excludes (below the paper)"
-    (inside,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b", margin=0.005)])
+    (inside,) = inf.judge(runs, [Contrast.pair("a", "b", "a - b", margin=0.005)])
     assert inside.margin_relation == "includes"
     # A bound ("more than 0.5 points"): an interval above it does not exclude it, one below it does.
-    (bound,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b", margin=-0.05, margin_kind="at least")])
+    (bound,) = inf.judge(runs, [Contrast.pair("a", "b", "a - b", margin=-0.05, margin_kind="at least")])
     assert bound.low > -0.05 and bound.margin_relation == "includes"
-    (high_bound,) = inf.judge(runs, [bm.Contrast.pair("a", "b", "a - b", margin=0.103, margin_kind="at least")])
+    (high_bound,) = inf.judge(runs, [Contrast.pair("a", "b", "a - b", margin=0.103, margin_kind="at least")])
     assert high_bound.margin_relation == "excludes (below the paper)"
 
 

@@ -18,7 +18,7 @@ def test_readme_names_the_parts_that_hold_and_those_that_do_not(store, tmp_path)
             "undecided: beats pairs of neither)") in readme
     # noise->crop (0.65) beats crop->color (0.60) by 5 points on every seed: decided below.
     assert "| beats crop without colour | crop+color − noise+crop | 3 | -5.03 |" in readme
-    assert "| beats crop without colour | **does not hold** | 2 / 1 / 0 / 0 |" in readme
+    assert "| beats crop without colour | **does not hold** | 2 / 1 / 0 / 0 / 0 |" in readme
     assert "Reported as measured, not tuned away" in readme
     assert "### Checks of the model" in readme and "Tukey" in readme
 
@@ -51,9 +51,9 @@ def test_verdict_section_states_rule_method_floor_and_contrasts_by_hand():
     assert any(line.startswith("- Method (`ablations/inference.py`): the study's trained runs as a randomized "
                                "complete block design") for line in lines)
     assert any(line.startswith("- Rule: the better of crop+color and color+crop against every cell") for line in lines)
-    assert ("| beats crop without colour | cc − cn | 3 | +19.67 | [+15.87, +23.46] | pooled | 1.00 | above | "
+    assert ("| beats crop without colour | cc − cn | 3 | +19.67 | [+15.87, +23.46] | moderated | 1.00 | above | "
             "+16.4: inside |") in lines
-    assert "| beats crop without colour | **holds** | 1 / 0 / 0 / 0 |" in lines
+    assert "| beats crop without colour | **holds** | 1 / 0 / 0 / 0 / 0 |" in lines
     losing = decide("crop_color_best", runs.assign(probe_h=[0.60, 0.62, 0.61, 0.70, 0.73, 0.71]))
     assert losing.status == "does not hold"
     assert any("not tuned away" in line for line in _verdict_section(losing, "train.epochs=1", "floor"))

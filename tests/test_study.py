@@ -229,14 +229,6 @@ def test_a_study_without_a_search_runs_the_base_configuration_over_its_seeds(tmp
     assert spec.search.varied_keys == []
 
 
-def test_every_verdict_rule_says_what_it_needs_varied():
-    # study.py checks `verdict:` against rule_catalog (light); the rules themselves are verdicts.RULES.
-    from ablations.rule_catalog import REQUIRES
-    from ablations.verdicts import RULES
-
-    assert list(REQUIRES) == list(RULES)
-
-
 def test_an_empty_base_section_takes_the_defaults(tmp_path):
     spec = load_study(write(tmp_path, "name: s\nbase: {train: , probe: {knn_k: 5}}\n"))
     assert spec.base.train == RunConfig().train and spec.base.probe.knn_k == 5

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from ablations.study import load_study
-from ablations.tracking import Tracker, TrackingError, cell_name
+from ablations.plan import cell_name
+from ablations.tracking import Tracker, TrackingError
 
 OPEN_AND_LOG = textwrap.dedent("""
     import sys

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from ablations.run import main
-from ablations.tracking import cell_name
+from ablations.plan import cell_name
 from ablations.ui_view import runs_path, runs_view
 from test_run_support import mlflow_runs, optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 

@@ -17,16 +17,16 @@ import seaborn
 
 from ablations.messages import duration
 from ablations.report.formatting import n_text, nan_to_zero, pct
-from ablations.report.records import StudyRecords, shared_param
+from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
 from ablations.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
-from ablations.report.tables import OBJECTIVE, PAIR_KEYS, Tables, included
+from ablations.report.tables import OBJECTIVE, Tables, included
 from ablations.report.verdict import (
     METHOD_TEXT, Floor, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
 from ablations.stores import store_label
-from ablations.tracking import PIPELINE_KEY, cell_name
-from ablations.verdicts import Verdict
+from ablations.plan import PIPELINE_KEY, cell_name
+from ablations.verdicts import RULES, Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.
 BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",
@@ -204,7 +204,7 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
         lines.append("- Cells that could still be the best (Hsu's multiple comparisons with the best, 95 %): "
                      + ", ".join(cell_name(c) for c in verdict.candidates) + ".")
     lines += [f"- {METHOD_TEXT}",
-              "- Rule: " + _RULE_TEXT.get(verdict.rule, verdict.rule) + ".",
+              "- Rule: " + RULES[verdict.rule].text + ".",
               "- Table: [`comparisons.parquet`](comparisons.parquet); figure: `paired_differences` below."]
     if verdict.status in ("does not hold", "holds in part"):
         lines += [f"- Reported as measured, not tuned away: the budget ({budget or 'see above'}) is far below "
@@ -221,21 +221,6 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
         lines += ["", f"### Per seed (percentage points): {heading}", "", *seeds]
     lines += ["", "### Checks of the model", "", *checks_lines(verdict)]
     return lines
-
-
-_RULE_TEXT = {
-    "crop_color_best": "the better of crop+color and color+crop against every cell without both, in three parts "
-                       "(cells with crop but no colour, with colour but no crop, with neither); a part holds when "
-                       "every contrast in it is decided above 0, does not hold when one is decided below",
-    "color_strength_rises": "each step up in colour strength, one part per step; a step holds when decided above 0, "
-                            "does not hold when decided below",
-    "head_order": "on h, mlp head > linear head and linear head > no head, and for the mlp head h > z, one part "
-                  "each",
-    "temperature_half_best": "τ = 0.5 against every other temperature, one part per batch size; the paper made the "
-                             "claim for training of 300 epochs and more (Appendix B.9)",
-    "crop_color_lead_grows": "crop+color − crop+sobel at the longest budget above 0, and that lead minus the same "
-                             "lead at the shortest budget above 0, one part each",
-}
 
 
 def _figures_section(readings: dict[str, list[str]]) -> list[str]:

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ablations.messages import one_line
-from ablations.plan import format_value
-from simclr_core.config import OpSpec
+from ablations.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
 from ablations.stores import sqlite_path
 from ablations.tracking import (
-    EPOCH_METRICS, FLOOR_TAG, PIPELINE_KEY, SEED_KEY, SPREAD_METRICS, cell_name, phase_column, retry,
+    EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,
+    SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column, retry,
 )
+from simclr_core.config import OpSpec
 
-PARENT_ROLE, TRIAL_ROLE = "parent", "trial"
-# A run's role in runs.parquet: a configuration's trial, or the study's untrained floor.
-FLOOR_ROLE = "floor"
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
 FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
 # The columns of a pair study's configuration: SimCLR Figure 5's first and second transformation.
@@ -36,7 +34,7 @@ PAIR_KEYS = ["first", "second"]
 if TYPE_CHECKING:  # MLflow loads only where a store is read: --from-parquet builds without it
     from mlflow import MlflowClient
 
-PARENT_TAGS = ("ablations.verdict", "mlflow.note.content", "git_dirty", "git_commit")
+PARENT_TAGS = (VERDICT_TAG, NOTE_TAG, GIT_DIRTY_TAG, GIT_COMMIT_TAG)
 
 
 class ReportError(RuntimeError):
@@ -111,7 +109,7 @@ def list_studies(client, uri: str) -> list[str]:
         if not experiments:
             return []
         parents = _search_runs(client, [e.experiment_id for e in experiments],
-                               f"tags.`ablations.role` = '{PARENT_ROLE}'")
+                               f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'")
     except ReportError:
         raise
     except Exception as error:
@@ -131,7 +129,7 @@ def read_study(client, uri: str, name: str, parent_id: str | None = None) -> Stu
                 "no studies there yet (python -m ablations.run studies/<file>.yaml)"
             state = "is deleted" if experiment is not None else "not found"
             raise ReportError(f"study {name!r} {state} in {uri}; {there}")
-        parents = _search_runs(client, [experiment.experiment_id], f"tags.`ablations.role` = '{PARENT_ROLE}'",
+        parents = _search_runs(client, [experiment.experiment_id], f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'",
                                order_by=["attributes.start_time DESC"])
         if not parents:
             raise ReportError(f"experiment {name!r} in {uri} has no parent run tagged ablations.role=parent; "
@@ -139,7 +137,7 @@ def read_study(client, uri: str, name: str, parent_id: str | None = None) -> Stu
         parent = _chosen_parent(parents, name, uri, parent_id)
         trials = _search_runs(client, [experiment.experiment_id],
                               f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
-                              f"and tags.`ablations.role` = '{TRIAL_ROLE}'")
+                              f"and tags.`{ROLE_TAG}` = '{TRIAL_ROLE}'")
     except ReportError:
         raise
     except Exception as error:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ablations import inference
-from ablations.block_model import Contrast
+from ablations.contrasts import Contrast
 from ablations.report import figures
 from ablations.report.formatting import (
     n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,

@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.report.formatting import pair_name, value_text
-from ablations.report.records import FINAL_METRICS, FLOOR_ROLE, PAIR_KEYS, StudyRecords  # noqa: F401 (re-exported)
+from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores import store_label
-from ablations.tracking import EPOCH_METRICS, cell_name
+from ablations.plan import cell_name
+from ablations.tracking import EPOCH_METRICS, FLOOR_ROLE
 
 # The objective, and the metric every figure shows.
 OBJECTIVE = "probe_h"

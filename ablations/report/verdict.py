@@ -21,7 +21,8 @@ from ablations.inference import DECISIONS, MIN_SEEDS, Estimate
 from ablations.paired import compare
 from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
-from ablations.tracking import VERDICT_TAG, cell_name
+from ablations.plan import cell_name
+from ablations.tracking import VERDICT_TAG
 from ablations.verdicts import RULES, Verdict, decide
 
 

@@ -19,7 +19,8 @@ from tqdm import tqdm
 from ablations import search
 from ablations.messages import one_line
 from ablations.stores import mask_url, redact
-from ablations.tracking import DECIMALS, cell_name
+from ablations.plan import cell_name
+from ablations.tracking import DECIMALS
 from ablations.ui_view import command_path, runs_url, ui_command
 
 if TYPE_CHECKING:

@@ -33,7 +33,10 @@ from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.identity import PLACE_KEYS
 from ablations.search import Claim
 from ablations.stores import StoreUnavailable
-from ablations.tracking import CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, TrialRun, cell_name, phase_metric, rounded
+from ablations.plan import cell_name
+from ablations.tracking import (
+    CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, ROLE_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
+)
 from simclr_core.preview import render_preview
 from simclr_core import checkpoint
 from simclr_core.config import DataConfig, RunConfig
@@ -253,7 +256,7 @@ class Runner:
         if config.train.num_threads:  # as train() will, so that the device tag tells the truth
             torch.set_num_threads(config.train.num_threads)
         tags = {
-            "ablations.role": "trial", "ablations.study": self.spec.name, "ablations.study_uid": session.study_uid,
+            ROLE_TAG: TRIAL_ROLE, STUDY_TAG: self.spec.name, "ablations.study_uid": session.study_uid,
             "optuna.study": self.spec.name, "optuna.trial": str(claim.number),
             "ablations.cell": attrs["cell"], "ablations.unit": attrs["unit"],
             CONFIG_TAG: cell_name(attrs["cell"]),

@@ -19,7 +19,10 @@ import optuna
 from ablations import confirm, reconcile, search
 from ablations.plan import StudySpec
 from ablations.stores import mask_url
-from ablations.tracking import NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, cell_name, git_state
+from ablations.plan import cell_name
+from ablations.tracking import (
+    GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
+)
 from ablations.tracking_store import resolve_tracking_uri
 from ablations.ui_view import experiment_description, runs_view
 
@@ -64,7 +67,7 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     joined = search.join(spec, storage, setup=setup, retry_failed=args.retry_failed,
                          on_wait=lambda line: print(line, flush=True), recorded=recorded)
     commit, dirty = git_state(Path(__file__).resolve().parent)
-    env_tags = {"git_commit": commit, "git_dirty": str(dirty).lower()}
+    env_tags = {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: str(dirty).lower()}
     if commit != "none":
         env_tags["mlflow.source.git.commit"] = commit
     parent_tags = {
