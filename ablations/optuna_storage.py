@@ -14,7 +14,7 @@ trials whose process died) and each safe for many workers at once.
   (`_schema_lock`); SQLite transactions are serialised so that claiming a trial is atomic there too.
 
 While a trial trains, `Heartbeat` records its heartbeat every interval in a thread. What to do with a
-dead trial is the caller's `stale_trial_callback` (`search.retry_stale_trial`).
+dead trial is the caller's `stale_trial_callback` (`resume.retry_stale_trial`).
 """
 
 from __future__ import annotations

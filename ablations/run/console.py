@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
-from ablations import search
+from ablations import resume
 from ablations.messages import one_line
 from ablations.stores import mask_url, redact
 from ablations.tracking import DECIMALS, cell_name
@@ -211,9 +211,9 @@ def print_summary(session: Session, top: int) -> None:
               if t.state.name == "FAIL" and "error" in t.user_attrs]
     rows = summary_rows(trials)
     dropped = set(session.prepared.dropped_cells) if session.prepared else set()
-    done = search.units_done(study)
+    done = resume.units_done(study)
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
-          f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
+          f"{done} of {max(session.prepared.units, resume.units_known(study))} cell x seed units done")
     if rows:
         width = min(CELL_WIDTH, max(len(row.name) for row in rows[:top]))
         print(f"{'probe_h (mean ± sd, n)':<26} {'probe_z':>8} {'wall s':>7}  {'configuration':<{width}}  trials")

@@ -24,7 +24,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ablations import confirm, search
+from ablations import confirm, resume, search
 from ablations.messages import one_line
 from ablations.plan import flat_config
 from ablations.run import console
@@ -147,13 +147,13 @@ class Runner:
                 outcomes.append(outcome)
                 console.write(outcome.line, self.outer)
                 if self.outer is not None:
-                    self.outer.n = search.units_done(study)
+                    self.outer.n = resume.units_done(study)
                     self.outer.refresh()
                 continue
-            if search.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
+            if resume.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
                 self.session.tracker.sweep(self.session.study_uid, study.get_trials(deepcopy=False))
             waiting, running = search.work_left(study, self.spec)
-            if waiting or (not running and search.requeue_orphans(study)):
+            if waiting or (not running and resume.requeue_orphans(study)):
                 continue
             if not running:
                 round_ = confirm.enqueue_round(study, self.spec)
