@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
 from ablations import resume
-from ablations.messages import one_line
+from ablations.messages import describe_os_error, one_line
 from ablations.stores import mask_url, redact
 from ablations.tracking import DECIMALS, cell_name
 from ablations.ui_view import command_path, runs_url, ui_command
@@ -275,7 +275,9 @@ def write_report(session: Session) -> Path | None:
         written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"),
                                       parent_id=session.parent_run_id)
     except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
-        print(f"warning: the report failed ({one_line(error, limit=500, with_type=True)}); the study's records "
+        why = (describe_os_error(error) if isinstance(error, OSError) and error.filename
+               else one_line(error, limit=500, with_type=True))
+        print(f"warning: the report failed ({why}); the study's records "
               "are complete: rerun the report with the command above", file=sys.stderr)
         return None
     return next((path for path in written.paths if path.name == "README.md"), None)
