@@ -93,6 +93,21 @@ class StoreCannotWrite(StoreUnavailable):
             "worker; nothing recorded before is lost: free space (or make it writable) and rerun the same command")
 
 
+class StoreReplaced(StoreUnavailable):
+    """An SQLite store's file replaced by another file while the study ran (moved over, restored from a
+    backup): its pooled connections would write to the old file and new ones to the new, so the worker stops
+    before its next call, as for a lost store (its trial runs again on the rerun)."""
+
+    def __init__(self, store: str, path: str):
+        self.store = store
+        RuntimeError.__init__(
+            self, f"{store}: its file {path} was replaced by another file while the study ran; stopping this "
+            f"worker before it records anything more. What it recorded before is in the file that was replaced "
+            f"(kept only if it was moved, not overwritten), not in the one now at {path}, which holds nothing of "
+            "this run; the Optuna storage keeps every finished trial's result. Put the original file back and "
+            "rerun the same command, or rerun with another --tracking-uri to record the study anew")
+
+
 # SQLite's words (sqlite3 and SQLAlchemy repeat them) for a write its file system refused, and the
 # errno values of the same from the operating system.
 DISK_ERROR_TEXTS = ("database or disk is full", "disk i/o error", "readonly database", "file too large")
