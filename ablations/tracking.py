@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 # `retry` is the one retry policy of both stores; report.py imports it from here.
 # The keys of a trial's `ablations.varied` record that its readers single out (the report reads them here).
-from ablations.plan import PIPELINE_KEY, SEED_KEY  # noqa: F401
+from ablations.plan import PIPELINE_KEY, SEED_KEY, key_labels  # noqa: F401
 from ablations.stores import (
     StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry, sqlite_path,
 )
@@ -96,13 +96,12 @@ T = TypeVar("T")
 def cell_name(cell: str) -> str:
     """A cell id (`ablations.cell`) as people read it, its run's name less the seed (plan.run_name's
     rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
-    `temperature=0.1 batch_size=256`, `floor` -> `floor`. The value of CONFIG_TAG, and the report's name
-    for a configuration."""
-    parts = []
-    for part in cell.split(" "):
-        key, sep, value = part.partition("=")
-        parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
-    return " ".join(parts)
+    `temperature=0.1 batch_size=256`, `floor` -> `floor` (keys sharing a field stay whole: plan.key_labels).
+    The value of CONFIG_TAG, and the report's name for a configuration."""
+    parts = [part.partition("=") for part in cell.split(" ")]
+    labels = key_labels(key for key, sep, _ in parts if sep)
+    return " ".join(key if not sep else value if key == PIPELINE_KEY else f"{labels[key]}={value}"
+                    for key, sep, value in parts)
 
 
 def phase_metric(phase: str) -> str:
