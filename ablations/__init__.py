@@ -1,8 +1,10 @@
 """ablations: the harness around simclr_core. Study files in, Optuna trials, MLflow records and reports out.
 
-- `study` parses a study file strictly into a `plan.StudySpec` (cells, seeds, the floor, the verdict rule);
-- `search` schedules its units on Optuna exactly once under any number of workers (storages opened by
-  `optuna_storage`; Optuna's private names only in `optuna_private`); `stores` retries lost servers;
+- `study` parses a study file strictly into a `plan.StudySpec` (cells, seeds, the floor, the verdict rule),
+  its `search:` section through `study_search` and every key and value through `study_keys`;
+- `search` schedules its units on Optuna exactly once under any number of workers, `resume` prepares a
+  study at each start and retries dead trials (storages opened by `optuna_storage`; Optuna's private names
+  only in `optuna_private`); `stores` retries lost servers;
 - `tracking` records every trial in MLflow; `run/` is the `python -m ablations.run` command (cli,
   session, runner, workers, console, estimate, signals);
 - `block_model` fits a study's runs (cell + seed, each cell's variance moderated towards the study's),

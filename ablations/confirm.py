@@ -29,7 +29,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import search
+from ablations import resume, search
 from ablations.inference import MIN_SEEDS, Estimate
 from ablations.plan import PlannedTrial, StudySpec, expand_cells
 from ablations.plan import cell_name
@@ -152,13 +152,13 @@ def enqueue_round(study: optuna.Study, spec: StudySpec) -> Round:
     the lines that say what was spent and what was not."""
     trials = study.get_trials(deepcopy=False)
     covered = {search.unit_of(t) for t in trials
-               if t.state in (TrialState.WAITING, TrialState.RUNNING) or search.is_done(t)}
+               if t.state in (TrialState.WAITING, TrialState.RUNNING) or resume.is_done(t)}
     plan = plan_round(spec, trials)
     added = []
     for planned, reason in plan.units:
         if planned.unit in covered:
             continue
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
-                                                  user_attrs=search.plan_attrs(planned, confirm=reason)))
+                                                  user_attrs=resume.plan_attrs(planned, confirm=reason)))
         added.append(planned)
     return Round(added, plan.lines)

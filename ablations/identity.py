@@ -1,7 +1,7 @@
 """A study's identity across reruns: which trials are one unit of work, which keys only say where
 things are, and the checks that keep one study name to one design when its file is edited between runs
 (a key added to the search is refused, a changed configuration of a finished unit is refused, waiting
-trials take an edit made before any finished). `search.prepare` runs them, `check_identity`, on every
+trials take an edit made before any finished). `resume.prepare` runs them, `check_identity`, on every
 resume.
 """
 

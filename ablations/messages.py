@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from ablations.stores import redact
 
@@ -60,6 +62,19 @@ def describe_os_error(error: OSError) -> str:
     where = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 else "")
     advice = DISK_ADVICE.get(error.errno)
     return f"{where}: {what}" + (f"; {advice}" if advice else "")
+
+
+@contextmanager
+def writing_to(path: str | os.PathLike) -> Iterator[None]:
+    """An OSError raised in the block that names no file is raised again naming `path`: a full disk says
+    only "[Errno 28] No space left on device" when a write (not an open) fails, from pyarrow, matplotlib
+    and Python's own files alike."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, os.strerror(error.errno), os.fspath(path)) from error
 
 
 def print_error(error: BaseException) -> None:

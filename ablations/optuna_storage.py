@@ -14,7 +14,7 @@ trials whose process died) and each safe for many workers at once.
   (`_schema_lock`); SQLite transactions are serialised so that claiming a trial is atomic there too.
 
 While a trial trains, `Heartbeat` records its heartbeat every interval in a thread. What to do with a
-dead trial is the caller's `stale_trial_callback` (`search.retry_stale_trial`).
+dead trial is the caller's `stale_trial_callback` (`resume.retry_stale_trial`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablations.optuna_private import RDB_BACKEND_CALLS
 from ablations.stores import (
-    CONNECT_TIMEOUT_S, SearchError, check_storage, describe, mask_url, remember_secrets, retry,
+    CONNECT_TIMEOUT_S, SearchError, StoreCannotWrite, check_storage, describe, is_disk_error, mask_url,
+    remember_secrets, retry,
 )
 
 HEARTBEAT_ATTR = "ablations:heartbeat"
@@ -159,7 +160,7 @@ def open_storage(url: str | None, default_path: Path, heartbeat_interval: int, g
         path.parent.mkdir(parents=True, exist_ok=True)
         repair_journal(path)
         check_journal(path)
-        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period,
+        return HeartbeatJournalStorage(JournalFile(path), heartbeat_interval, grace_period,
                                        stale_trial_callback=stale_trial_callback)
     return _open_database(url, heartbeat_interval, grace_period, retry_for, stale_trial_callback)
 
@@ -307,6 +308,29 @@ def check_journal(path: Path) -> None:
                     f"Optuna journal {path}: line {number} is damaged (not one JSON record); keep a copy of the "
                     "file, then fix or delete that line (every other line is still the study's record), or start "
                     "over with another --storage") from None
+
+
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file, whose appends a full (or read-only) disk refuses with one message naming the
+    file, instead of Optuna's bare "[Errno 28] No space left on device"."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        try:
+            super().append_logs(logs)
+        except OSError as error:
+            if not is_disk_error(error):
+                raise
+            # The write may have stopped mid-line; another worker's next line would then follow a torn
+            # one, which Optuna's reader refuses with everything after it. Cutting it frees, not takes, space.
+            try:
+                repair_journal(self.path)
+            except OSError:
+                pass  # the next start repairs it (open_storage)
+            raise StoreCannotWrite(f"Optuna journal {self.path}", error, self.path) from error
 
 
 def repair_journal(path: Path) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,11 +218,26 @@ def format_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def key_labels(keys: Iterable[str]) -> dict[str, str]:
+    """How a configuration's name shows each varied key: its field (`train.temperature` -> `temperature`),
+    or the whole dotted key where two varied keys share the field (`train.weight_decay` and
+    `probe.weight_decay` stay whole: `weight_decay=0.0 weight_decay=0.1` said neither which was which)."""
+    keys = list(keys)
+    fields = Counter(key.rsplit(".", 1)[-1] for key in keys)
+    return {key: key if fields[key.rsplit(".", 1)[-1]] > 1 else key.rsplit(".", 1)[-1] for key in keys}
+
+
+def config_name(texts: dict[str, str]) -> str:
+    """A configuration's name from its dotted keys and formatted values: the pipeline by its ops alone
+    (`crop+color`), every other key as `field=value` (`key_labels`): `crop+color temperature=0.1`."""
+    labels = key_labels(texts)
+    return " ".join(text if key == PIPELINE_KEY else f"{labels[key]}={text}" for key, text in texts.items())
+
+
 def run_name(values: dict[str, Any], seed: int) -> str:
     """Named after the varied values: `crop+color seed=1`, `temperature=0.1 seed=0`."""
-    parts = [format_value(value) if key == PIPELINE_KEY else f"{key.split('.')[1]}={format_value(value)}"
-             for key, value in values.items()]
-    return " ".join(parts + [f"seed={seed}"])
+    return " ".join(filter(None, [config_name({key: format_value(value) for key, value in values.items()}),
+                                  f"seed={seed}"]))
 
 
 def varied_plain(values: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -241,12 +258,11 @@ def flat_plain(plain: dict[str, Any]) -> dict[str, Any]:
 
 
 def cell_name(cell: str) -> str:
-    """A cell id (`ablations.cell`) as people read it, its run's name less the seed (run_name's
-    rule): `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
-    `temperature=0.1 batch_size=256`, `floor` -> `floor`. The value of tracking's CONFIG_TAG, and the report's
-    name for a configuration."""
-    parts = []
-    for part in cell.split(" "):
-        key, sep, value = part.partition("=")
-        parts.append(part if not sep else value if key == PIPELINE_KEY else f"{key.rsplit('.', 1)[-1]}={value}")
-    return " ".join(parts)
+    """A cell id (`ablations.cell`) as people read it, its run's name less the seed (run_name's rule):
+    `augment.pipeline=crop+color` -> `crop+color`, `train.temperature=0.1 train.batch_size=256` ->
+    `temperature=0.1 batch_size=256`, `floor` -> `floor` (keys sharing a field stay whole: key_labels).
+    The value of tracking's CONFIG_TAG, and the report's name for a configuration."""
+    parts = [part.partition("=") for part in cell.split(" ")]
+    labels = key_labels(key for key, sep, _ in parts if sep)
+    return " ".join(key if not sep else value if key == PIPELINE_KEY else f"{labels[key]}={value}"
+                    for key, sep, value in parts)

@@ -9,7 +9,7 @@ again, and the report would count the copies as seeds. A start therefore reads w
 - `check_place`: one study, one place. A study whose parent runs were all made under another Optuna
   storage (recorded on each parent as `optuna.storage`) is refused, naming that storage and the flag to
   pass: run without it, a new, empty study would train everything again beside the old one.
-- `recover` (from `search.prepare`, before dead trials are looked for): every unit with a finished MLflow
+- `recover` (from `resume.prepare`, before dead trials are looked for): every unit with a finished MLflow
   run and no result in Optuna gets that result written back into Optuna, and its waiting copies retired,
   so it is not trained again. A trial that MLflow holds finished but Optuna left RUNNING (the trial's own
   last lines lost) is completed in place rather than taken for dead.

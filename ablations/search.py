@@ -1,6 +1,7 @@
-"""Scheduling a study's trials on Optuna: the study itself, claiming work exactly once, heartbeats,
-resume. Opening the storage (journal, SQLite, PostgreSQL) is `optuna_storage`'s; the functions that
-read or write trial rows directly take that storage as an argument.
+"""Scheduling a study's trials on Optuna: the study itself, claiming work exactly once, heartbeats.
+Opening the storage (journal, SQLite, PostgreSQL) is `optuna_storage`'s; preparing a study at a start
+(resume) and retrying dead trials are `resume`'s; the functions that read or write trial rows directly
+take that storage as an argument.
 
 Units of work. Every trial carries a user attr `unit`: in a grid study `<cell id> seed=<n>`, planned
 up front; in a tpe/random study `trial-<number>` of the trial that first sampled it (and
@@ -11,7 +12,7 @@ an error is a trial whose process died or was interrupted: its unit is run again
 
 Exactly once, with any number of workers and machines on one storage:
 1. The process whose `create_study(load_if_exists=False)` succeeds is the creator: it enqueues every
-   unit as a WAITING trial (`join`, through `prepare`), opens the study's MLflow records and then sets
+   unit as a WAITING trial (`join`, through `resume.prepare`), opens the study's MLflow records and then sets
    the study attr `ablations.ready`. Others load the study and wait (bounded) for that attr, so a fresh
    study is enqueued, and its parent run made, by one process only.
 2. Workers claim WAITING trials through the storage's WAITING -> RUNNING transition, which succeeds for
@@ -25,13 +26,13 @@ Exactly once, with any number of workers and machines on one storage:
 Optuna's GridSampler is not used: under concurrency it can hand the same grid point to two workers.
 
 Dead trials. Heartbeats as Optuna defines them (`heartbeat_interval`, `grace_period`): a thread records
-one every interval while a trial runs, and `fail_stale` turns RUNNING trials whose last heartbeat is
+one every interval while a trial runs, and `resume.fail_stale` turns RUNNING trials whose last heartbeat is
 older than the grace period into FAIL (`optuna.storages.fail_stale_trials` for RDB storages,
 `HeartbeatJournalStorage.fail_stale_trials` for a journal, which Optuna gives no heartbeats) and calls
-the stale-trial callback, `retry_stale_trial`, which enqueues a WAITING copy of the unit. The storage
+the stale-trial callback, `resume.retry_stale_trial`, which enqueues a WAITING copy of the unit. The storage
 marks only one process as the one that failed it, so only one copy is made. On start every process
 also re-enqueues units with no trial waiting, running or done (interrupted trials, seeds added to the
-file), and a worker that finds nothing left re-enqueues such units too (`requeue_orphans`), so a unit
+file), and a worker that finds nothing left re-enqueues such units too (`resume.requeue_orphans`), so a unit
 whose worker died between its FAIL and its copy is not lost.
 
 Many machines: `--storage postgresql://...` is retried through a lost connection
@@ -57,31 +58,26 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from ablations import optuna_storage, reconcile
-from ablations.identity import DONE_STATES, changed_failures, check_identity, unit_of
+from ablations import optuna_storage, reconcile, resume
+from ablations.identity import DONE_STATES, unit_of
 from ablations.messages import one_line
 from ablations.optuna_params import grid_params, suggest
 from ablations.optuna_private import storage_of
-from ablations.optuna_storage import Heartbeat, HeartbeatJournalStorage, SearchError, record_heartbeat
-from ablations.plan import (
-    PlannedTrial, StudySpec, format_value, run_name, varied_plain,
-)
+from ablations.optuna_storage import Heartbeat, SearchError, record_heartbeat
+from ablations.plan import StudySpec, format_value, run_name, varied_plain
 
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
 UID_ATTR = "ablations.uid"
-# Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
-PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm",
-              "seed_of")
 READY_ATTR = "ablations.ready"
 # On a tpe/random trial of a seed after the first: the trial that sampled its configuration.
 SEED_OF = "seed_of"
@@ -98,18 +94,7 @@ def open_storage(url: str | None, default_path: Path, heartbeat_interval: int,
     """`optuna_storage.open_storage` (which see) with this module's stale-trial callback: a dead
     trial's unit is enqueued again."""
     return optuna_storage.open_storage(url, default_path, heartbeat_interval, grace_period, retry_for,
-                                       stale_trial_callback=retry_stale_trial)
-
-
-def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Stale-trial callback: enqueue a WAITING copy of a dead trial's unit (Optuna's
-    RetryHeartbeatStaleTrialCallback, less the run-time attrs of the dead attempt)."""
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING,
-        params=trial.params,
-        distributions=trial.distributions,
-        user_attrs={**_plan_attrs(trial), "retry_of": trial.number},
-    ))
+                                       stale_trial_callback=resume.retry_stale_trial)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,7 +141,7 @@ class Joined:
 
     study: optuna.Study
     uid: str  # the study's own id (UID_ATTR)
-    prepared: Prepared | None  # where this process planned or prepared the study
+    prepared: resume.Prepared | None  # where this process planned or prepared the study
     ready: bool  # marked ready before this process came; else this one marks it once its records are open
 
 
@@ -181,7 +166,7 @@ def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bo
     if uid is None:  # a new study, or its creator died before getting this far
         uid = uuid.uuid4().hex
         study.set_user_attr(UID_ATTR, uid)
-    prepared = (prepare(study, spec, retry_failed=retry_failed, storage=storage,
+    prepared = (resume.prepare(study, spec, retry_failed=retry_failed, storage=storage,
                         finished=recorded.finished_of(uid) if recorded and not created else ())
                 if setup or not ready else None)
     return Joined(study, uid, prepared, ready)
@@ -232,133 +217,6 @@ def wait_until_ready(study: optuna.Study, timeout_s: float,
             told = True
         time.sleep(0.5)
     return True
-
-
-def plan_attrs(planned: PlannedTrial, confirm: str | None = None) -> dict[str, Any]:
-    """A unit's user attrs; `confirm` says why the confirmation step added it."""
-    attrs = {
-        "unit": planned.unit,
-        "cell": planned.cell.id,
-        "seed": planned.seed,
-        "varied": planned.varied,
-        "pair": list(planned.cell.pair) if planned.cell.pair else None,
-        "run_name": planned.run_name,
-        "config": planned.config.to_plain(),
-    }
-    if planned.cell.floor:
-        attrs["floor"] = True
-    if confirm:
-        attrs["confirm"] = confirm
-    return attrs
-
-
-def _plan_attrs(trial: FrozenTrial) -> dict[str, Any]:
-    attrs = {key: trial.user_attrs[key] for key in PLAN_ATTRS if key in trial.user_attrs}
-    attrs["unit"] = unit_of(trial)
-    return attrs
-
-
-def is_done(trial: FrozenTrial, retry_failed: bool = False) -> bool:
-    """COMPLETE or PRUNED, or FAIL with a recorded error (a result, unless the user retries failures)."""
-    if trial.state in DONE_STATES:
-        return True
-    return trial.state == TrialState.FAIL and "error" in trial.user_attrs and not retry_failed
-
-
-@dataclass
-class Prepared:
-    units: int  # units known to the study (planned, sampled or budgeted)
-    done: int
-    enqueued: int  # units put (back) in the queue by this call
-    failed_stale: list[int]  # trial numbers found dead by this call
-    replanned: int = 0  # waiting trials given the study file's edited configuration by this call
-    # An edited study file: units it plans that the study had never seen (new cells or seeds), and the
-    # cells of recorded trials it no longer plans (kept in the records). Grid studies only.
-    added: list[PlannedTrial] = field(default_factory=list)
-    dropped_cells: list[str] = field(default_factory=list)
-    recovered: list[str] = field(default_factory=list)  # runs finished in MLflow whose results Optuna had lost
-    # Failed trials kept as results whose configuration the file has since changed: number -> the change.
-    changed_failures: dict[int, str] = field(default_factory=dict)
-
-
-def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
-            storage: BaseStorage | None = None, finished: Iterable[reconcile.FinishedRun] = ()) -> Prepared:
-    """Resume: refuse a changed configuration, write back the results MLflow holds `finished` and Optuna
-    lost (`reconcile.recover`), fail dead trials, and enqueue every unit that has no trial waiting,
-    running or done (new seeds or cells, interrupted trials, --retry-failed).
-    `storage` is the one the study was opened with (see `fail_stale`)."""
-    storage = storage if storage is not None else storage_of(study)
-    # The design and the results it made are checked before anything is planned: a refused edit leaves
-    # the study as it was.
-    planned, replanned = check_identity(study, spec, study.get_trials(deepcopy=False), storage)
-    recovered = reconcile.recover(study, spec, storage, list(finished))  # before a lost end looks like a death
-    failed = fail_stale(study, storage)
-    trials = study.get_trials(deepcopy=False)
-    covered = {unit_of(t) for t in trials
-               if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
-    seen = {unit_of(t) for t in trials}
-    added = [unit for unit in planned if unit.unit not in seen]
-    planned_cells = {unit.cell.id for unit in planned}
-    dropped = sorted({t.user_attrs["cell"] for t in trials if "cell" in t.user_attrs} - planned_cells) if planned else []
-    enqueued = 0
-    for unit in planned:
-        if unit.unit not in covered:
-            study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(unit)))
-            covered.add(unit.unit)
-            enqueued += 1
-    # Units known only from trials (sampled ones, or cells since removed from the file) come back too.
-    enqueued += requeue_orphans(study, retry_failed)
-    units = units_known(study)
-    if spec.search.n_trials:
-        units = max(units, spec.search.n_trials * len(spec.seeds))
-    done = len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})
-    return Prepared(units=units, done=done, enqueued=enqueued, failed_stale=failed, replanned=replanned,
-                    added=added if trials else [], dropped_cells=dropped, recovered=recovered,
-                    changed_failures={} if retry_failed else changed_failures(study.get_trials(deepcopy=False), spec))
-
-
-def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:
-    """Every planned unit, in plan order, without `prepare`'s checks: a study as its creator plans it, for
-    callers that build one piece by piece (the tests of claiming)."""
-    planned = spec.trials() if spec.search.sampler == "grid" else []
-    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(p))
-                      for p in planned])
-    return len(planned)
-
-
-def requeue_orphans(study: optuna.Study, retry_failed: bool = False) -> int:
-    """Enqueue a WAITING copy of every unit whose last trial ended FAIL without an error and that has no
-    trial waiting, running or done: a worker died between failing a dead trial and enqueueing its copy,
-    or a worker was interrupted. Returns how many were enqueued."""
-    trials = study.get_trials(deepcopy=False)
-    covered = {unit_of(t) for t in trials
-               if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
-    latest: dict[str, FrozenTrial] = {}
-    for trial in trials:
-        if not trial.user_attrs.get("duplicate_of"):
-            latest[unit_of(trial)] = trial
-    orphans = [t for unit, t in latest.items() if unit not in covered and t.state == TrialState.FAIL]
-    for trial in orphans:
-        retry_stale_trial(study, trial)
-    return len(orphans)
-
-
-def fail_stale(study: optuna.Study, storage: BaseStorage | None = None) -> list[int]:
-    """FAIL the study's trials whose heartbeat stopped, and enqueue their units again (the storage's
-    stale-trial callback); returns the numbers of the trials this call failed (dead workers).
-    `storage`: the one the study was opened with (a caller that leaves it out gets the study's own)."""
-    storage = storage if storage is not None else storage_of(study)
-    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    if not running:
-        return []
-    if isinstance(storage, HeartbeatJournalStorage):
-        storage.fail_stale_trials(study)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return sorted(running - still)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -467,7 +325,7 @@ def _own(study: optuna.Study, trial: optuna.Trial, trial_id: int, spec: StudySpe
         uid = study.user_attrs.get(UID_ATTR)
         attrs["checkpoint"] = f"{uid[:12]}/trial-{trial.number}" if uid else f"trial-{trial.number}"
     attrs["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    for key in PLAN_ATTRS + ("worker",):
+    for key in resume.PLAN_ATTRS + ("worker",):
         if frozen.user_attrs.get(key) != attrs.get(key):
             trial.set_user_attr(key, attrs.get(key))
     return Claim(trial, attrs, trial_id, storage)
@@ -521,12 +379,3 @@ def work_left(study: optuna.Study, spec: StudySpec) -> tuple[int, int]:
     trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     return waiting, len(trials) - waiting
-
-
-def units_known(study: optuna.Study) -> int:
-    """Units the study holds a trial for (planned, sampled, or added by confirmation), each once."""
-    return len({unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")})
-
-
-def units_done(study: optuna.Study) -> int:
-    return len({unit_of(t) for t in study.get_trials(deepcopy=False) if is_done(t)})

@@ -61,9 +61,11 @@ class StoreUnavailable(RuntimeError):
 
 class StoreCannotWrite(StoreUnavailable):
     """A local store's disk refused a write (full, read-only, over a size limit): waiting will not help,
-    so the worker stops at once, as it does for a lost server; what was recorded before is intact."""
+    so the worker stops at once, as it does for a lost server; what was recorded before is intact.
+    `path` is the file or folder it was writing, where the error names none (else the SQLite file its
+    label's URL names)."""
 
-    def __init__(self, store: str, error: BaseException):
+    def __init__(self, store: str, error: BaseException, path: str | os.PathLike | None = None):
         self.store = store
         database = sqlite_path(store.rsplit(" ", 1)[-1])  # the label ends with the store's URL
         if database is not None and not os.path.exists(os.path.expanduser(database)):
@@ -75,15 +77,78 @@ class StoreCannotWrite(StoreUnavailable):
                 "the file and rerun the same command, or rerun with another --tracking-uri to record the study "
                 "anew (its Optuna storage keeps the results)")
             return
+        # The file the error names is the surest; else the one the caller was writing, else the database.
+        path = _filename_in(error) or (os.fspath(path) if path is not None else database)
+        if path is not None and is_disk_full(error):
+            # "[Errno 28] No space left on device" named no file: say which disk, and what can go.
+            RuntimeError.__init__(
+                self, f"{store} cannot write: the disk holding {os.path.abspath(os.path.expanduser(path))} is full "
+                f"({_free_space(path)} free). Stopping this worker; nothing recorded before is lost: free space "
+                "on that disk (finished studies' runs/<study>/ folders, old reports/, MLflow artifacts of runs "
+                "you deleted) and rerun the same command to go on where it stopped")
+            return
+        where = f" ({path})" if path is not None and path not in store else ""
         RuntimeError.__init__(
-            self, f"{store} cannot write ({describe(error)}): is its disk full or read-only? Stopping this "
+            self, f"{store}{where} cannot write ({describe(error)}): is its disk full or read-only? Stopping this "
             "worker; nothing recorded before is lost: free space (or make it writable) and rerun the same command")
+
+
+class StoreReplaced(StoreUnavailable):
+    """An SQLite store's file replaced by another file while the study ran (moved over, restored from a
+    backup): its pooled connections would write to the old file and new ones to the new, so the worker stops
+    before its next call, as for a lost store (its trial runs again on the rerun)."""
+
+    def __init__(self, store: str, path: str):
+        self.store = store
+        RuntimeError.__init__(
+            self, f"{store}: its file {path} was replaced by another file while the study ran; stopping this "
+            f"worker before it records anything more. What it recorded before is in the file that was replaced "
+            f"(kept only if it was moved, not overwritten), not in the one now at {path}, which holds nothing of "
+            "this run; the Optuna storage keeps every finished trial's result. Put the original file back and "
+            "rerun the same command, or rerun with another --tracking-uri to record the study anew")
 
 
 # SQLite's words (sqlite3 and SQLAlchemy repeat them) for a write its file system refused, and the
 # errno values of the same from the operating system.
 DISK_ERROR_TEXTS = ("database or disk is full", "disk i/o error", "readonly database", "file too large")
 DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+# The same, for a disk with no space left (or a quota used up) only.
+FULL_TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """A write refused for want of space (not a read-only or failing disk)."""
+    return any((isinstance(link, OSError) and link.errno in FULL_ERRNOS)
+               or any(text in str(link).lower() for text in FULL_TEXTS) for link in _chain(error))
+
+
+def _filename_in(error: BaseException) -> str | None:
+    """The file an OSError in the chain names, if any."""
+    return next((os.fspath(link.filename) for link in _chain(error)
+                 if isinstance(link, OSError) and link.filename is not None), None)
+
+
+def _free_space(path: str | os.PathLike) -> str:
+    """Free space on the file system holding `path` (its nearest existing folder), e.g. `12.0 MB`."""
+    import shutil
+
+    folder = os.path.abspath(os.path.expanduser(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown"
+    if free < 1000:
+        return f"{free} B"
+    for unit in ("kB", "MB"):
+        free /= 1000
+        if free < 1000:
+            return f"{free:.1f} {unit}"
+    return f"{free / 1000:.1f} GB"
 
 
 def is_disk_error(error: BaseException) -> bool:

@@ -25,13 +25,13 @@ what is allowed.
 This module knows nothing of Optuna or MLflow, and imports nothing heavy (no torch, pandas or scipy:
 the engine's config, the op table and the rules' names are light), so a bad file is refused in a
 fraction of a second: it turns a file into a StudySpec, whose planned trials `search` schedules and
-`tracking` records. Leaving `search` out runs the base configuration alone over the seeds.
+`tracking` records. Leaving `search` out runs the base configuration alone over the seeds. The `search:`
+section is read by `study_search`; the key and value checks all sections share, and `StudyError`, are
+`study_keys`'.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -39,26 +39,17 @@ from typing import Any
 import yaml
 
 from ablations.plan import (
-    PIPELINE_KEY, SEED_KEY, ConfirmSpec, ParamSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
-    plain_value,
+    PIPELINE_KEY, SEED_KEY, ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
 from ablations.verdicts import RULES
 from ablations.strict_yaml import StrictLoader
-from simclr_core.config import MAX_SEED, ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
+from ablations.study_keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
+from ablations.study_search import parse_search
+from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
-SAMPLERS = ("grid", "tpe", "random")
-PRUNERS = ("none", "median")
-PARAM_TYPES = ("float", "int", "categorical")
 TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")
 CONFIRM_KEYS = ("max_seeds",)
-GRID_KEYS = ("sampler", "grid", "pairs")
-SAMPLED_KEYS = ("sampler", "n_trials", "params", "pruner")
 TRACKING_KEYS = ("log_model", "preview")
-PARAM_KEYS = {
-    "float": ("type", "low", "high", "log"),
-    "int": ("type", "low", "high", "log", "step"),
-    "categorical": ("type", "choices"),
-}
 # Names become an MLflow experiment, an Optuna study and a folder under runs/.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Well under a file name's 255 bytes: names also make `runs/<name>/...` and `reports/<name>-<id>/`.
@@ -70,18 +61,8 @@ SEED_ELSEWHERE = ("the seed is not set here: each trial's train.seed comes from 
                   "(seeds: [5] runs seed 5; several seeds run each configuration once per seed)")
 
 
-class StudyError(ValueError):
-    """A study file or override that cannot run: names the source, the dotted key and what is allowed."""
-
-    def __init__(self, source: str, key: str, message: str):
-        self.source, self.key, self.message = source, key, message
-        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
-
-
 # ----------------------------------------------------------------------------------------------------
 # Loading
-
-
 
 
 def load_study(path: str | Path, overrides: list[str] = (), data_root: str | None = None) -> StudySpec:
@@ -109,7 +90,7 @@ def load_study(path: str | Path, overrides: list[str] = (), data_root: str | Non
 
 def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str | None = None) -> StudySpec:
     """Check a parsed study document and build the StudySpec (see the module docstring)."""
-    doc = _mapping(raw, source, "", TOP_LEVEL_KEYS, what="a study file")
+    doc = checked_mapping(raw, source, "", TOP_LEVEL_KEYS, what="a study file")
     if "name" not in doc:
         raise StudyError(source, "name", "required: the study's name (letters, digits, _ . -)")
     name = doc["name"]
@@ -122,7 +103,7 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
 
     base = _parse_base(_section(doc, "base"), source)
     tracking = TrackingSpec()
-    tracking_doc = _mapping(_section(doc, "tracking"), source, "tracking", TRACKING_KEYS, what="tracking settings")
+    tracking_doc = checked_mapping(_section(doc, "tracking"), source, "tracking", TRACKING_KEYS, what="tracking settings")
     for key, value in tracking_doc.items():
         if not isinstance(value, bool):
             raise StudyError(source, f"tracking.{key}", f"{value!r} is not allowed; expected true or false")
@@ -131,7 +112,7 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
         raise StudyError(source, "search", "{} is not allowed: an empty search varies nothing; give search.grid "
                                            "or search.pairs, or leave `search` out to run the base configuration "
                                            "alone over the seeds")
-    search = _parse_search(_section(doc, "search"), source)
+    search = parse_search(_section(doc, "search"), source)
     seeds = _parse_seeds(doc.get("seeds", [0]), source)
 
     for override in overrides:
@@ -168,7 +149,7 @@ def _parse_decision(doc: dict, spec: StudySpec) -> None:
         raise StudyError(source, "floor", "the untrained floor is planned with a grid's units; use a grid search")
     spec.floor = floor
     if doc.get("confirm") is not None:
-        confirm = _mapping(doc["confirm"], source, "confirm", CONFIRM_KEYS, what="confirmation settings")
+        confirm = checked_mapping(doc["confirm"], source, "confirm", CONFIRM_KEYS, what="confirmation settings")
         if spec.verdict is None:
             raise StudyError(source, "confirm", "confirmation adds seeds where the verdict is undecided; "
                                                 "name the rule with `verdict:`")
@@ -199,169 +180,8 @@ def _parse_base(raw: Any, source: str) -> RunConfig:
     except ConfigError as error:
         raise StudyError(source, f"base.{error.key}" if error.key else "base", error.reason) from None
     if "pipeline" in raw.get("augment", {}):
-        _check_pipeline(base.augment.pipeline, source, f"base.{PIPELINE_KEY}")
+        check_pipeline(base.augment.pipeline, source, f"base.{PIPELINE_KEY}")
     return base
-
-
-def _parse_search(raw: Any, source: str) -> SearchSpec:
-    """`search:` left out (or empty) runs the base configuration alone over the seeds; a search that is
-    written must vary something (an empty one is a mistake, not a request for the base cell)."""
-    if not isinstance(raw, dict):
-        raise StudyError(source, "search", f"expected a mapping, got {plain_type_name(raw)}")
-    sampler = raw.get("sampler", "grid")
-    if sampler not in SAMPLERS:
-        raise StudyError(source, "search.sampler", f"{sampler!r} is not allowed; expected one of {', '.join(SAMPLERS)}")
-    allowed = GRID_KEYS if sampler == "grid" else SAMPLED_KEYS
-    for key in raw:
-        if key not in allowed:
-            hint = (f" ({key} belongs to {'tpe/random' if sampler == 'grid' else 'grid'} searches)"
-                    if key in GRID_KEYS + SAMPLED_KEYS else "")
-            raise StudyError(source, f"search.{key}",
-                             f"unknown key for sampler {sampler}{hint}; allowed: {', '.join(allowed)}")
-    if sampler == "grid":
-        return _parse_grid(raw, source)
-    return _parse_sampled(raw, sampler, source)
-
-
-def _parse_grid(raw: dict, source: str) -> SearchSpec:
-    search = SearchSpec(sampler="grid")
-    if raw and "pairs" not in raw and "grid" not in raw:
-        raise StudyError(source, "search", "a grid search varies search.pairs or search.grid, and this one gives "
-                                           "neither; to run the base configuration alone over the seeds, leave "
-                                           "`search` out")
-    if "pairs" in raw and not raw["pairs"]:
-        raise StudyError(source, "search.pairs", f"{raw['pairs']!r} is not allowed; expected a non-empty list of "
-                                                 "op names (or of [first, second] pairs)")
-    search.pairs, search.pair_subset = _parse_pairs(raw.get("pairs") or [], source)
-    pairs = search.pairs
-    grid = raw.get("grid", {})
-    if not isinstance(grid, dict) or ("grid" in raw and not grid):
-        raise StudyError(source, "search.grid", f"{grid!r} is not allowed; expected a non-empty mapping of "
-                                                "dotted.key: [values]")
-    for key, values in grid.items():
-        where = f"search.grid.{key}"
-        _check_search_key(key, source, where)
-        if key == PIPELINE_KEY and pairs:
-            raise StudyError(source, where, "search.pairs already varies augment.pipeline; use one or the other")
-        if not isinstance(values, list) or not values:
-            raise StudyError(source, where, f"expected a non-empty list of values, got {values!r}")
-        search.grid[key] = [coerce_value(key, value, source, where=f"{where}[{index}]")
-                            for index, value in enumerate(values)]
-        seen: dict[str, int] = {}
-        for index, value in enumerate(search.grid[key]):
-            same = seen.setdefault(json.dumps(plain_value(value), sort_keys=True), index)
-            if same != index:  # 0.5 and 0.50: one cell, one run name, planned twice
-                raise StudyError(source, f"{where}[{index}]", f"{values[index]!r} is the value of {where}[{same}] "
-                                                              f"({values[same]!r}) again; list each value once")
-    return search
-
-
-def _parse_pairs(pairs: Any, source: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """`pairs: [crop, color]` (every ordered pair of the ops) or `pairs: [[crop, color], [crop, crop]]`
-    (just these cells; [op, op] is the single op). Returns the ops and the explicit cells ([] for all)."""
-    allowed = "a list of op names, or a list of [first, second] pairs of op names"
-    if not isinstance(pairs, list):
-        raise StudyError(source, "search.pairs", f"expected {allowed}, got {plain_type_name(pairs)}")
-    explicit = bool(pairs) and isinstance(pairs[0], list)  # the first entry says which form
-    ops: list[str] = []
-    subset: list[tuple[str, str]] = []
-    for index, entry in enumerate(pairs):
-        where = f"search.pairs[{index}]"
-        names = entry if explicit and isinstance(entry, list) else [entry]
-        if explicit and not isinstance(entry, list):
-            raise StudyError(source, where, f"{entry!r} is not allowed; the first entry is a pair, so expected "
-                                            f"[first, second] pairs throughout")
-        if explicit and len(entry) != 2:
-            raise StudyError(source, where, f"{entry!r} is not allowed; expected a pair [first, second]")
-        for name in names:
-            if not isinstance(name, str):
-                raise StudyError(source, where, f"{entry!r} is not allowed; expected {allowed}")
-        ops.extend(name for name in names if name not in ops)
-        if explicit:
-            _check_pipeline([OpSpec(name) for name in names], source, where)  # the engine's check, as for augment.pipeline
-            if tuple(entry) in subset:
-                raise StudyError(source, where, f"the pair {entry} is listed twice")
-            subset.append((entry[0], entry[1]))
-    if not explicit:
-        _check_pipeline([OpSpec(name) for name in pairs], source, "search.pairs")  # names its entry search.pairs[i]
-        if len(set(pairs)) != len(pairs):
-            raise StudyError(source, "search.pairs", f"an op is listed twice in {pairs}")
-    return ops, subset
-
-
-def _parse_sampled(raw: dict, sampler: str, source: str) -> SearchSpec:
-    search = SearchSpec(sampler=sampler)
-    n_trials = raw.get("n_trials")
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-        raise StudyError(source, "search.n_trials", f"{n_trials!r} is not allowed; a {sampler} search needs "
-                                                    "a positive integer number of trials")
-    search.n_trials = n_trials
-    pruner = raw.get("pruner", "none")
-    if pruner not in PRUNERS:
-        raise StudyError(source, "search.pruner", f"{pruner!r} is not allowed; expected one of {', '.join(PRUNERS)}")
-    search.pruner = pruner
-    params = raw.get("params")
-    if not isinstance(params, dict) or not params:
-        raise StudyError(source, "search.params", "a tpe/random search needs a mapping of dotted.key: "
-                                                  "{type: float|int|categorical, ...}")
-    for key, spec in params.items():
-        search.params[key] = _parse_param(key, spec, source)
-    return search
-
-
-def _parse_param(key: str, raw: Any, source: str) -> ParamSpec:
-    where = f"search.params.{key}"
-    _check_search_key(key, source, where)
-    if not isinstance(raw, dict):
-        raise StudyError(source, where, f"expected a mapping with type: float|int|categorical, got {plain_type_name(raw)}")
-    kind = raw.get("type")
-    if kind not in PARAM_TYPES:
-        raise StudyError(source, f"{where}.type", f"{kind!r} is not allowed; expected one of {', '.join(PARAM_TYPES)}")
-    for name in raw:
-        if name not in PARAM_KEYS[kind]:
-            raise StudyError(source, f"{where}.{name}", f"unknown key for a {kind} parameter; "
-                                                        f"allowed: {', '.join(PARAM_KEYS[kind])}")
-    if kind == "categorical":
-        choices = raw.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise StudyError(source, f"{where}.choices", "expected a non-empty list of values")
-        values = tuple(coerce_value(key, value, source, where=f"{where}.choices[{index}]")
-                       for index, value in enumerate(choices))
-        if len({json.dumps(plain_value(v), sort_keys=True) for v in values}) != len(values):
-            raise StudyError(source, f"{where}.choices", "a choice is listed twice")
-        return ParamSpec(key, kind, choices=values)
-
-    if RunConfig.field_type(key) is not {"int": int, "float": float}[kind]:
-        raise StudyError(source, f"{where}.type", f"{kind} does not fit {key}, which takes "
-                                                  f"{RunConfig.describe_field(key)}; use categorical")
-    number = float if kind == "float" else int
-    bounds = {}
-    for name in ("low", "high"):
-        value = raw.get(name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (number is float or isinstance(value, int))
-        if not ok or not math.isfinite(value):
-            raise StudyError(source, f"{where}.{name}", f"{value!r} is not allowed; expected a finite "
-                                                        f"{'number' if number is float else 'integer'}")
-        bounds[name] = number(value)
-    if not bounds["low"] < bounds["high"]:
-        raise StudyError(source, where, f"low ({bounds['low']}) must be below high ({bounds['high']})")
-    log = raw.get("log", False)
-    if not isinstance(log, bool):
-        raise StudyError(source, f"{where}.log", f"{log!r} is not allowed; expected true or false")
-    if log and bounds["low"] <= 0:
-        raise StudyError(source, f"{where}.low", "a log-scaled range needs low > 0")
-    step = raw.get("step")
-    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 1):
-        raise StudyError(source, f"{where}.step", f"{step!r} is not allowed; expected a positive integer")
-    if step is not None and log:
-        raise StudyError(source, f"{where}.step", "step and log cannot be combined (Optuna's rule)")
-    return ParamSpec(key, kind, low=bounds["low"], high=bounds["high"], log=log, step=step)
-
-
-def _check_search_key(key: Any, source: str, where: str) -> None:
-    if key == SEED_KEY:
-        raise StudyError(source, where, "seeds are varied by the top-level `seeds` list, not by search")
-    check_dotted_key(key, source, where)
 
 
 def _parse_seeds(raw: Any, source: str) -> list[int]:
@@ -426,48 +246,3 @@ def _check_configs(spec: StudySpec) -> None:
             spec.config_for(values, spec.seeds[0]).validate()
         except ConfigError as error:
             raise StudyError(spec.source, "", f"{where}: {error}") from None
-
-
-
-
-# ----------------------------------------------------------------------------------------------------
-# Keys and values, checked by the engine's typed config and named the study file's way
-
-
-def check_dotted_key(key: Any, source: str, where: str) -> None:
-    """`section.field` naming a RunConfig field; else StudyError listing what exists."""
-    try:
-        RunConfig.check_key(key)
-    except ConfigError as error:
-        raise StudyError(source, str(where), error.reason) from None
-
-
-def coerce_value(key: str, value: Any, source: str, where: str) -> Any:
-    """RunConfig.coerce (strict types), then the engine's op checks for a pipeline; a StudyError names
-    the value by `where` (`base.train.epochs`, `search.grid.train.lr[1]`)."""
-    try:
-        value = RunConfig.coerce(key, value)
-    except ConfigError as error:
-        # error.key is `key` or, for a pipeline entry, `key[index]`: name it from `where` instead.
-        raise StudyError(source, where + (error.key or key)[len(key):], error.reason) from None
-    if key == PIPELINE_KEY:
-        _check_pipeline(value, source, where)
-    return value
-
-
-def _check_pipeline(pipeline: list[OpSpec], source: str, where: str) -> None:
-    """Op names and parameters, checked by the engine; its message names `where[index]`."""
-    try:
-        validate_pipeline(pipeline, key=where)
-    except ConfigError as error:
-        raise StudyError(source, "", str(error)) from None
-
-
-def _mapping(raw: Any, source: str, key: str, allowed: tuple[str, ...], what: str) -> dict:
-    if not isinstance(raw, dict):
-        raise StudyError(source, key or "(top level)", f"expected a mapping of {what}, got {plain_type_name(raw)}")
-    for name in raw:
-        if name not in allowed:
-            dotted = f"{key}.{name}" if key else str(name)
-            raise StudyError(source, dotted, f"unknown key; allowed: {', '.join(allowed)}")
-    return raw

@@ -46,7 +46,7 @@ from ablations.plan import cell_name
 from ablations.stores import (
     StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry, sqlite_path,
 )
-from ablations.tracking_store import TrackingError, open_sqlite_store
+from ablations.tracking_store import StoreFile, TrackingError, open_sqlite_store
 
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # Where a trial's time went, in seconds, logged as `seconds/<phase>`: named apart from the accuracies, so
@@ -174,9 +174,12 @@ class Tracker:
         except Exception as error:
             raise TrackingError(f"tracking store {mask_url(uri)}: {describe(error)}") from None
         self._experiment_id: str | None = None
+        self.file = StoreFile.of(uri)  # an SQLite store's file, checked before each call
 
     def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A client call through the retry policy of the stores (stores.retry)."""
+        """A client call through the retry policy of the stores (stores.retry), on the store it opened."""
+        if self.file is not None:  # StoreReplaced where another file has taken the store's name
+            self.file.check(self.label)
         return retry(method, *args, retry_for=self.retry_for, store=self.label, **kwargs)
 
     @property

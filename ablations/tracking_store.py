@@ -9,10 +9,11 @@ import fcntl
 import os
 import signal
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablations.stores import mask_url, remember_secrets, sqlite_path
+from ablations.stores import StoreReplaced, mask_url, remember_secrets, sqlite_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -119,6 +120,33 @@ class _interrupts_held:
                 handler(signum, None)  # Python's own for SIGINT: KeyboardInterrupt, here
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """An SQLite store's file as it was opened (device and inode), to tell when another file takes its place
+    under the same name: SQLite itself notices only a file deleted or moved, not one put in its stead."""
+
+    path: str
+    identity: tuple[int, int]
+
+    @classmethod
+    def of(cls, uri: str) -> StoreFile | None:
+        """The store's file now; None for a store that is not an SQLite file."""
+        path = sqlite_path(uri)
+        if path is None:
+            return None
+        stat = os.stat(os.path.expanduser(path))
+        return cls(path, (stat.st_dev, stat.st_ino))
+
+    def check(self, store: str) -> None:
+        """StoreReplaced where another file now has this one's name."""
+        try:
+            stat = os.stat(os.path.expanduser(self.path))
+        except FileNotFoundError:
+            return  # deleted: the next write fails and says so (stores.StoreCannotWrite)
+        if (stat.st_dev, stat.st_ino) != self.identity:
+            raise StoreReplaced(store, self.path)
 
 
 def _check_writable(path: Path) -> None:

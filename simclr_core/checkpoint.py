@@ -42,8 +42,22 @@ def save(folder: str | Path, checkpoint: Checkpoint) -> None:
     path = path_in(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(dict(vars(checkpoint)), tmp)  # not asdict(): it would deep-copy every tensor
+    _write(dict(vars(checkpoint)), tmp)  # not asdict(): it would deep-copy every tensor
     tmp.replace(path)
+
+
+def _write(state: dict[str, Any], path: Path) -> None:
+    """torch.save through a Python file: given a path, torch reports a full disk as "unexpected pos 576
+    vs 534"; through a file it is the OSError (ENOSPC), which this names with the path. A partial file is
+    removed, so a failed write neither takes the disk's last space nor leaves a torn file behind."""
+    try:
+        with open(path, "wb") as file:
+            torch.save(state, file)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
 
 
 def load(folder: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint | None:
@@ -90,7 +104,7 @@ def export_weights(folder: str | Path, out: str | Path | None = None) -> Path:
         raise FileNotFoundError(f"no checkpoint in {folder}")
     weights = checkpoint.model
     path = Path(out) if out else Path(folder) / WEIGHTS_NAME
-    torch.save({
+    _write({
         "encoder": {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")},
         "head": {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")},
         "config": checkpoint.config,

@@ -73,3 +73,25 @@ def test_exported_weights_load_into_the_encoder_and_head_of_their_config(trained
     build_head(config.model, feature_dim).load_state_dict(weights["head"])
     with pytest.raises(FileNotFoundError):
         checkpoint.export_weights(tmp_path / "empty")
+
+
+def test_a_full_disk_names_the_checkpoint_file_and_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
+    """Given a path, torch.save reports a full disk as "unexpected pos 576 vs 534" and leaves the partial
+    file; through a Python file it is the OSError, here named with its file, and the partial file goes."""
+    folder, _ = trained
+    copy = tmp_path / "run"
+    copy.mkdir()
+    checkpoint.path_in(copy).write_bytes(checkpoint.path_in(folder).read_bytes())
+    previous = checkpoint.load(copy)
+
+    def full_disk(state, file):
+        file.write(b"partial")
+        raise OSError(28, "No space left on device")  # as a write() to a full disk raises it: no file named
+
+    with monkeypatch.context() as patch, pytest.raises(OSError) as caught:
+        patch.setattr(checkpoint.torch, "save", full_disk)
+        checkpoint.save(copy, previous)
+    tmp = checkpoint.path_in(copy).with_suffix(".tmp")
+    assert caught.value.errno == 28 and caught.value.filename == str(tmp)
+    assert not tmp.exists()
+    assert checkpoint.load(copy).epoch == previous.epoch == 1

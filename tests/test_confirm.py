@@ -9,7 +9,7 @@ from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials,
 from ablations.confirm import plan_round, results_frame
 from ablations.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.run import main
-from ablations.search import plan_attrs
+from ablations.resume import plan_attrs
 from simclr_core.config import RunConfig
 
 STRENGTHS = [0.25, 0.5, 1.0]

@@ -12,6 +12,7 @@ from ablations.optuna_storage import (
     HEARTBEAT_ATTR, Heartbeat, HeartbeatJournalStorage, RetryingRDBStorage, SearchError, open_storage,
     repair_journal,
 )
+from ablations.stores import StoreCannotWrite
 
 
 @pytest.mark.parametrize("url, interval, message", [
@@ -50,6 +51,33 @@ def test_a_torn_last_journal_line_is_cut(tmp_path):
     assert repair_journal(journal)
     assert journal.read_bytes() == b'{"op_code": 0}\n'
     assert not repair_journal(journal)
+
+
+def test_a_full_disk_under_the_journal_names_the_journal_and_loses_nothing(tmp_path, monkeypatch):
+    """Optuna said only "[Errno 28] No space left on device", and its torn line made every later line
+    unreadable."""
+    journal = tmp_path / "s.journal"
+    storage = open_storage(str(journal), None, heartbeat_interval=30)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({}, user_attrs={"unit": "a"})
+    recorded = journal.read_bytes()
+
+    def full_disk(self, logs):
+        with open(journal, "ab") as file:  # a stand-in for Optuna's own write
+            file.write(b'{"op_code": 4, "study_')  # as far as the disk had room
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(StoreCannotWrite) as caught:
+        patch.setattr(optuna.storages.journal.JournalFileBackend, "append_logs", full_disk)
+        study.set_user_attr("after", 1)
+    message = str(caught.value)
+    assert f"Optuna journal {journal} cannot write: the disk holding {journal} is full" in message
+    assert "nothing recorded before is lost" in message and "free space on that disk" in message
+    assert "\n" not in message
+    assert journal.read_bytes() == recorded  # the torn line is cut at once: another worker's next line is readable
+    study.enqueue_trial({}, user_attrs={"unit": "b"})  # space freed: the same storage goes on
+    again = optuna.load_study(study_name="s", storage=open_storage(str(journal), None, heartbeat_interval=30))
+    assert [t.user_attrs["unit"] for t in again.get_trials()] == ["a", "b"]
 
 
 def journal_study(path, callback=None, grace_period=1):

@@ -85,6 +85,22 @@ def test_run_names_and_ids_come_from_the_varied_values():
     assert varied_plain(values, 1) == {PIPELINE_KEY: ["crop", "color"], "train.temperature": 0.1, SEED_KEY: 1}
 
 
+def test_keys_that_share_a_field_are_named_whole_in_run_and_configuration_names():
+    """`weight_decay=0.0 weight_decay=0.1` did not say which was train's and which the probe's."""
+    import pandas as pd  # here: the other tests of plan need neither pandas nor the report
+
+    from ablations.report.tables import configuration_labels
+    from ablations.plan import cell_name
+    search = SearchSpec(grid={"train.weight_decay": [0.5], "probe.weight_decay": [0.1], "train.temperature": [0.2]})
+    (trial,) = spec(search).trials()
+    assert trial.run_name == "train.weight_decay=0.5 probe.weight_decay=0.1 temperature=0.2 seed=0"
+    assert cell_name(trial.cell.id) == "train.weight_decay=0.5 probe.weight_decay=0.1 temperature=0.2"
+    by_columns = pd.DataFrame({"train.weight_decay": [0.5], "probe.weight_decay": [0.1], "train.temperature": [0.2]})
+    assert configuration_labels(by_columns, list(by_columns.columns), pair=False) == [cell_name(trial.cell.id)]
+    # A field varied once keeps its short name, as every shipped study's names are.
+    assert run_name({PIPELINE_KEY: [OpSpec("crop")], "train.weight_decay": 0.0}, 2) == "crop weight_decay=0.0 seed=2"
+
+
 def test_plain_value_writes_pipelines_in_study_file_form():
     assert plain_value([OpSpec("crop"), OpSpec("color", {"strength": 0.5})]) == ["crop", {"op": "color", "strength": 0.5}]
     assert plain_value([]) == [] and plain_value(0.5) == 0.5

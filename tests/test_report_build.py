@@ -79,3 +79,21 @@ def test_the_report_of_another_run_of_the_same_study_name_is_kept(store, tmp_pat
     assert again.paths[0].parent.name.startswith("seeds-") and again.paths[0].exists()
     replaced = build_report(read_study(client, elsewhere, "seeds"), out, replace=True)
     assert replaced.paths[0] == kept / "runs.parquet" and (kept / "runs.parquet").read_bytes() != before
+
+
+def test_a_full_disk_names_the_report_folder(store, tmp_path, monkeypatch):  # noqa: F811
+    """pyarrow and matplotlib say only "[Errno 28] ... No space left on device" when a write fails."""
+    from ablations.messages import describe_os_error
+    from ablations.report import build
+    records = seeds_study(store, tmp_path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(build, "write_figures", full_disk)
+    with pytest.raises(OSError) as caught:
+        build_report(records, tmp_path / "reports")
+    study_dir = tmp_path / "reports" / "seeds"
+    assert caught.value.filename == str(study_dir)
+    assert describe_os_error(caught.value) == (f"{study_dir}: No space left on device; the disk is full; free "
+                                               "space and run the same command again (what was recorded is kept)")

@@ -12,7 +12,7 @@ def test_pct_writes_fractions_as_percent():
 
 
 def test_pair_names_and_ordinals():
-    # The configuration's name as MLflow's runs carry it (tracking.cell_name): crop, then colour.
+    # The configuration's name as MLflow's runs carry it (plan.cell_name): crop, then colour.
     assert pair_name(("crop", "color")) == "crop+color" and pair_name(("crop", "crop")) == "crop"
     assert pair_name(None) == "none"
     assert [ordinal(r) for r in (1, 2, 3, 4, 11, 12, 13, 21, 22, 111)] == [

@@ -81,7 +81,7 @@ def test_configuration_labels_name_pairs_and_varied_keys():
     assert configuration_labels(runs, ["first", "second", "train.batch_size"], pair=True) == [
         "crop+color batch_size=256", "crop batch_size=512"]
     assert configuration_labels(runs[["train.batch_size"]], [], pair=False) == ["base", "base"]
-    # With the runner's cell ids (every table built from MLflow), the name is tracking.cell_name's.
+    # With the runner's cell ids (every table built from MLflow), the name is plan.cell_name's.
     cells = runs.assign(cell=["augment.pipeline=crop+color train.batch_size=256", "augment.pipeline=crop train.batch_size=512"])
     assert configuration_labels(cells, ["first", "second", "train.batch_size"], pair=True) == [
         "crop+color batch_size=256", "crop batch_size=512"]

@@ -213,3 +213,26 @@ def test_a_random_study_runs_every_sampled_configuration_at_every_seed(workdir):
         assert trial.params["train.temperature"] == trial.user_attrs["varied"]["train.temperature"]
     assert main(cli(workdir, study)) == 0  # the budget counts samples: nothing more runs
     assert len(optuna_trials(workdir, "rand")) == 4
+
+
+def test_a_full_disk_under_a_trial_stops_the_run_naming_the_folder_and_is_no_result(workdir, capsys, monkeypatch):
+    """Before, the checkpoint's "[Errno 28] No space left on device" was recorded as the trial's failure
+    (a result: never run again without --retry-failed) and the study exited 0."""
+    from simclr_core import checkpoint
+    study = study_file(workdir, "full", "search: {grid: {train.temperature: [0.5]}}\n")
+
+    def full_disk(state, file):
+        raise OSError(28, "No space left on device")  # as a write() to a full disk raises it: no file named
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint.torch, "save", full_disk)
+        assert main(cli(workdir, study)) == 75
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "this trial's folder" in lines[0] and f"the disk holding {workdir / 'runs' / 'full'}" in lines[0]
+    assert "is full" in lines[0] and "rerun the same command" in lines[0]
+    (trial,) = optuna_trials(workdir, "full")
+    assert trial.state == TrialState.FAIL and "error" not in trial.user_attrs  # not a result
+    assert main(cli(workdir, study)) == 0  # space freed: the same command runs the unit
+    assert len(complete_once_per_unit(optuna_trials(workdir, "full"))) == 1

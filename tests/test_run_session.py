@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
-from ablations import search
+from ablations import resume, search
 from ablations.run import main
 from ablations.run.cli import build_parser
 from ablations.run.session import tracking_uri
@@ -65,7 +65,7 @@ def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
     spec = load_study(study_file(workdir, "torn", ""))
     journal = workdir / "torn.journal"
     study, _ = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     with open(journal, "ab") as handle:
         handle.write(b'{"op_code": 5, "worker_')  # what kill -9 during an append leaves
     study, created = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))

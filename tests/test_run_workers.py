@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import search
+from ablations import resume, search
 from ablations.run import main
 from ablations.run.cli import build_parser
 from ablations.run.workers import _worker_argv
@@ -118,9 +118,9 @@ def test_concurrent_claims_are_exactly_once_even_with_duplicate_copies(workdir, 
     spec = load_study(study_path)
     storage_url = storage if storage.endswith(".journal") else f"sqlite:///{workdir}/race.db"
     study, created = search.open_study(spec, search.open_storage(storage_url, workdir / "unused", heartbeat_interval=30))
-    assert created and search.enqueue_plan(study, spec) == 49
+    assert created and resume.enqueue_plan(study, spec) == 49
     for planned in spec.trials()[::5]:
-        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=search.plan_attrs(planned)))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=resume.plan_attrs(planned)))
     go = workdir / "go"
     processes = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(study_path), str(storage_url), str(go), str(i)])
                  for i in range(2)]

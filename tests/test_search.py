@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import optuna_params, search
+from ablations import optuna_params, resume, search
 from ablations.study import load_study
 
 FOUR_CELLS = "search: {pairs: [crop, color]}\n"
@@ -45,7 +45,7 @@ def claim_all(study, spec, storage) -> list:
 def test_every_waiting_unit_is_claimed_once_with_its_plan(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    assert search.enqueue_plan(study, spec) == 8
+    assert resume.enqueue_plan(study, spec) == 8
     claims = claim_all(study, spec, storage)
     planned = {p.unit: p for p in spec.trials()}
     assert sorted(c.attrs["unit"] for c in claims) == sorted(planned)
@@ -56,7 +56,7 @@ def test_every_waiting_unit_is_claimed_once_with_its_plan(tmp_path, storage_url)
         assert storage.get_trial(claim.trial_id).number == claim.number
     assert search.work_left(study, spec) == (0, 8)
     assert all(search.finish(study, c, value=0.5, state=TrialState.COMPLETE) for c in claims)
-    assert search.units_done(study) == 8 and search.claim_next(study, spec, storage) is None
+    assert resume.units_done(study) == 8 and search.claim_next(study, spec, storage) is None
 
 
 
@@ -68,7 +68,7 @@ def test_checkpoints_of_two_stores_sharing_a_runs_folder_do_not_meet(tmp_path):
     for name, uid in (("a", "1111111111112222"), ("b", "3333333333334444")):
         storage, study = opened(spec, str(tmp_path / f"{name}.journal"), tmp_path)
         study.set_user_attr(search.UID_ATTR, uid)
-        search.enqueue_plan(study, spec)
+        resume.enqueue_plan(study, spec)
         claim = search.claim_next(study, spec, storage)
         assert claim.number == 0
         folders.append(claim.attrs["checkpoint"])
@@ -77,8 +77,8 @@ def test_checkpoints_of_two_stores_sharing_a_runs_folder_do_not_meet(tmp_path):
 def test_a_duplicate_copy_of_a_unit_backs_off(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, ""))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
-    search.enqueue_plan(study, spec)  # as two processes re-enqueueing one dead unit at once would
+    resume.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)  # as two processes re-enqueueing one dead unit at once would
     first = search.claim_next(study, spec, storage)
     assert first.number == 0
     assert search.claim_next(study, spec, storage) is None
@@ -90,9 +90,9 @@ def test_two_workers_claim_every_unit_exactly_once(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color, cutout]}\nseeds: [0, 1]\n"))
     workers = [opened(spec, storage_url, tmp_path) for _ in range(2)]
     study = workers[0][1]
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     for planned in spec.trials()[::4]:  # duplicate copies of 5 units
-        study.add_trial(search.optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=search.plan_attrs(planned)))
+        study.add_trial(search.optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=resume.plan_attrs(planned)))
     done: list[list[str]] = [[], []]
 
     def work(index: int) -> None:
@@ -115,18 +115,18 @@ def test_a_dead_trial_is_failed_and_its_unit_enqueued_again_once(tmp_path, stora
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
     other_storage, other_study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     dead, alive = search.claim_next(study, spec, storage), search.claim_next(study, spec, storage)
     with alive.heartbeat():
         time.sleep(3.5)  # past the grace period; SQLite's clock counts whole seconds
-        failed = search.fail_stale(study, storage) + search.fail_stale(other_study, other_storage)
+        failed = resume.fail_stale(study, storage) + resume.fail_stale(other_study, other_storage)
     assert failed == [dead.number]
     assert not search.finish(study, dead, value=0.5, state=TrialState.COMPLETE)  # its result no longer counts
     copies = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == dead.number]
     assert len(copies) == 1 and copies[0].state == TrialState.WAITING
     # The copy carries the plan (floor and confirm are there only for such units).
-    planned = [k for k in search.PLAN_ATTRS if k in dead.attrs]
-    assert {k: copies[0].user_attrs.get(k) for k in search.PLAN_ATTRS} == {k: dead.attrs.get(k) for k in search.PLAN_ATTRS}
+    planned = [k for k in resume.PLAN_ATTRS if k in dead.attrs]
+    assert {k: copies[0].user_attrs.get(k) for k in resume.PLAN_ATTRS} == {k: dead.attrs.get(k) for k in resume.PLAN_ATTRS}
     assert set(planned) >= {"unit", "cell", "seed", "varied", "config", "checkpoint"}
     rest = {claim.number: claim.attrs["unit"] for claim in claim_all(study, spec, storage)}
     assert len(rest) == 3 and rest[copies[0].number] == dead.attrs["unit"]
@@ -136,38 +136,38 @@ def test_a_dead_trial_is_failed_and_its_unit_enqueued_again_once(tmp_path, stora
 def test_callers_that_pass_no_storage_get_the_studys_own(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, ""))
     _, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     claim = search.claim_next(study, spec)
     with claim.heartbeat() as beating:
         assert beating.interval == 30
-    assert search.fail_stale(study) == []
+    assert resume.fail_stale(study) == []
     assert search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
 
 
 def test_resume_enqueues_what_is_missing_and_refuses_a_changed_configuration(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage)[:2]:
         search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
     more_seeds = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
-    prepared = search.prepare(study, more_seeds, storage=storage)
+    prepared = resume.prepare(study, more_seeds, storage=storage)
     assert (prepared.units, prepared.done, prepared.enqueued, prepared.failed_stale) == (8, 2, 4, [])
     longer = load_study(study_file(tmp_path, FOUR_CELLS), ["train.epochs=2"])
     with pytest.raises(search.SearchError, match="another configuration .*train.epochs: 1 -> 2"):
-        search.prepare(study, longer, storage=storage)
+        resume.prepare(study, longer, storage=storage)
 
 
 def test_interrupted_units_come_back_and_failed_ones_only_when_asked(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     interrupted, failed, *_ = claim_all(study, spec, storage)
     search.finish(study, interrupted, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
     search.finish(study, failed, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
-    assert search.requeue_orphans(study) == 1
-    assert search.requeue_orphans(study) == 0  # its copy is waiting now
-    assert search.requeue_orphans(study, retry_failed=True) == 1
+    assert resume.requeue_orphans(study) == 1
+    assert resume.requeue_orphans(study) == 0  # its copy is waiting now
+    assert resume.requeue_orphans(study, retry_failed=True) == 1
     units = [t.user_attrs["unit"] for t in study.get_trials(states=(TrialState.WAITING,))]
     assert sorted(units) == sorted([interrupted.attrs["unit"], failed.attrs["unit"]])
 
@@ -177,7 +177,7 @@ def test_a_sampled_study_samples_each_claim_and_keeps_to_its_budget(tmp_path, st
                                            "    train.lr: {type: float, low: 0.1, high: 1.0}\n"
                                            "    augment.pipeline: {type: categorical, choices: [[crop], [crop, color]]}\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    assert search.enqueue_plan(study, spec) == 0
+    assert resume.enqueue_plan(study, spec) == 0
     claims = claim_all(study, spec, storage)
     assert [c.attrs["unit"] for c in claims] == ["trial-0", "trial-1", "trial-2"]
     for claim in claims:
@@ -196,7 +196,7 @@ def test_grid_trials_carry_their_configuration_as_optuna_params(tmp_path, storag
     spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color], grid: {train.temperature: [0.1, 0.5]}}\n"
                                            "floor: true\nseeds: [0, 1]\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     claims = claim_all(study, spec, storage)
     for claim in claims:
         search.finish(study, claim, value=0.3 if claim.attrs.get("floor") else 0.4 + 0.1 * (claim.attrs["pair"][0] == "crop")
@@ -237,24 +237,24 @@ def test_a_sampled_study_is_importance_ready_too(tmp_path, storage_url):
 def test_a_key_added_to_a_studys_search_is_refused_naming_it(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage):
         search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
-    search.prepare(study, spec, storage=storage)  # unchanged: fine
+    resume.prepare(study, spec, storage=storage)  # unchanged: fine
     widened = load_study(study_file(tmp_path, FOUR_CELLS.replace("}", ", grid: {train.temperature: [0.2]}}")))
     with pytest.raises(search.SearchError, match=r"planned varying augment.pipeline.*added train.temperature.*new name"):
-        search.prepare(study, widened, storage=storage)
+        resume.prepare(study, widened, storage=storage)
     # New seeds extend the design: accepted.
     more_seeds = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
-    assert search.prepare(study, more_seeds, storage=storage).enqueued == 4
+    assert resume.prepare(study, more_seeds, storage=storage).enqueued == 4
 
 
 def test_waiting_trials_take_an_edit_made_before_any_finished(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)  # an interrupted first start: all four still waiting
+    resume.enqueue_plan(study, spec)  # an interrupted first start: all four still waiting
     edited = load_study(study_file(tmp_path, FOUR_CELLS), ["train.epochs=3"])
-    prepared = search.prepare(study, edited, storage=storage)
+    prepared = resume.prepare(study, edited, storage=storage)
     assert prepared.replanned == 4 and prepared.enqueued == 0
     claims = claim_all(study, edited, storage)
     assert {c.attrs["config"]["train"]["epochs"] for c in claims} == {3}
@@ -263,12 +263,12 @@ def test_waiting_trials_take_an_edit_made_before_any_finished(tmp_path, storage_
 def test_a_configuration_that_failed_every_trial_may_be_corrected_and_rerun(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=10.0"])
     storage, study = opened(spec, storage_url, tmp_path)
-    search.enqueue_plan(study, spec)
+    resume.enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage):
         search.finish(study, claim, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
     corrected = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=0.1"])
-    assert search.prepare(study, corrected, storage=storage).enqueued == 0  # failures are kept without the flag
-    assert search.prepare(study, corrected, retry_failed=True, storage=storage).enqueued == 4
+    assert resume.prepare(study, corrected, storage=storage).enqueued == 0  # failures are kept without the flag
+    assert resume.prepare(study, corrected, retry_failed=True, storage=storage).enqueued == 4
     assert {c.attrs["config"]["train"]["lr"] for c in claim_all(study, corrected, storage)} == {0.1}
 
 

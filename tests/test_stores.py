@@ -116,3 +116,26 @@ def test_a_store_whose_file_was_deleted_is_named_as_gone_not_as_read_only(tmp_pa
     message = str(caught.value)
     assert f"its file {path} is gone" in message and "nothing recorded before is lost" not in message
     assert "restore the file" in message and "--tracking-uri" in message
+
+
+def test_a_full_disk_under_the_tracking_store_names_its_file_and_what_to_free(tmp_path, monkeypatch):
+    """MLflow passes on SQLite's "database or disk is full" (and a bare "[Errno 28] No space left on
+    device"): the message names the disk by the store's file, its free space and what can go."""
+    monkeypatch.setattr(stores.time, "sleep", lambda seconds: pytest.fail("retried a full disk"))
+    from mlflow.exceptions import MlflowException
+    path = tmp_path / "mlflow.db"
+    path.write_bytes(b"")
+
+    for error in (sqlite3.OperationalError("database or disk is full"), OSError(errno.ENOSPC, "No space left on device")):
+        def write():
+            try:
+                raise error
+            except Exception as cause:
+                raise MlflowException(str(cause), error_code="TEMPORARILY_UNAVAILABLE") from cause
+
+        with pytest.raises(stores.StoreCannotWrite) as caught:
+            stores.retry(write, retry_for=60, store=f"MLflow tracking store sqlite:///{path}")
+        message = str(caught.value)
+        assert f"the disk holding {path} is full (" in message and " free)" in message
+        assert "runs/<study>/" in message and "nothing recorded before is lost" in message
+        assert "[Errno" not in message and "\n" not in message

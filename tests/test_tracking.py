@@ -157,3 +157,26 @@ def test_metrics_keep_four_decimals_and_a_tiny_time_is_not_zero():
     assert rounded("seconds/data", 0.0000412345) == 0.0001
     assert rounded("seconds/data", -0.00002) == -0.0001
     assert rounded("seconds/preview", 0.0) == 0.0
+
+
+def test_a_store_file_replaced_during_a_run_is_named_and_nothing_more_is_written(tmp_path, mlflow_template):
+    """Before, another file moved over mlflow.db went unnoticed: pooled connections wrote on into the moved
+    file and new ones into its replacement, each holding part of the study."""
+    from ablations.stores import StoreUnavailable
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(mlflow_template.read_bytes())
+    tracker = Tracker(f"sqlite:///{db}", "study")
+    run = tracker.call(tracker.client.create_run, tracker.experiment_id, run_name="before")
+    kept = tmp_path / "kept.db"
+    db.rename(kept)
+    (tmp_path / "other.db").write_bytes(mlflow_template.read_bytes())
+    (tmp_path / "other.db").rename(db)  # a backup restored, another study's store: not the file opened
+    with pytest.raises(StoreUnavailable) as caught:  # stops the worker, as a lost store does
+        tracker.call(tracker.client.set_tag, run.info.run_id, "after", "1")
+    message = str(caught.value)
+    assert f"its file {db} was replaced by another file while the study ran" in message
+    assert "Put the original file back" in message and "--tracking-uri" in message and "\n" not in message
+    with sqlite3.connect(kept) as moved, sqlite3.connect(db) as replacement:
+        assert moved.execute("select name from runs").fetchall() == [("before",)]  # what was recorded, kept
+        assert moved.execute("select count(*) from tags where key = 'after'").fetchone() == (0,)
+        assert replacement.execute("select count(*) from runs").fetchone() == (0,)

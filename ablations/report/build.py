@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablations.messages import one_line
+from ablations.messages import one_line, writing_to
 from ablations.report import figures, saved
 from ablations.report.readme import render_readme, with_analysis
 from ablations.report.records import ReportError, StudyRecords, call_store
@@ -73,6 +73,14 @@ def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: 
     tables = build_tables(records)
     study_dir = study_dir or study_dir_for(out_dir, records, replace)
     study_dir.mkdir(parents=True, exist_ok=True)
+    with writing_to(study_dir):  # a full disk names the report's folder
+        written = _write(records, tables, study_dir)
+    if client is not None:
+        _log_to_parent(client, records, written.paths, study_dir)
+    return written
+
+
+def _write(records: StudyRecords, tables: Tables, study_dir: Path) -> Written:
     table_paths = saved.save(records, study_dir) + [_write_summary(records, tables, study_dir)]
     verdict = judge(records, tables)
     if verdict is not None:
@@ -87,8 +95,6 @@ def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: 
     readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings, floor),
                                     study_dir))
     written.paths = table_paths + [readme] + written.paths
-    if client is not None:
-        _log_to_parent(client, records, written.paths, study_dir)
     return written
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 def pair_name(cell: tuple[str, str] | None) -> str:
     """`crop+color` for an ordered pair (crop, then colour), `crop` for the single op (the grid's diagonal):
-    the configuration's name wherever it is shown (tracking.cell_name, MLflow's run names and tag
+    the configuration's name wherever it is shown (plan.cell_name, MLflow's run names and tag
     `ablations.config`, the terminal)."""
     if cell is None:
         return "none"

@@ -267,7 +267,7 @@ def _budget(records: StudyRecords, tables: Tables) -> str:
 
 
 def _config_name(row: pd.Series, tables: Tables) -> str:
-    """A summary row's configuration as MLflow and the terminal name it (tracking.cell_name)."""
+    """A summary row's configuration as MLflow and the terminal name it (plan.cell_name)."""
     return cell_name(row["cell"])
 
 

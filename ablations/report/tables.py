@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ablations.plan import key_labels
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores import store_label
@@ -143,14 +144,14 @@ def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> 
 
 def configuration_labels(runs: pd.DataFrame, config_keys: list[str], pair: bool) -> list[str]:
     """Each run's configuration name, as MLflow names its runs and tags them (`ablations.config`) and the
-    terminal prints it: `crop+color`, `temperature=0.5 batch_size=256` (tracking.cell_name of its cell id).
+    terminal prints it: `crop+color`, `temperature=0.5 batch_size=256` (plan.cell_name of its cell id).
     A table without the cell ids (made by hand) is named by the same rule from its key columns."""
     if "cell" in runs.columns:
         return [cell_name(cell) if isinstance(cell, str) else "base" for cell in runs["cell"]]
-    labels = []
+    labels, names = [], key_labels(key for key in config_keys if key not in PAIR_KEYS)
     for _, row in runs.iterrows():
         parts = [pair_name((row["first"], row["second"]))] if pair else []
-        parts += [f"{key.split('.')[-1]}={value_text(row[key])}" for key in config_keys if key not in PAIR_KEYS]
+        parts += [f"{name}={value_text(row[key])}" for key, name in names.items()]
         labels.append(" ".join(parts) or "base")
     return labels
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
-from ablations import search
-from ablations.messages import one_line
+from ablations import resume
+from ablations.messages import describe_os_error, one_line
 from ablations.stores import mask_url, redact
 from ablations.plan import cell_name
 from ablations.tracking import DECIMALS
@@ -212,9 +212,9 @@ def print_summary(session: Session, top: int) -> None:
               if t.state.name == "FAIL" and "error" in t.user_attrs]
     rows = summary_rows(trials)
     dropped = set(session.prepared.dropped_cells) if session.prepared else set()
-    done = search.units_done(study)
+    done = resume.units_done(study)
     print(f"\n{spec.name}: {len(trials)} trials complete, {len(failed)} failed; "
-          f"{done} of {max(session.prepared.units, search.units_known(study))} cell x seed units done")
+          f"{done} of {max(session.prepared.units, resume.units_known(study))} cell x seed units done")
     if rows:
         width = min(CELL_WIDTH, max(len(row.name) for row in rows[:top]))
         print(f"{'probe_h (mean ± sd, n)':<26} {'probe_z':>8} {'wall s':>7}  {'configuration':<{width}}  trials")
@@ -276,7 +276,9 @@ def write_report(session: Session) -> Path | None:
         written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"),
                                       parent_id=session.parent_run_id)
     except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
-        print(f"warning: the report failed ({one_line(error, limit=500, with_type=True)}); the study's records "
+        why = (describe_os_error(error) if isinstance(error, OSError) and error.filename
+               else one_line(error, limit=500, with_type=True))
+        print(f"warning: the report failed ({why}); the study's records "
               "are complete: rerun the report with the command above", file=sys.stderr)
         return None
     return next((path for path in written.paths if path.name == "README.md"), None)

@@ -22,7 +22,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import confirm, reconcile, search
+from ablations import confirm, reconcile, resume, search
 from ablations.identity import check_identity
 from ablations.messages import duration, one_line
 from ablations.plan import StudySpec, format_value
@@ -159,7 +159,7 @@ def unit_states(trials: list[FrozenTrial]) -> dict[str, str]:
     for trial in trials:
         if trial.user_attrs.get("duplicate_of"):
             continue
-        if search.is_done(trial, retry_failed=False):
+        if resume.is_done(trial, retry_failed=False):
             state = "failed" if trial.state == TrialState.FAIL else "done"
         elif trial.state == TrialState.RUNNING:
             state = "running"

@@ -24,7 +24,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ablations import confirm, search
+from ablations import confirm, resume, search
 from ablations.messages import one_line
 from ablations.plan import flat_config
 from ablations.run import console
@@ -32,7 +32,7 @@ from ablations.run.session import Session, log_spread
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.identity import PLACE_KEYS
 from ablations.search import Claim
-from ablations.stores import StoreUnavailable
+from ablations.stores import StoreCannotWrite, StoreUnavailable, is_disk_error
 from ablations.plan import cell_name
 from ablations.tracking import (
     CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, ROLE_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
@@ -150,13 +150,13 @@ class Runner:
                 outcomes.append(outcome)
                 console.write(outcome.line, self.outer)
                 if self.outer is not None:
-                    self.outer.n = search.units_done(study)
+                    self.outer.n = resume.units_done(study)
                     self.outer.refresh()
                 continue
-            if search.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
+            if resume.fail_stale(study):  # a dead worker's trial: its cell comes back as WAITING
                 self.session.tracker.sweep(self.session.study_uid, study.get_trials(deepcopy=False))
             waiting, running = search.work_left(study, self.spec)
-            if waiting or (not running and search.requeue_orphans(study)):
+            if waiting or (not running and resume.requeue_orphans(study)):
                 continue
             if not running:
                 round_ = confirm.enqueue_round(study, self.spec)
@@ -191,6 +191,12 @@ class Runner:
                 self._interrupted(attempt)
                 raise
             except Exception as error:
+                if is_disk_error(error):
+                    # A full or read-only disk is no result of the configuration: handled as a lost store
+                    # (the trial runs again on the rerun), not recorded as its failure.
+                    lost = StoreCannotWrite(f"this trial's folder {attempt.trial_dir}", error, attempt.trial_dir)
+                    self._disk_refused(attempt, lost)
+                    raise lost from error
                 return self._failed(attempt, error)
             finally:
                 if attempt.bar is not None:
@@ -228,6 +234,16 @@ class Runner:
         if run is not None and lost.store != self.session.tracker.label:
             _quietly(run.set_tags, {"ablations.killed": f"its worker stopped: {lost}"})
             _quietly(run.end, "KILLED")
+
+    def _disk_refused(self, attempt: _Attempt, lost: StoreCannotWrite) -> None:
+        # FAIL without an `error`, as an interrupted trial, so that the rerun runs the unit again at once;
+        # where the journal is on the full disk too this fails, the trial stays RUNNING and its silent
+        # heartbeat does the same, later.
+        try:
+            search.finish(self.session.study, attempt.claim, state=TrialState.FAIL, attrs={"outcome": "disk refused"})
+        except Exception:
+            pass  # the error raised next names the disk; this one would say the same
+        self._store_lost(attempt, lost)
 
     def _interrupted(self, attempt: _Attempt) -> None:
         # Marked so the rerun's resume enqueues the cell again; its checkpoint is kept, so the

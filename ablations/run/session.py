@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from ablations import confirm, reconcile, search
+from ablations import confirm, reconcile, resume, search
 from ablations.plan import StudySpec
 from ablations.stores import mask_url
 from ablations.plan import cell_name
@@ -36,7 +36,7 @@ class Session:
     parent_run_id: str
     storage_label: str  # the Optuna storage, without its password
     runs_dir: Path  # runs/<study>: checkpoints, worker logs, the default journal
-    prepared: search.Prepared | None = None  # set where this process prepared the study (setup=True)
+    prepared: resume.Prepared | None = None  # set where this process prepared the study (setup=True)
     env_tags: dict[str, str] = field(default_factory=dict)  # git commit and state, on every run
 
 
@@ -91,7 +91,7 @@ def finalize(session: Session, interrupted: bool) -> bool:
     """Bring MLflow in line with Optuna; end the parent run when nothing is left to run anywhere.
     True when the study is finished."""
     study = session.study
-    search.fail_stale(study)
+    resume.fail_stale(study)
     session.tracker.sweep(session.study_uid, study.get_trials(deepcopy=False))
     waiting, running = search.work_left(study, session.spec)
     if running:

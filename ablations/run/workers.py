@@ -19,7 +19,7 @@ from typing import IO
 import torch
 from tqdm import tqdm
 
-from ablations import confirm, search
+from ablations import confirm, resume
 from ablations.messages import EXIT_INTERRUPTED
 from ablations.run import console
 from ablations.run.runner import DataCache, Runner
@@ -149,7 +149,7 @@ def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set
                 if not trial.user_attrs.get("duplicate_of"):
                     console.write(console.trial_line(trial), bar)
         if bar is not None:
-            bar.n = search.units_done(session.study)
+            bar.n = resume.units_done(session.study)
             bar.set_postfix_str(console.running_epochs(trials))
             bar.refresh()
         if all(finished):
