@@ -115,7 +115,7 @@ def test_projection_head_reading_without_probe_z():
 
 
 def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_values():
-    from ablations.report import figures
+    from ablations.report import contrast_figures
     from ablations.report.verdict import comparisons_table
     from ablations.verdicts import decide
 
@@ -123,7 +123,7 @@ def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_v
                          "second": ["color"] * 3 + ["noise"] * 3 + ["sobel"] * 3, "seed": [0, 1, 2] * 3,
                          "probe_h": [0.60, 0.62, 0.61, 0.42, 0.41, 0.41, 0.605, 0.61, 0.615], "probe_z": [0.5] * 9})
     verdict = decide("crop_color_best", runs)
-    figure, data = figures.paired_differences(comparisons_table(verdict), "title")
+    figure, data = contrast_figures.paired_differences(comparisons_table(verdict), "title")
     assert list(data["contrast"]) == ["cc − cs", "cc − cn"]  # the first contrast on top
     by_name = data.set_index("contrast")
     assert by_name.loc["cc − cn", "decision"] == "above" and by_name.loc["cc − cn", "ci_low_points"] > 0

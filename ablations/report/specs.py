@@ -19,7 +19,7 @@ import pandas as pd
 
 from ablations import inference
 from ablations.contrasts import Contrast
-from ablations.report import figures
+from ablations.report import contrast_figures, figures
 from ablations.report.formatting import (
     n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
 )
@@ -285,7 +285,7 @@ def draw_projection_head(study: FigureInput) -> Drawn:
 def draw_paired_differences(study: FigureInput) -> Drawn:
     verdict = study.verdict
     table = comparisons_table(verdict)
-    figure, data = figures.paired_differences(
+    figure, data = contrast_figures.paired_differences(
         table, f"{study.records.name}: {verdict.rule}, {len(table)} contrasts judged together; each interval "
                "is simultaneous; colour and line show the decision")
     counts = data["decision"].value_counts()
@@ -369,7 +369,7 @@ def draw_gaps(study: FigureInput) -> Drawn:
                           "n": e.n, "basis": e.basis, "decision": e.decision,
                           "paper_gap": e.contrast.margin if e.contrast.margin is not None else math.nan}
                          for (name, epochs), e in zip(keys, judged)])
-    figure, data = figures.gaps_by_length(
+    figure, data = contrast_figures.gaps_by_length(
         gaps, f"{study.records.name}: crop+color's lead against training length, simultaneous 95 % intervals "
               f"over the {len(gaps)} gap{'s' if len(gaps) != 1 else ''} shown (a description beside the verdict, not its rule)")
     lines = []
