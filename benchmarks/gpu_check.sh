@@ -11,8 +11,8 @@ python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pri
 echo "== CUDA tests"
 python -m pytest -q -p no:cacheprovider tests/test_augmentations.py tests/test_trainer.py -k "cuda or CUDA"
 echo "== throughput on the GPU (small CNN, then ResNet-18 CIFAR)"
-python benchmarks/throughput.py --device cuda --batches 10 --batch-size 512 | tail -5
-python benchmarks/throughput.py --device cuda --batches 10 --batch-size 512 --encoder resnet18_cifar | tail -5
+python benchmarks/throughput.py --device cuda --batches 10 --batch-size 512 | tail -7
+python benchmarks/throughput.py --device cuda --batches 10 --batch-size 512 --encoder resnet18_cifar | tail -7
 echo "== seconds per epoch, ResNet-18 CIFAR, 50,000 images, batch 512"
 python benchmarks/gpu_epoch.py --epochs 2
 echo "== one short aug_pairs_gpu cell through the runner (crop->color, 2 epochs, 1 seed)"

@@ -15,8 +15,10 @@ hits all variants alike, and checks the loss each reaches after the same steps f
 
 The last line reads `compiled_speedup=<x> other_precision_ratio=<y>` (rates relative to eager).
 To see the AVX2-only kernels on a CPU that has more, cap the ISA that ATen and oneDNN dispatch to:
-`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (precision auto still reads the CPU's own flags, so pass
---precision fp32 to time what auto picks on a real AVX2-only machine).
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (oneDNN then has no bf16, and precision auto trains in
+fp32, as on a real AVX2-only machine). To see oneDNN's bf16 emulation on an AVX-512 CPU with native bf16
+(issue 28's AVX-512 machine without BF16), cap oneDNN alone: `ONEDNN_MAX_CPU_ISA=AVX512_CORE --precision
+fp32`; torch's probes do not see that cap (simclr_core.cpu_isa), so auto would still pick bf16 here.
 """
 
 from __future__ import annotations

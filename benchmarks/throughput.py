@@ -5,12 +5,26 @@ PIL images, torchvision transforms drawn per image, two views per item, a DataLo
 processes. Both pipelines feed the same model, batch size, precision and memory format, so the
 ratio isolates the data pipeline. Figures are views per second (two views per image).
 
-    python benchmarks/throughput.py [--batches 6] [--batch-size 256] [--encoder small_cnn] [--compile auto|off]
-                                    [--device cpu|cuda]
+    python benchmarks/throughput.py [--rounds 5] [--batches 6] [--batch-size 256] [--encoder small_cnn]
+                                    [--compile auto|off] [--device cpu|cuda] [--matmul-size 2048]
 
-The last line reads `augment_speedup=<x> train_speedup=<y> model_fraction=<z>`: model_fraction is
-our full training step's rate over the rate of the same step on views made beforehand (the model
-step alone), i.e. the share of a step's time that the model takes.
+Every round times each variant once, in the same order (ours: augmentation, full step, model step on views
+made beforehand; a torch.matmul; the conventional pipeline: augmentation, full step), so that load from
+other processes hits all variants alike, as benchmarks/model_step.py does. The conventional DataLoader's
+workers are started for their part of each round and shut down after it, so they prefetch beside nothing
+else. Rates are medians over rounds, with their range; ratios are taken within each round, then their
+median and range.
+
+The model step's floating-point work is counted once with torch.utils.flop_counter.FlopCounterMode
+(convolutions and matrix products, forward and backward; batch norm, ReLU and the optimiser's elementwise
+work are not counted), and its achieved FLOP rate is set against a square torch.matmul in the step's
+precision (bf16 where it runs bf16 autocast, else fp32) on the same thread count: how far the step is from
+what this machine's matrix units deliver.
+
+The last line reads `augment_speedup=<x> train_speedup=<y> model_fraction=<z> flop_fraction=<w>`:
+model_fraction is our full training step's rate over the rate of the same step on views made beforehand
+(the model step alone), i.e. the share of a step's time that the model takes; flop_fraction is the model
+step's achieved FLOP rate over the matmul's.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -25,6 +40,7 @@ import torch
 import torchvision
 from machine import cpu_flags
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from simclr_core.augmentations import make_views
@@ -36,7 +52,7 @@ from simclr_core.config import (
     TrainConfig,
 )
 from simclr_core.data import load_dataset
-from simclr_core.trainer import build, keep_freed_memory, training_step
+from simclr_core.trainer import Setup, build, keep_freed_memory, training_step
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -66,9 +82,9 @@ class TwoViewDataset(torch.utils.data.Dataset):
         return self.transform(image), self.transform(image)
 
 
-def load_images(n: int) -> tuple[torch.Tensor, str]:
-    if (SHARED / "cifar10").exists():
-        data = load_dataset(DataConfig(dataset="cifar10", root=str(SHARED), train_subset=n, test_subset=16))
+def load_images(n: int, root: Path) -> tuple[torch.Tensor, str]:
+    if (root / "cifar10").exists():
+        data = load_dataset(DataConfig(dataset="cifar10", root=str(root), train_subset=n, test_subset=16))
     else:
         data = load_dataset(DataConfig(dataset="synthetic", synthetic_per_class=n // 4, synthetic_classes=4))
     return data.train_images[:n], data.source
@@ -76,7 +92,8 @@ def load_images(n: int) -> tuple[torch.Tensor, str]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; figures are medians over them")
+    parser.add_argument("--batches", type=int, default=6, help="timed batches per variant per round")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--encoder", default="small_cnn")
     parser.add_argument("--width", type=int, default=16, help="small_cnn width (16: the CPU studies' model)")
@@ -94,6 +111,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda: both pipelines feed the model on the GPU (the conventional views are "
                              "copied from pinned host memory, ours are made on the device)")
+    parser.add_argument("--data-root", type=Path, default=SHARED,
+                        help="folder holding cifar10/ (default: ../shared/datasets beside the checkout; "
+                             "synthetic images where it has none)")
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="n of the n x n x n torch.matmul that gives the machine's reference FLOP rate")
     return parser.parse_args()
 
 
@@ -103,86 +125,117 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def rate(next_batch, args: argparse.Namespace, device: torch.device, warmup: int = 1) -> float:
-    """Views per second of next_batch() over args.batches calls, after `warmup` untimed ones."""
+def seconds_per_call(call, calls: int, device: torch.device, warmup: int = 1) -> float:
+    """Mean wall seconds of call() over `calls` calls, after `warmup` untimed ones."""
     for _ in range(warmup):
-        next_batch()
+        call()
     sync(device)
     start = time.perf_counter()
-    for _ in range(args.batches):
-        next_batch()
+    for _ in range(calls):
+        call()
     sync(device)
-    return args.batches * 2 * args.batch_size / (time.perf_counter() - start)
+    return (time.perf_counter() - start) / calls
 
 
-def train_rate(config: RunConfig, next_views, args: argparse.Namespace, device: torch.device) -> float:
-    """Views per second of the full training step (views, forward, NT-Xent, backward, optimiser step:
-    the trainer's own) on a fresh model, views from next_views()."""
-    setup = build(config)
-    return rate(lambda: training_step(setup, next_views(), config.train.temperature), args, device)
+class Ours:
+    """simclr_core's pipeline: make_views on the in-memory batch, as train() runs it."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device, config: RunConfig, images: torch.Tensor):
+        self.args, self.device, self.config, self.images = args, device, config, images
+        self.augment = AugmentConfig(compile=args.compile)
+        self.generator = torch.Generator(device=device).manual_seed(0)
+        self.counter = iter(range(10**9))
+        # The first batch compiles the colour kernel (augment.compile auto): a one-off cost, reported
+        # apart from the steady rate (Inductor caches the compiled code on disk for later processes).
+        start = time.perf_counter()
+        self.views()
+        print(f"# ours: first batch {time.perf_counter() - start:.1f} s (includes compiling, once per process)")
+        self.premade = [self.views() for _ in range(args.batches + 2)]
+        self.full, self.model_only = build(config), build(config)  # one model each, kept over the rounds
+
+    def views(self) -> list[torch.Tensor]:
+        index = next(self.counter)
+        start = (index % (self.args.batches + 2)) * self.args.batch_size
+        batch = self.images[start : start + self.args.batch_size].float().div_(255)
+        return make_views(batch, self.augment, self.generator)
+
+    def round(self) -> dict[str, float]:
+        """Seconds per batch of make_views alone, of the full step with views made on the fly, and of the
+        same step on views made beforehand (the model step alone)."""
+        batches, temperature = self.args.batches, self.config.train.temperature
+        premade = lambda: self.premade[next(self.counter) % len(self.premade)]  # noqa: E731
+        return {
+            "augment: ours": seconds_per_call(self.views, batches, self.device),
+            "train step: ours": seconds_per_call(lambda: training_step(self.full, self.views(), temperature),
+                                                 batches, self.device),
+            "model step": seconds_per_call(lambda: training_step(self.model_only, premade(), temperature),
+                                           batches, self.device),
+        }
 
 
-def measure_ours(args: argparse.Namespace, device: torch.device, config: RunConfig,
-                 images: torch.Tensor) -> tuple[float, float, float]:
-    """Views/s of make_views alone, of the full step with views made on the fly, and of the same step
-    on views made beforehand (the model step alone)."""
-    augment = AugmentConfig(compile=args.compile)
-    generator = torch.Generator(device=device).manual_seed(0)
+class Conventional:
+    """The DataLoader pipeline; its workers live for one round's measurement each."""
 
-    def batched_views(batch_index: int) -> list[torch.Tensor]:
-        start = (batch_index % (args.batches + 2)) * args.batch_size
-        batch = images[start : start + args.batch_size].float().div_(255)
-        return make_views(batch, augment, generator)
+    def __init__(self, args: argparse.Namespace, device: torch.device, config: RunConfig, images: torch.Tensor):
+        self.args, self.device, self.config = args, device, config
+        self.warmup = 2 * args.workers + 2  # what the workers prefetched while starting (prefetch_factor 2)
+        dataset = TwoViewDataset(images)
+        per_round = self.warmup + 2 * (args.batches + 1) + 2
+        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=per_round * args.batch_size,
+                                                 generator=torch.Generator().manual_seed(0))
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True, num_workers=args.workers,
+            pin_memory=device.type == "cuda", multiprocessing_context="spawn" if args.workers > 0 else None,
+        )
+        self.setup = build(config)
 
-    counter = iter(range(10**9))
-    # The first batch compiles the colour kernel (augment.compile auto): a one-off cost, reported
-    # apart from the steady rate (Inductor caches the compiled code on disk for later processes).
-    start = time.perf_counter()
-    batched_views(next(counter))
-    print(f"# ours: first batch {time.perf_counter() - start:.1f} s (includes compiling, once per process)")
-    augment_rate = rate(lambda: batched_views(next(counter)), args, device)
-    full = train_rate(config, lambda: batched_views(next(counter)), args, device)
-    premade = [batched_views(index) for index in range(args.batches + 2)]
-    model_only = train_rate(config, lambda: premade[next(counter) % len(premade)], args, device)
-    return augment_rate, full, model_only
+    def round(self) -> dict[str, float]:
+        """Seconds per batch of the DataLoader alone and of the full step fed by it. The iterator starts
+        the workers and is dropped when measure() returns, which shuts them down: nothing of theirs runs
+        beside the next round's other variants."""
+        return self.measure(iter(self.loader))
+
+    def measure(self, stream) -> dict[str, float]:
+        def next_views() -> list[torch.Tensor]:
+            view1, view2 = next(stream)
+            return [view1.to(self.device, non_blocking=True), view2.to(self.device, non_blocking=True)]
+
+        # Drain what the workers prefetched while starting, so the timed batches come at their steady rate.
+        augment = seconds_per_call(next_views, self.args.batches, self.device, warmup=self.warmup)
+        temperature = self.config.train.temperature
+        train = seconds_per_call(lambda: training_step(self.setup, next_views(), temperature),
+                                 self.args.batches, self.device)
+        return {"augment: conventional": augment, "train step: conventional": train}
 
 
-def measure_conventional(args: argparse.Namespace, device: torch.device, config: RunConfig,
-                         images: torch.Tensor) -> tuple[float, float]:
-    """Views/s of the DataLoader pipeline alone and of the full step fed by it."""
-    loader = torch.utils.data.DataLoader(
-        TwoViewDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
-        num_workers=args.workers, persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
-        multiprocessing_context="spawn" if args.workers > 0 else None,
-    )
+def step_flops(setup: Setup, views: list[torch.Tensor], temperature: float) -> int:
+    """Floating-point operations of one training step as FlopCounterMode counts them (convolutions and
+    matrix products, forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        training_step(setup, views, temperature)
+    return counter.get_total_flops()
 
-    def loader_views():
-        while True:
-            for view1, view2 in loader:
-                yield [view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)]
 
-    stream = loader_views()
-    # Drain what the workers prefetched while starting (prefetch_factor 2 per worker), so the
-    # timed batches are produced at the workers' steady rate.
-    augment_rate = rate(lambda: next(stream), args, device, warmup=2 * args.workers + 2)
-    return augment_rate, train_rate(config, lambda: next(stream), args, device)
+def median_and_range(values: list[float], digits: int = 2) -> str:
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    images, source = load_images(args.batch_size * (args.batches + 2))
+    images, source = load_images(args.batch_size * (args.batches + 2), args.data_root)
     config = RunConfig(model=ModelConfig(encoder=args.encoder, width=args.width),
                        train=TrainConfig(batch_size=args.batch_size, device=args.device))
     # Same model settings for both pipelines, those our trainer picks on this machine (trainer.build):
-    # channels_last, and bf16 autocast where the CPU has native bf16.
-    bf16 = build(config).autocast_dtype is not None
+    # channels_last, and bf16 autocast where the hardware computes bf16 natively.
+    dtype = build(config).autocast_dtype or torch.float32
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU flags {cpu_flags()}, "
           f"torch {torch.__version__}, torchvision {torchvision.__version__}; data: {source}; encoder {args.encoder} "
-          f"(width {args.width}), batch {args.batch_size}, {args.batches} timed batches, {args.workers} DataLoader "
-          f"workers, bf16 autocast {bf16}, {torch.get_num_threads()} torch threads, allocator {args.allocator}, "
-          f"augment.compile {args.compile}")
+          f"(width {args.width}), batch {args.batch_size}, {args.rounds} interleaved rounds of {args.batches} timed "
+          f"batches, {args.workers} DataLoader workers, step precision {str(dtype).removeprefix('torch.')}, "
+          f"{torch.get_num_threads()} torch threads, allocator {args.allocator}, augment.compile {args.compile}")
 
     # Each pipeline as it ships: ours under the trainer's allocator setting (train() applies it);
     # the conventional DataLoader's workers are started by spawn, so they run with glibc's defaults,
@@ -190,17 +243,43 @@ def main() -> None:
     keep_freed_memory()
     if args.allocator == "same":
         os.environ.update(MALLOC_MMAP_THRESHOLD_=str(256 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_=str(1024**3))
-    # Ours first, before the DataLoader's workers exist: once started they prefetch in the
-    # background and would take cores from whatever is measured beside them.
-    ours_augment, ours_train, model_only = measure_ours(args, device, config, images.to(device))
-    theirs_augment, theirs_train = measure_conventional(args, device, config, images)
+    ours = Ours(args, device, config, images.to(device))
+    conventional = Conventional(args, device, config, images)
+    flops = step_flops(build(config), ours.premade[0], config.train.temperature)
+    n = args.matmul_size
+    a, b = (torch.randn(n, n, device=device, generator=torch.Generator(device=device).manual_seed(i)).to(dtype)
+            for i in (1, 2))
 
-    print(f"{'':24}{'simclr_core':>14}{'conventional':>14}{'ratio':>8}")
-    print(f"{'augment views/s':24}{ours_augment:14.0f}{theirs_augment:14.0f}{ours_augment / theirs_augment:8.2f}")
-    print(f"{'train step views/s':24}{ours_train:14.0f}{theirs_train:14.0f}{ours_train / theirs_train:8.2f}")
-    print(f"{'model step views/s':24}{model_only:14.0f}")
-    print(f"augment_speedup={ours_augment / theirs_augment:.2f} train_speedup={ours_train / theirs_train:.2f} "
-          f"model_fraction={ours_train / model_only:.2f}")
+    seconds: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        measured = {**ours.round(), "matmul": seconds_per_call(lambda: torch.matmul(a, b), 3, device),
+                    **conventional.round()}
+        for name, value in measured.items():
+            seconds.setdefault(name, []).append(value)
+
+    views = 2 * args.batch_size  # per batch, both pipelines
+    print(f"{'views/s, median [min, max]':34}{'simclr_core':>26}{'conventional':>26}")
+    for what in ("augment", "train step"):
+        ours_rates, theirs_rates = ([views / t for t in seconds[f"{what}: {who}"]] for who in ("ours", "conventional"))
+        print(f"{what:34}{median_and_range(ours_rates, 0):>26}{median_and_range(theirs_rates, 0):>26}")
+    print(f"{'model step':34}{median_and_range([views / t for t in seconds['model step']], 0):>26}")
+
+    # Ratios within each round, then their median and range.
+    per_round = {
+        "augment_speedup": [c / o for o, c in zip(seconds["augment: ours"], seconds["augment: conventional"])],
+        "train_speedup": [c / o for o, c in zip(seconds["train step: ours"], seconds["train step: conventional"])],
+        "model_fraction": [m / f for f, m in zip(seconds["train step: ours"], seconds["model step"])],
+        "flop_fraction": [(flops / s) / (2 * n**3 / m) for s, m in zip(seconds["model step"], seconds["matmul"])],
+    }
+    step_rates = [flops / t / 1e9 for t in seconds["model step"]]
+    matmul_rates = [2 * n**3 / t / 1e9 for t in seconds["matmul"]]
+    print(f"# FLOPs: model step {flops / 1e9:.2f} GFLOP per batch (FlopCounterMode: convolutions and matrix "
+          f"products, forward and backward), achieved {median_and_range(step_rates, 1)} GFLOP/s; torch.matmul "
+          f"{n}x{n} {str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads: "
+          f"{median_and_range(matmul_rates, 1)} GFLOP/s")
+    print("# per-round ratios, median [min, max]: "
+          + ", ".join(f"{name} {median_and_range(values)}" for name, values in per_round.items()))
+    print(" ".join(f"{name}={statistics.median(values):.2f}" for name, values in per_round.items()))
 
 
 if __name__ == "__main__":

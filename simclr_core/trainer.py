@@ -19,7 +19,7 @@ import numpy
 import torch
 import torchvision
 
-from simclr_core import checkpoint
+from simclr_core import checkpoint, cpu_isa
 from simclr_core.augmentations import OpStreams, colour_path, make_views
 from simclr_core.config import ConfigError, RunConfig, TrainConfig
 from simclr_core.data import Dataset, load_dataset
@@ -99,12 +99,13 @@ def select_device(name: str) -> torch.device:
 
 
 def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 autocast by default where the hardware computes bf16 natively: CUDA, and CPUs whose
-    oneDNN has bf16 kernels (AVX512-BF16 or AMX). On this project's 2-core CPU it trains the small
-    CNN 2.7x faster than fp32 with the loss within seed noise (benchmarks/RESULTS.md)."""
+    """bf16 autocast by default where the hardware computes bf16 natively: CUDA, and CPUs with
+    AVX512-BF16 or AMX (cpu_isa.native_bf16). There it trains the small CNN 2.7x faster than fp32
+    with the loss within seed noise; on AVX-512 without BF16 oneDNN emulates bf16 and the step is
+    1.43x slower than fp32, on AVX2 5.8x slower (benchmarks/RESULTS.md), so those train in fp32."""
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return device.type == "cpu" and cpu_isa.native_bf16()
 
 
 def numeric_settings(train_config: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:

@@ -304,12 +304,23 @@ def test_progress_reports_every_step_then_the_monitor_and_the_probe():
 
 
 @pytest.mark.parametrize("native_bf16, precision, expected", [
-    (False, "auto", None),  # an AVX2-only CPU: bf16 there is emulated and many times slower than fp32
+    (False, "auto", None),  # AVX2 or AVX-512 without BF16: bf16 there is emulated and slower than fp32
     (True, "auto", torch.bfloat16),  # AVX512-BF16 / AMX
     (False, "bf16", torch.bfloat16),  # asked for: honoured, however slow
     (True, "fp32", None),
 ])
 def test_precision_auto_follows_the_cpu_flavour(monkeypatch, native_bf16, precision, expected):
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    monkeypatch.setattr(trainer_module.cpu_isa, "native_bf16", lambda: native_bf16)
     autocast, _ = numeric_settings(TrainConfig(precision=precision), torch.device("cpu"))
     assert autocast == expected
+
+
+def test_precision_auto_is_fp32_on_avx512_without_bf16_though_onednn_would_emulate_it(monkeypatch):
+    """Issue 28's machine: AVX-512, no AVX512-BF16 or AMX, oneDNN saying bf16 is supported (emulated)."""
+    for name, value in [("_is_amx_tile_supported", False), ("_is_avx512_bf16_supported", False),
+                        ("_is_avx512_supported", True), ("_is_avx2_supported", True)]:
+        monkeypatch.setattr(torch.cpu, name, lambda value=value: value)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert numeric_settings(TrainConfig(precision="auto"), torch.device("cpu"))[0] is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert numeric_settings(TrainConfig(precision="auto"), torch.device("cpu"))[0] == torch.bfloat16
