@@ -2,13 +2,15 @@
 
 import math
 
-from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text
+from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, pct_spread, strength_label, value_text
 
 
 def test_pct_writes_fractions_as_percent():
     assert pct(0.5634) == "56.3 %" and pct(0.5634, unit=False) == "56.3"
     assert pct(0.012, sign=True) == "+1.2 %" and pct(-0.05) == "-5.0 %"
     assert pct(math.nan) == "n/a" and pct(None) == "n/a"
+    # The SD in points without its own unit; one seed's NaN SD as 0.
+    assert pct_spread(0.4047, 0.0152) == "40.5 % ± 1.5" and pct_spread(0.4, math.nan) == "40.0 % ± 0.0"
 
 
 def test_pair_names_and_ordinals():

@@ -5,7 +5,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations.run.console import confirmation_line, new_confirmations, running_epochs, summary_rows, trial_line
+from ablations.report.formatting import pct_spread
+from ablations.run.console import (
+    confirmation_line, new_confirmations, running_epochs, summary_line, summary_rows, trial_line)
 
 
 def trial(number: int, state: TrialState, value: float | None = None, **attrs) -> optuna.trial.FrozenTrial:
@@ -60,6 +62,19 @@ def test_summary_rows_name_configurations_as_mlflow_does():
     rows = summary_rows([trial(0, TrialState.COMPLETE, 0.2, cell="augment.pipeline=color+crop"),
                          trial(1, TrialState.COMPLETE, 0.3, cell="train.temperature=0.5 train.batch_size=256")])
     assert [row.name for row in rows] == ["temperature=0.5 batch_size=256", "color+crop"]
+
+
+def test_the_summary_table_writes_percent_as_the_report_does():
+    # The example: 0.4047 +- 0.0152 as fractions was printed beside a report saying 40.5 % +- 1.5.
+    trials = [trial(0, TrialState.COMPLETE, 0.3895, cell="a", probe_z=0.30, wall_time_s=10),
+              trial(1, TrialState.COMPLETE, 0.4199, cell="a", probe_z=0.32, wall_time_s=20),
+              trial(2, TrialState.COMPLETE, 0.25, cell="b", wall_time_s=5)]
+    spread, single = summary_rows(trials)
+    # mean (0.3895 + 0.4199) / 2 = 0.4047; sd |0.4199 - 0.3895| / sqrt(2) = 0.0215 -> 2.1 points
+    assert summary_line(spread, 1).split("  ")[0] == "40.5 % ± 2.1 (n=2)"
+    assert pct_spread(spread.mean, spread.sd) == "40.5 % ± 2.1"  # the README's writing of the same row
+    assert summary_line(spread, 1).split()[5:] == ["31.0", "%", "15", "a", "0,1"]
+    assert summary_line(single, 1) == f"{'25.0 % (n=1, no spread)':<26} {'-':>8} {5:>7}  b  2"
 
 
 def test_the_progress_postfix_shows_up_to_four_running_trials():

@@ -27,6 +27,12 @@ def pct(value: float, unit: bool = True, sign: bool = False) -> str:
     return f"{value * 100:{'+' if sign else ''}.1f}" + (" %" if unit else "")
 
 
+def pct_spread(mean: float, sd: float) -> str:
+    """A mean accuracy and its SD over seeds, both held as fractions: `40.5 % ± 1.5` (the SD in points); the
+    report's README and the run's terminal table both write a spread through here, so they read alike."""
+    return f"{pct(mean)} ± {pct(nan_to_zero(sd), unit=False)}"
+
+
 def nan_to_zero(value: float) -> float:
     """An SD that is NaN for a single seed, as 0 where a spread must still be printed."""
     return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else value

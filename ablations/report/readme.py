@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn
 
 from ablations.messages import duration
-from ablations.report.formatting import n_text, nan_to_zero, pct
+from ablations.report.formatting import n_text, pct, pct_spread
 from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
 from ablations.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
@@ -174,8 +174,8 @@ def _tables_section(tables: Tables) -> list[str]:
         best = summary.loc[summary[f"{OBJECTIVE}_mean"].idxmax()]
         worst = summary.loc[summary[f"{OBJECTIVE}_mean"].idxmin()]
         lines += [f"{len(summary)} configurations, {_n_range(kept, tables.config_keys)}. Best probe_h_mean: "
-                  f"{_config_name(best, tables)} {pct(best[f'{OBJECTIVE}_mean'])} ± "
-                  f"{pct(nan_to_zero(best[f'{OBJECTIVE}_std']), unit=False)} (n = {int(best['n'])}); worst: "
+                  f"{_config_name(best, tables)} {pct_spread(best[f'{OBJECTIVE}_mean'], best[f'{OBJECTIVE}_std'])} "
+                  f"(n = {int(best['n'])}); worst: "
                   f"{_config_name(worst, tables)} {pct(worst[f'{OBJECTIVE}_mean'])}.  ",
                   f"{left_out} run(s) left out (status other than FINISHED, pruned, or a duplicate): "
                   + (", ".join(f"{count} {reason}" for reason, count in tables.left_out.items()) or "none")

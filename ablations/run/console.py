@@ -204,6 +204,19 @@ def summary_rows(trials: list[FrozenTrial]) -> list[CellRow]:
     return rows
 
 
+def summary_line(row: CellRow, width: int) -> str:
+    """One row of the summary table, accuracies in percent as the report writes them (`40.5 % ± 1.5`), so
+    the terminal and the report's README speak one unit; MLflow and the trial lines keep the fraction."""
+    # Here, not at the top: the report package loads pandas and matplotlib, which worker processes (they
+    # import this module for the trial lines) never need; the summary is printed once, at the end.
+    from ablations.report.formatting import pct, pct_spread
+
+    spread = (f"{pct_spread(row.mean, row.sd)} (n={row.n})" if row.n > 1
+              else f"{pct(row.mean)} (n=1, no spread)")
+    probe_z = "-" if row.probe_z is None else pct(row.probe_z)
+    return f"{spread:<26} {probe_z:>8} {row.wall_s:>7.0f}  {row.name:<{width}}  {','.join(map(str, row.trials))}"
+
+
 def print_summary(session: Session, top: int) -> None:
     """The best cells (mean over seeds, with spread and n), then the failed trials."""
     spec, study = session.spec, session.study
@@ -219,10 +232,7 @@ def print_summary(session: Session, top: int) -> None:
         width = min(CELL_WIDTH, max(len(row.name) for row in rows[:top]))
         print(f"{'probe_h (mean ± sd, n)':<26} {'probe_z':>8} {'wall s':>7}  {'configuration':<{width}}  trials")
         for row in rows[:top]:
-            spread = (f"{fmt(row.mean)} ± {fmt(row.sd)} (n={row.n})" if row.n > 1
-                      else f"{fmt(row.mean)} (n=1, no spread)")
-            print(f"{spread:<26} {fmt(row.probe_z):>8} {row.wall_s:>7.0f}  {row.name:<{width}}  "
-                  f"{','.join(map(str, row.trials))}" + (f"  {NOT_IN_FILE}" if row.cell in dropped else ""))
+            print(summary_line(row, width) + (f"  {NOT_IN_FILE}" if row.cell in dropped else ""))
         if dropped & {row.cell for row in rows[:top]}:
             print(f"{NOT_IN_FILE}: a cell recorded before and no longer in the study file")
     changed = session.prepared.changed_failures if session.prepared else {}
