@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from test_run_support import uri, workdir  # noqa: F401 (workdir is a fixture)
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -21,3 +23,34 @@ def test_relative_links_lead_to_files(page):
 def test_the_readme_links_every_topic_page():
     readme = (ROOT / "README.md").read_text()
     assert [page.name for page in PAGES[1:] if f"](docs/{page.name})" not in readme] == []
+
+
+def docs_example_study() -> tuple[str, list[str]]:
+    """docs/studies.md's example study (between its `example-study` markers) and the arguments of the
+    --dry-run command the page shows for it."""
+    page = (ROOT / "docs" / "studies.md").read_text()
+    block = re.search(r"<!-- example-study -->\n```yaml\n(.*?)```\n<!-- /example-study -->", page, re.S)
+    command = re.search(r"python -m ablations\.run my_study\.yaml (--dry-run[^#\n]*)", page)
+    assert block and command, "docs/studies.md lost its example study or the command that checks it"
+    return block.group(1), command.group(1).split()
+
+
+def test_the_docs_example_study_is_complete_and_dry_runs_as_written(workdir, monkeypatch, capsys):  # noqa: F811
+    from ablations.run import main
+    from ablations.study import load_study
+
+    text, arguments = docs_example_study()
+    path = workdir / "my_study.yaml"
+    path.write_text(text)
+    spec = load_study(path)
+    # What a newcomer's first Figure 5 study needs and the example once left out (issue 27): the paper's
+    # protocol, one thread a trial for --workers 2, a probe on a test subset, a description.
+    assert spec.name == "my_study" and spec.description
+    assert (spec.base.augment.protocol, spec.base.augment.base_crop) == ("asymmetric", True)
+    assert spec.base.train.num_threads == 1 and spec.base.data.test_subset == 2000
+    assert spec.search.pairs == ["crop", "color", "blur"]  # 9 ordered pairs x 2 temperatures: 18 cells
+    monkeypatch.delenv("SIMCLR_DATA", raising=False)  # the synthetic set needs no data folder
+    assert main([str(path), *arguments, "--tracking-uri", uri(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "18 cells x 2 seeds = 36 trials" in out and "nothing was trained" in out
+    assert not (workdir / "runs").exists()

@@ -234,7 +234,35 @@ def test_an_empty_base_section_takes_the_defaults(tmp_path):
     assert spec.base.train == RunConfig().train and spec.base.probe.knn_k == 5
 
 
-@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.name)
+def shipped_studies(folder: Path) -> list[Path]:
+    """The studies the project ships: those listed in `folder/SHIPPED` (one file name a line, `#` comments),
+    not every YAML file there: a user's own study saved beside them is theirs, with no header to carry.
+    A list rather than git's index, so a copy without .git (an sdist, an unpacked archive) checks the same."""
+    lines = (folder / "SHIPPED").read_text().splitlines()
+    return [folder / line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_shipped_list_names_files_that_exist_and_the_docs_table_names_each():
+    shipped = shipped_studies(STUDIES)
+    assert len(shipped) == len(set(shipped)) >= 8 and all(path.is_file() for path in shipped), shipped
+    docs = (STUDIES.parent / "docs" / "studies.md").read_text()
+    table = {line.split("`")[1] for line in docs.splitlines() if line.startswith("| `studies/")}
+    assert table == {f"studies/{path.name}" for path in shipped}
+
+
+def test_a_users_study_in_studies_is_not_held_to_the_shipped_header(tmp_path):
+    # A copy of studies/ with the user's first study beside the shipped ones: no header, another name.
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    for path in [STUDIES / "SHIPPED", *shipped_studies(STUDIES)]:
+        (folder / path.name).write_text(path.read_text())
+    write(folder, "name: mine\nsearch: {pairs: [crop, color]}\nseeds: [0]\n", "my_study.yaml")
+    assert load_study(folder / "my_study.yaml").name == "mine"
+    assert [path.name for path in shipped_studies(folder)] == [path.name for path in shipped_studies(STUDIES)]
+    assert folder / "my_study.yaml" not in shipped_studies(folder)
+
+
+@pytest.mark.parametrize("path", shipped_studies(STUDIES), ids=lambda p: p.name)
 def test_shipped_studies_parse_and_say_what_they_reproduce(path):
     spec = load_study(path)
     text = path.read_text()
