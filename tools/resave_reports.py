@@ -1,4 +1,6 @@
-"""Re-save a committed study's runs.parquet in the form a report can be rebuilt from (2026-12-06).
+"""Re-save a committed study's runs.parquet in the form a report can be rebuilt from (2026-12-06; a one-off,
+run once on the four studies below, kept because their runs.parquet notes name it, at its old path
+reports/resave/resave.py).
 
 The four studies committed before 2026-12-06 (projection_head, color_strength, temperature, aug_pairs)
 kept runs.parquet without the untrained floor's runs and without the study's identity (rule, description,
@@ -15,7 +17,7 @@ shared params), and their MLflow stores were not kept. This script adds, once:
 
 It trains only the floor (seconds per seed) and changes no trial row.
 
-    SIMCLR_DATA=../shared/datasets python reports/resave/resave.py projection_head color_strength temperature aug_pairs
+    SIMCLR_DATA=../shared/datasets python tools/resave_reports.py projection_head color_strength temperature aug_pairs
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ablations.plan import flat_config  # noqa: E402
