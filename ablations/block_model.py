@@ -127,10 +127,9 @@ def fit_blocks(runs: pd.DataFrame, metric: str = "probe_h", cell: str = "cell", 
     params = projection @ y
     data["fitted"] = x @ params
     data["residual"] = y - data["fitted"]
-    rank = int(np.linalg.matrix_rank(x))
-    df = len(y) - rank
-    sigma = math.sqrt(float(data["residual"].pow(2).sum()) / df) if df > 0 else math.nan
     leverage = np.einsum("ij,ji->i", x, projection)
+    df = len(y) - int(round(leverage.sum()))  # the hat matrix's trace is the design's rank
+    sigma = math.sqrt(float(data["residual"].pow(2).sum()) / df) if df > 0 else math.nan
     by_cell = pd.DataFrame({"cell": data["cell"].to_numpy(), "ss": data["residual"].to_numpy() ** 2,
                             "d": 1.0 - leverage}).groupby("cell", sort=False).sum()
     cell_df = {c: float(max(d, 0.0)) for c, d in by_cell["d"].items()}

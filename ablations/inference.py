@@ -104,6 +104,11 @@ class Estimate:
         return self.decision in DECIDED
 
     @property
+    def t(self) -> float:
+        """|estimate| / SE: what the critical value is held against."""
+        return abs(self.estimate) / self.se if self.se > 0 else math.inf
+
+    @property
     def p_improvement(self) -> float:
         """The share of seeds on which the contrast was above 0 (ties half): P(better > worse) for a pair."""
         return probability_of_improvement(self.per_seed)
@@ -186,11 +191,10 @@ def judge(runs: pd.DataFrame, contrasts: Sequence[Contrast], *, metric: str = "p
             c, c_low, c_high = distribution.quantile(1 - alpha * share)
         for i in modelled:
             e = first[i]
-            t_value = abs(e.estimate) / e.se if e.se > 0 else math.inf
             if distribution is None:
-                p, bound = float(2 * stats.t.sf(t_value, df)), False
+                p, bound = float(2 * stats.t.sf(e.t, df)), False
             else:
-                p, bound = distribution.p(t_value)
+                p, bound = distribution.p(e.t)
             judged[i] = _decide(replace(e, low=e.estimate - c * e.se, high=e.estimate + c * e.se, critical=c,
                                         critical_low=c_low, critical_high=c_high,
                                         p_adjusted=min(1.0, p / share), p_bound=bound))
@@ -232,8 +236,7 @@ def _first_look(seeds: SeedTable, contrast: Contrast, model: BlockModel, paired_
 def _decide(e: Estimate) -> Estimate:
     if e.n < MIN_SEEDS:
         return replace(e, decision="too few seeds", seeds_needed=None)
-    t_value = abs(e.estimate) / e.se if e.se > 0 else math.inf
-    if e.critical_low <= t_value <= e.critical_high and e.critical_low < e.critical_high:
+    if e.critical_low <= e.t <= e.critical_high and e.critical_low < e.critical_high:
         return replace(e, decision="at the edge", seeds_needed=seeds_needed(e, e.critical))
     if e.low > 0:
         return replace(e, decision="above", seeds_needed=None)
