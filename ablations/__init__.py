@@ -1,16 +1,17 @@
 """ablations: the harness around simclr_core. Study files in, Optuna trials, MLflow records and reports out.
 
-- `study` parses a study file strictly into a `plan.StudySpec` (cells, seeds, the floor, the verdict rule),
-  its `search:` section through `study_search` and every key and value through `study_keys`;
-- `search` schedules its units on Optuna exactly once under any number of workers, `resume` prepares a
-  study at each start and retries dead trials (storages opened by `optuna_storage`; Optuna's private names
-  only in `optuna_private`); `stores` retries lost servers;
-- `tracking` records every trial in MLflow; `run/` is the `python -m ablations.run` command (cli,
-  session, runner, workers, console, estimate, signals);
-- `block_model` fits a study's runs (cell + seed, each cell's variance moderated towards the study's),
-  `inference` judges a rule's contrasts on it (simultaneous intervals, the edge, the best), `calibration`
-  measures that method's error rate by simulation; `paired` holds the per-seed view of one comparison,
-  `verdicts` each study's rule, `confirm` the seeds added where a verdict is open; `report/` is
-  `python -m ablations.report`;
-- `messages` formats what the commands say (one-line errors, durations, exit statuses).
+Its folders are its layers, each importing only from those listed before it (tests/test_layers.py
+holds this):
+
+- `messages`: what the commands say (one-line errors, durations, exit statuses, passwords taken out);
+- `spec/`: the study as data: the plan (cells, units, seeds, cell names) and the study file's keys and
+  `search:` section, read strictly; no store, no statistics;
+- `stats/`: the statistics: the block model, the inference that judges a rule's contrasts, the rules
+  and their verdicts, the paper's figures, the confirmation rounds, the calibration of the method; it
+  reads results tables and never a store;
+- `stores/`: Optuna and MLflow: scheduling units exactly once, storages, resume and reconciling the two
+  stores, recording runs (`tracking`, whose constants are the record layout) and the saved UI views;
+- `report/`: `python -m ablations.report`, tables and figures from the records;
+- `run/`: `python -m ablations.run`, which reads a study file (`run/study_file`: it checks the rule the
+  file names against `stats`, so it sits above them) and runs it.
 """

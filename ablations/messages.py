@@ -15,7 +15,10 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from ablations.stores import redact
+from urllib.parse import unquote, urlsplit
+
+# Passwords seen in store URLs, taken out of everything the harness says or records (`redact`).
+_secrets: set[str] = set()
 
 EXIT_BAD_INPUT = 2  # a study file, flag, data set or store the command cannot use
 EXIT_STORE_LOST = 75  # EX_TEMPFAIL: a store stopped answering; try again later
@@ -99,3 +102,21 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None,
     except tuple(exits) as error:
         print_error(error)
         return next(status for kind, status in exits.items() if isinstance(error, kind))
+
+
+def remember_secrets(*urls: str | None) -> None:
+    """Remember the passwords in these URLs, for `redact` to take out of any text."""
+    for url in urls:
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            password = None
+        if password:
+            _secrets.update({password, unquote(password)})
+
+
+def redact(text: str) -> str:
+    """The text with every remembered password replaced by ***."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

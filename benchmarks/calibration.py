@@ -1,11 +1,11 @@
 """Calibration of the verdict method by simulation (issue "Verdicts a second reviewer signs"): the
 family-wise rate of false decisions under nulls shaped like the shipped studies, and the power on their
-observed effects, for this project's method (`ablations.inference`, moderated cell variances) and for the
+observed effects, for this project's method (`ablations.stats.inference`, moderated cell variances) and for the
 method shipped before it (the guards of commit 624993f, read from git history).
 
     python benchmarks/calibration.py [--studies 1000] [--shipped-studies 300] [--power-studies 200]
 
-Each shape is a committed study's runs.parquet (its cells, seeds and rule; `ablations.calibration`
+Each shape is a committed study's runs.parquet (its cells, seeds and rule; `ablations.stats.calibration`
 says how a study is simulated). A method is calibrated when its null rate's 95 % interval reaches down
 to 5 % or below. Prints one Markdown table (benchmarks/RESULTS.md keeps it).
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_flags  # noqa: E402
 
-from ablations import calibration  # noqa: E402
+from ablations.stats import calibration  # noqa: E402
 from ablations.report import saved  # noqa: E402
 from ablations.report.tables import build_tables, included  # noqa: E402
 
@@ -36,11 +36,11 @@ SHAPES = (("aug_pairs", "crop_color_best"), ("training_length", "crop_color_lead
 
 def shipped_method() -> calibration.Method:
     """The shipped inference module, loaded from git history as it was."""
-    source = subprocess.run(["git", "show", f"{SHIPPED}:ablations/inference.py"], cwd=ROOT, check=True,
+    source = subprocess.run(["git", "show", f"{SHIPPED}:ablations/stats/inference.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     module = types.ModuleType("shipped_inference")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{SHIPPED}:ablations/inference.py", "exec"), module.__dict__)
+    exec(compile(source, f"{SHIPPED}:ablations/stats/inference.py", "exec"), module.__dict__)
     return lambda runs, contrasts: [e.decision for e in module.judge(runs, contrasts)]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from machine import cpu_flags
 
-from ablations.study import load_study
+from ablations.run.study_file import load_study
 from simclr_core import probe, train
 from simclr_core.data import load_dataset
 from simclr_core.model import SimCLRModel

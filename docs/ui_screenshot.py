@@ -63,10 +63,10 @@ def server(command: list[str], url: str):
 
 
 def printed_address(store: str, study: str) -> str:
-    """The address the study printed when it finished (ablations.ui_view.runs_url)."""
+    """The address the study printed when it finished (ablations.stores.ui_view.runs_url)."""
     sys.path.insert(0, str(DOCS.parent))
-    from ablations.tracking import Tracker
-    from ablations.ui_view import runs_url
+    from ablations.stores.tracking import Tracker
+    from ablations.stores.ui_view import runs_url
 
     return runs_url(store, Tracker(store, study).experiment_id)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from ablations import calibration
+from ablations.stats import calibration
 from ablations.report import saved
 from ablations.report.tables import build_tables, included
 

@@ -1,4 +1,4 @@
-"""ablations.confirm: which seeds the confirmation step adds, on hand-made study records, and once
+"""ablations.stores.confirm: which seeds the confirmation step adds, on hand-made study records, and once
 through the command with real tiny trainings."""
 
 import re
@@ -8,10 +8,10 @@ import pytest
 from optuna.trial import TrialState
 from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir  # noqa: F401
 
-from ablations.confirm import plan_round, results_frame
-from ablations.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
+from ablations.stores.confirm import plan_round, results_frame
+from ablations.spec.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.run import main
-from ablations.resume import plan_attrs
+from ablations.stores.resume import plan_attrs
 from simclr_core.config import RunConfig
 
 STRENGTHS = [0.25, 0.5, 1.0]

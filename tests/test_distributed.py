@@ -73,7 +73,7 @@ if (_reason := _missing()) is not None:
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from ablations import search  # noqa: E402
+from ablations.stores import search  # noqa: E402
 from ablations.run import main  # noqa: E402
 
 # Every wait here ends when what it awaits happens or the process under test exits; this limit only
@@ -629,7 +629,7 @@ def test_bad_urls_are_one_line_before_any_training_with_the_password_masked(
     # A bad tracking URL is found before the study is created: no unready study is left behind.
     assert optuna.get_all_study_names(storage) == []
     # The password may stay out of the URL (and of the process list): libpq reads PGPASSWORD.
-    from ablations import search
+    from ablations.stores import search
 
     monkeypatch.setenv("PGPASSWORD", postgres.password)
     search.open_storage(storage.replace(f":{postgres.password}@", "@"), tmp_path, heartbeat_interval=30)

@@ -37,7 +37,7 @@ def docs_example_study() -> tuple[str, list[str]]:
 
 def test_the_docs_example_study_is_complete_and_dry_runs_as_written(workdir, monkeypatch, capsys):  # noqa: F811
     from ablations.run import main
-    from ablations.study import load_study
+    from ablations.run.study_file import load_study
 
     text, arguments = docs_example_study()
     path = workdir / "my_study.yaml"

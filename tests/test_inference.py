@@ -1,4 +1,4 @@
-"""ablations.block_model and ablations.inference: the block model, its moderated cell variances and the
+"""ablations.stats.block_model and ablations.stats.inference: the block model, its moderated cell variances and the
 simultaneous intervals, against values worked by hand, a literal transcription of limma's fitFDist,
 scipy's Dunnett test, a Monte Carlo reference for the max-t quantile, and small tables built for each
 case (a noisy cell, the shipped refit's unmarked cell, a noisy pair, the edge of the critical value, n = 2)."""
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy import optimize, special, stats
 
-from ablations import block_model as bm
-from ablations.contrasts import Contrast, Term
-from ablations import inference as inf
-from ablations import model_checks
+from ablations.stats import block_model as bm
+from ablations.stats.contrasts import Contrast, Term
+from ablations.stats import inference as inf
+from ablations.stats import model_checks
 
 
 def table(values: dict[str, list[float]], seeds=None) -> pd.DataFrame:

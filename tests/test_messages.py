@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ablations import messages
-from ablations.stores import remember_secrets
+from ablations.messages import remember_secrets
 
 
 def test_one_line_joins_lines_cuts_long_text_and_names_empty_errors():

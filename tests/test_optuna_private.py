@@ -1,4 +1,4 @@
-"""Optuna's private names that the harness relies on (ablations/optuna_private.py): each test fails
+"""Optuna's private names that the harness relies on (ablations/stores/optuna_private.py): each test fails
 loudly when a new Optuna release removes or renames one, instead of retries or storage lookups
 silently going wrong."""
 
@@ -11,8 +11,8 @@ import pytest
 from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from ablations import optuna_private
-from ablations.optuna_storage import RETRIED_CALLS, HeartbeatJournalStorage, RetryingRDBStorage
+from ablations.stores import optuna_private
+from ablations.stores.optuna_storage import RETRIED_CALLS, HeartbeatJournalStorage, RetryingRDBStorage
 
 ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
 # Optuna's private attributes and modules, as code reaches them.
@@ -55,4 +55,4 @@ def test_storage_of_is_the_storage_a_study_reads_through(tmp_path):
 def test_no_other_module_uses_optunas_private_names(path):
     lines = [f"{number}: {line.strip()}" for number, line in enumerate(path.read_text().splitlines(), 1)
              if PRIVATE_USE.search(line)]
-    assert lines == [], "move private Optuna use into ablations/optuna_private.py"
+    assert lines == [], "move private Optuna use into ablations/stores/optuna_private.py"

@@ -8,11 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations.optuna_storage import (
+from ablations.stores.optuna_storage import (
     HEARTBEAT_ATTR, Heartbeat, HeartbeatJournalStorage, RetryingRDBStorage, SearchError, open_storage,
     repair_journal,
 )
-from ablations.stores import StoreCannotWrite
+from ablations.stores.errors import StoreCannotWrite
 
 
 @pytest.mark.parametrize("url, interval, message", [

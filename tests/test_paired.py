@@ -1,10 +1,10 @@
-"""ablations.paired: the per-seed view of one comparison, against values worked by hand."""
+"""ablations.stats.paired: the per-seed view of one comparison, against values worked by hand."""
 
 import math
 
 import pytest
 
-from ablations.paired import compare
+from ablations.stats.paired import compare
 
 
 def test_three_seeds_by_hand():

@@ -1,4 +1,4 @@
-"""ablations.reconcile: the MLflow records and the Optuna storage, two witnesses of one unit, read side by
+"""ablations.stores.reconcile: the MLflow records and the Optuna storage, two witnesses of one unit, read side by
 side on resume, so that no unit is trained twice and no study is split between two places."""
 
 import shutil

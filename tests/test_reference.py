@@ -1,10 +1,10 @@
-"""The paper's numbers (ablations.reference), checked against themselves: a typo in the
+"""The paper's numbers (ablations.stats.reference), checked against themselves: a typo in the
 transcription would show as a row that does not average to the paper's own row mean."""
 
 import numpy as np
 import pytest
 
-from ablations import reference
+from ablations.stats import reference
 
 
 def test_reference_figure5_matches_its_row_means():

@@ -6,7 +6,7 @@ from test_report_records import LOSING, pair_study, store  # noqa: F401 (store i
 
 from ablations.report import main
 from ablations.report.readme import _verdict_section, _wall_time_row, with_analysis
-from ablations.verdicts import decide
+from ablations.stats.verdicts import decide
 
 
 def test_readme_names_the_parts_that_hold_and_those_that_do_not(store, tmp_path):  # noqa: F811
@@ -48,7 +48,7 @@ def test_verdict_section_states_rule_method_floor_and_contrasts_by_hand():
     assert lines[1] == "## Verdict: Crop with colour (either order) beats every pair without both (Figure 5)"
     assert lines[3].startswith("**holds** (rule `crop_color_best`, chosen in the study file before it ran).")
     assert "- Untrained floor: 40.0 %." in lines
-    assert any(line.startswith("- Method (`ablations/inference.py`): the study's trained runs as a randomized "
+    assert any(line.startswith("- Method (`ablations/stats/inference.py`): the study's trained runs as a randomized "
                                "complete block design") for line in lines)
     assert any(line.startswith("- Rule: the better of crop+color and color+crop against every cell") for line in lines)
     assert ("| beats crop without colour | cc − cn | 3 | +19.67 | [+15.87, +23.46] | moderated | 1.00 | above | "

@@ -1,6 +1,6 @@
 """Reading a study's records from MLflow (ablations.report.records), and the fake studies every report
 test builds: a parent run and trial runs written with MlflowClient exactly as ablations.run and
-ablations.tracking write them. The other tests/test_report_*.py files import FakeStudy, pair_study and
+ablations.stores.tracking write them. The other tests/test_report_*.py files import FakeStudy, pair_study and
 the `store` fixture from here."""
 
 import json
@@ -29,7 +29,7 @@ LOSING = {**WINNING, ("noise", "crop"): 0.65}
 
 
 # --------------------------------------------------------------------------------------------------
-# A study's records, written with MlflowClient exactly as ablations.run and ablations.tracking write them
+# A study's records, written with MlflowClient exactly as ablations.run and ablations.stores.tracking write them
 
 
 @pytest.fixture

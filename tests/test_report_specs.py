@@ -117,7 +117,7 @@ def test_projection_head_reading_without_probe_z():
 def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_values():
     from ablations.report import contrast_figures
     from ablations.report.verdict import comparisons_table
-    from ablations.verdicts import decide
+    from ablations.stats.verdicts import decide
 
     runs = pd.DataFrame({"cell": ["cc"] * 3 + ["cn"] * 3 + ["cs"] * 3, "first": ["crop"] * 9,
                          "second": ["color"] * 3 + ["noise"] * 3 + ["sobel"] * 3, "seed": [0, 1, 2] * 3,

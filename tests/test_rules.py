@@ -1,4 +1,4 @@
-"""A verdict rule is defined in one place (`@rule` on its function in ablations.verdicts): a toy rule
+"""A verdict rule is defined in one place (`@rule` on its function in ablations.stats.verdicts): a toy rule
 defined here is checked against a study file's grid when the file is read, judged, and reaches the report
 (its sentence, its parts, comparisons.parquet) with nothing else edited."""
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablations import verdicts
-from ablations.contrasts import Contrast
+from ablations.stats import verdicts
+from ablations.stats.contrasts import Contrast
 from ablations.report import saved
 from ablations.report.build import build_report
-from ablations.study import StudyError, load_study
-from ablations.tracking import VERDICT_TAG
+from ablations.run.study_file import StudyError, load_study
+from ablations.stores.tracking import VERDICT_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY_TEXT = "the strongest colour against the weakest, one part (a toy rule defined in a test)"

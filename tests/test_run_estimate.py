@@ -7,7 +7,7 @@ import statistics
 from ablations.messages import duration
 from ablations.run import estimate, main
 from ablations.run.estimate import estimate_trial_seconds
-from ablations.study import load_study
+from ablations.run.study_file import load_study
 from test_run_support import optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 
 

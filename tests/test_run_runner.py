@@ -10,10 +10,10 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-from ablations.plan import flat_config
+from ablations.spec.plan import flat_config
 from ablations.run import main
 from ablations.run.runner import DataCache
-from ablations.study import load_study
+from ablations.run.study_file import load_study
 from simclr_core.config import DataConfig
 from simclr_core.model import SimCLRModel
 from test_run_support import (  # noqa: F401 (workdir is a fixture)

@@ -7,11 +7,11 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
-from ablations import resume, search
+from ablations.stores import resume, search
 from ablations.run import main
 from ablations.run.cli import build_parser
 from ablations.run.session import tracking_uri
-from ablations.study import load_study
+from ablations.run.study_file import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
     EPOCHS, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
     workdir,
@@ -75,7 +75,7 @@ def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
 
 
 def test_tracking_store_comes_from_the_flag_then_the_environment_then_sqlite(monkeypatch):
-    from ablations.tracking_store import resolve_tracking_uri
+    from ablations.stores.tracking_store import resolve_tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_tracking_uri(None) == "sqlite:///mlflow.db"

@@ -12,11 +12,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import resume, search
+from ablations.stores import resume, search
 from ablations.run import main
 from ablations.run.cli import build_parser
 from ablations.run.workers import _worker_argv
-from ablations.study import load_study
+from ablations.run.study_file import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
     SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, uri,
     wait_for_running_epoch, workdir,
@@ -90,8 +90,8 @@ CLAIMER = """
 import os, random, sys, time
 import optuna
 from optuna.trial import TrialState
-from ablations import search
-from ablations.study import load_study
+from ablations.stores import search
+from ablations.run.study_file import load_study
 
 spec = load_study(sys.argv[1])
 storage = search.open_storage(sys.argv[2], None, heartbeat_interval=30)

@@ -11,8 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablations import optuna_params, resume, search
-from ablations.study import load_study
+from ablations.stores import optuna_params, resume, search
+from ablations.run.study_file import load_study
 
 FOUR_CELLS = "search: {pairs: [crop, color]}\n"
 

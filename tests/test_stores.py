@@ -1,4 +1,4 @@
-"""ablations.stores: passwords kept out of messages, transient failures told from permanent ones, bounded
+"""ablations.stores.errors: passwords kept out of messages, transient failures told from permanent ones, bounded
 retries (the servers themselves are exercised in tests/test_distributed.py)."""
 
 import errno
@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from ablations import stores
+from ablations.stores import errors as stores
 
 
 def test_mask_url_hides_the_password_only():

@@ -1,4 +1,4 @@
-"""ablations.tracking: creating a fresh SQLite tracking store from several processes at once, and a
+"""ablations.stores.tracking: creating a fresh SQLite tracking store from several processes at once, and a
 store left half-migrated."""
 
 import sqlite3
@@ -8,13 +8,13 @@ import textwrap
 
 import pytest
 
-from ablations.study import load_study
-from ablations.plan import cell_name
-from ablations.tracking import Tracker, TrackingError
+from ablations.run.study_file import load_study
+from ablations.spec.plan import cell_name
+from ablations.stores.tracking import Tracker, TrackingError
 
 OPEN_AND_LOG = textwrap.dedent("""
     import sys
-    from ablations.tracking import Tracker
+    from ablations.stores.tracking import Tracker
     tracker = Tracker(sys.argv[1], "race")
     run = tracker.client.create_run(tracker.experiment_id, run_name=sys.argv[2])
     tracker.client.set_terminated(run.info.run_id)
@@ -97,7 +97,7 @@ def test_cell_name_reads_like_a_run_name_without_its_seed(tmp_path):
     assert cell_name("augment.pipeline=crop+color") == "crop+color"
     assert cell_name("train.temperature=0.1 train.batch_size=256") == "temperature=0.1 batch_size=256"
     assert cell_name("model.head=mlp") == "head=mlp" and cell_name("floor") == "floor" and cell_name("base") == "base"
-    # The same rule as ablations.plan's run names, for every planned trial of a study that varies a
+    # The same rule as ablations.spec.plan's run names, for every planned trial of a study that varies a
     # pipeline (pairs), a grid key and the floor.
     study = tmp_path / "s.yaml"
     study.write_text("name: s\nbase: {data: {dataset: synthetic}}\nfloor: true\nseeds: [0, 3]\n"
@@ -147,7 +147,7 @@ def test_ctrl_c_while_the_schema_is_made_waits_until_it_is_whole(tmp_path, monke
 
 
 def test_metrics_keep_four_decimals_and_a_tiny_time_is_not_zero():
-    from ablations.tracking import rounded
+    from ablations.stores.tracking import rounded
     assert rounded("probe_h", 0.39899998) == 0.399
     assert rounded("seconds/train", 12.345678) == 12.3457
     assert rounded("lr", 1.23456789e-5) == 1.23456789e-5
@@ -162,7 +162,7 @@ def test_metrics_keep_four_decimals_and_a_tiny_time_is_not_zero():
 def test_a_store_file_replaced_during_a_run_is_named_and_nothing_more_is_written(tmp_path, mlflow_template):
     """Before, another file moved over mlflow.db went unnoticed: pooled connections wrote on into the moved
     file and new ones into its replacement, each holding part of the study."""
-    from ablations.stores import StoreUnavailable
+    from ablations.stores.errors import StoreUnavailable
     db = tmp_path / "mlflow.db"
     db.write_bytes(mlflow_template.read_bytes())
     tracker = Tracker(f"sqlite:///{db}", "study")

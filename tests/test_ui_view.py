@@ -1,4 +1,4 @@
-"""What a researcher opens after a study (ablations.ui_view, and the records it points at): one name per
+"""What a researcher opens after a study (ablations.stores.ui_view, and the records it points at): one name per
 configuration in the terminal, MLflow and the report; readable numbers with mean, SD and n per
 configuration; the parent run's summary; the experiment's description; the Optuna study as Optuna's own
 tools read it; and, in a real headless Chromium with a fresh profile, every address the study prints
@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 
 from ablations.run import main
-from ablations.plan import cell_name
-from ablations.ui_view import runs_path, runs_view
+from ablations.spec.plan import cell_name
+from ablations.stores.ui_view import runs_path, runs_view
 from test_run_support import mlflow_runs, optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 
 # The quickstart's shape (studies/quickstart.yaml: four cells of the Figure 5 grid, two seeds) on the

@@ -1,4 +1,4 @@
-"""ablations.verdicts: each study's rule, in parts, on hand-made result tables; the vocabulary (holds,
+"""ablations.stats.verdicts: each study's rule, in parts, on hand-made result tables; the vocabulary (holds,
 holds in part, does not hold, undecided, outside the claim's regime) and the paper's values."""
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import pandas as pd
 import pytest
 
-from ablations.verdicts import RULES, STATUSES, decide
+from ablations.stats.verdicts import RULES, STATUSES, decide
 
 # Seed effects shared by every cell (common random numbers) and a small per-run wobble: paired
 # differences are then nearly constant, as they should be when a gap is real.

@@ -1,14 +1,15 @@
 """Tables and figures from what a study recorded in MLflow: `python -m ablations.report [--study NAME]`.
 
-Reads the records `ablations.run` leaves (see `ablations.tracking`) and writes, per study, into
+Reads the records `ablations.run` leaves (see `ablations.stores.tracking`) and writes, per study, into
 `reports/<study>/`: `runs.parquet` (one row per trial run), `summary.parquet` (one row per configuration,
 mean, SD and n over seeds), `figures/*.png` with their data as `*.csv`, and `README.md`; all of it is
 also logged to the study's parent run under `report/`. It never trains and never changes a run. The
 schema users script against is in reports/README.md.
 
 One role per module: `records` reads MLflow, `tables` builds the tables, `stats` computes statistics of
-them, `specs` is the figure registry over the drawing functions in `figures`, `reference` holds the
-paper's numbers, `readme` writes the README, `build` writes one study's report, `cli` is the command.
+them, `specs` is the figure registry over the drawing functions in `figures` (`contrast_figures` draws a
+verdict's contrasts), `verdict` judges the study's rule, `saved` reads a report back from its Parquet,
+`readme` writes the README, `build` writes one study's report, `cli` is the command.
 """
 
 from ablations.report.build import build_report

@@ -19,7 +19,7 @@ from ablations.report.records import ReportError, StudyRecords, call_store
 from ablations.report.specs import FIGURES, FigureInput
 from ablations.report.tables import Tables, build_tables, write_parquet
 from ablations.report.verdict import floor_of, judge, write_comparisons
-from ablations.verdicts import Verdict
+from ablations.stats.verdicts import Verdict
 
 
 @dataclass

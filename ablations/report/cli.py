@@ -17,7 +17,7 @@ from ablations.report import saved
 from ablations.report.build import Written, build_report
 from ablations.report.records import ReportError, StudyRecords, list_studies, open_client, read_study
 from ablations.report.tables import duplicates
-from ablations.tracking_store import TrackingError, resolve_tracking_uri
+from ablations.stores.tracking_store import TrackingError, resolve_tracking_uri
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from ablations import reference
+from ablations.stats import reference
 from ablations.report.figures import percent, wrapped
 
 

@@ -18,15 +18,15 @@ import seaborn
 from ablations.messages import duration
 from ablations.report.formatting import n_text, pct, pct_spread
 from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
-from ablations.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
+from ablations.stats.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, Tables, included
 from ablations.report.verdict import (
     METHOD_TEXT, Floor, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
-from ablations.stores import store_label
-from ablations.plan import PIPELINE_KEY, cell_name
-from ablations.verdicts import RULES, Verdict
+from ablations.stores.errors import store_label
+from ablations.spec.plan import PIPELINE_KEY, cell_name
+from ablations.stats.verdicts import RULES, Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.
 BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.encoder", "model.width",

@@ -1,5 +1,5 @@
 """Reading what a study left: from MLflow (its experiment, its latest parent run, its trial runs and
-their per-epoch histories, as `ablations.tracking` and `ablations.run` write them; see tracking's
+their per-epoch histories, as `ablations.stores.tracking` and `ablations.run` write them; see tracking's
 docstring), or from a report's own `runs.parquet` and `history.parquet` (`ablations.report.saved`), into
 one `StudyRecords` that the rest of the report reads, whatever the source.
 
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ablations.messages import one_line
-from ablations.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
-from ablations.stores import sqlite_path
-from ablations.tracking import (
+from ablations.spec.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
+from ablations.stores.errors import sqlite_path
+from ablations.stores.tracking import (
     EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,
     SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column, retry,
 )

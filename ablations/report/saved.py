@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from ablations.report.records import ReportError, StudyRecords
 from ablations.report.tables import write_parquet
-from ablations.stores import store_label
-from ablations.tracking import EPOCH_METRICS
+from ablations.stores.errors import store_label
+from ablations.stores.tracking import EPOCH_METRICS
 
 RUNS_NAME = "runs.parquet"
 HISTORY_NAME = "history.parquet"

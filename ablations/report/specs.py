@@ -17,14 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from ablations import inference
-from ablations.contrasts import Contrast
+from ablations.stats import inference
+from ablations.stats.contrasts import Contrast
 from ablations.report import contrast_figures, figures
 from ablations.report.formatting import (
     n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
 )
 from ablations.report.records import StudyRecords, shared_param
-from ablations.reference import (
+from ablations.stats.reference import (
     FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
     TABLE5_TEMPERATURE,
 )
@@ -33,7 +33,7 @@ from ablations.report.tables import (
     OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
 )
 from ablations.report.verdict import comparisons_table
-from ablations.verdicts import Verdict
+from ablations.stats.verdicts import Verdict
 
 
 @dataclass

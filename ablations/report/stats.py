@@ -1,6 +1,6 @@
 """Statistics of the report's tables, as pure functions: mean, SD and n per cell,
 Spearman's rank correlation, and whether a curve rises. The README and the figure readings only
-format what these return; the verdicts' paired comparisons are `ablations.paired`'s.
+format what these return; the verdicts' paired comparisons are `ablations.stats.paired`'s.
 
 Accuracies are fractions in [0, 1]; SDs are sample SDs (ddof 1) over seeds.
 """

@@ -3,7 +3,7 @@
 
 The rule is the one the study file named (`verdict:`, recorded on the parent run as the tag
 `ablations.verdict`); a study that named none gets no verdict at all. The statistics are
-`ablations.inference`'s, the rules `ablations.verdicts'`; this module picks the inputs and writes the
+`ablations.stats.inference`'s, the rules `ablations.stats.verdicts'`; this module picks the inputs and writes the
 tables and the README's rows.
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablations.inference import DECISIONS, MIN_SEEDS, Estimate
-from ablations.paired import compare
+from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
+from ablations.stats.paired import compare
 from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
-from ablations.plan import cell_name
-from ablations.tracking import VERDICT_TAG
-from ablations.verdicts import RULES, Verdict, decide
+from ablations.spec.plan import cell_name
+from ablations.stores.tracking import VERDICT_TAG
+from ablations.stats.verdicts import RULES, Verdict, decide
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def floor_line(floor: Floor | None, best_mean: float | None) -> str:
 
 
 METHOD_TEXT = (
-    "Method (`ablations/inference.py`): the study's trained runs as a randomized complete block design, "
+    "Method (`ablations/stats/inference.py`): the study's trained runs as a randomized complete block design, "
     "probe_h = cell + seed + error, the means fitted by least squares, each cell with its own "
     "variance moderated towards the study's by empirical Bayes (Smyth 2004, limma's squeezeVar: a prior fitted "
     "to all the cells' variances, each cell's posterior weighing its own evidence against the prior's, on their "

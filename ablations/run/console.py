@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
-from ablations import resume
+from ablations.stores import resume
 from ablations.messages import describe_os_error, one_line
-from ablations.stores import mask_url, redact
-from ablations.plan import cell_name
-from ablations.tracking import DECIMALS
-from ablations.ui_view import command_path, runs_url, ui_command
+from ablations.messages import redact
+from ablations.stores.errors import mask_url
+from ablations.spec.plan import cell_name
+from ablations.stores.tracking import DECIMALS
+from ablations.stores.ui_view import command_path, runs_url, ui_command
 
 if TYPE_CHECKING:
     from ablations.run.session import Session

@@ -22,14 +22,14 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import confirm, reconcile, resume, search
-from ablations.identity import check_identity
+from ablations.stores import confirm, reconcile, resume, search
+from ablations.stores.identity import check_identity
 from ablations.messages import duration, one_line
-from ablations.plan import StudySpec, format_value
+from ablations.spec.plan import StudySpec, format_value
 from ablations.run.runner import DataCache
-from ablations.stores import mask_url, sqlite_path
-from ablations.tracking import Tracker
-from ablations.tracking_store import resolve_tracking_uri
+from ablations.stores.errors import mask_url, sqlite_path
+from ablations.stores.tracking import Tracker
+from ablations.stores.tracking_store import resolve_tracking_uri
 from simclr_core.augmentations import make_views
 from simclr_core.config import RunConfig
 from simclr_core.data import Dataset

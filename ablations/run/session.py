@@ -16,15 +16,15 @@ from pathlib import Path
 
 import optuna
 
-from ablations import confirm, reconcile, resume, search
-from ablations.plan import StudySpec
-from ablations.stores import mask_url
-from ablations.plan import cell_name
-from ablations.tracking import (
+from ablations.stores import confirm, reconcile, resume, search
+from ablations.spec.plan import StudySpec
+from ablations.stores.errors import mask_url
+from ablations.spec.plan import cell_name
+from ablations.stores.tracking import (
     GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
 )
-from ablations.tracking_store import resolve_tracking_uri
-from ablations.ui_view import experiment_description, runs_view
+from ablations.stores.tracking_store import resolve_tracking_uri
+from ablations.stores.ui_view import experiment_description, runs_view
 
 
 @dataclass

@@ -19,13 +19,13 @@ from typing import IO
 import torch
 from tqdm import tqdm
 
-from ablations import confirm, resume
+from ablations.stores import confirm, resume
 from ablations.messages import EXIT_INTERRUPTED
 from ablations.run import console
 from ablations.run.runner import DataCache, Runner
 from ablations.run.session import Session, open_session, tracking_uri
 from ablations.run.signals import interrupts
-from ablations.plan import StudySpec
+from ablations.spec.plan import StudySpec
 
 # Seconds the parent waits, after a Ctrl-C, for workers that got it too to end their trials on their
 # own, then for each worker it interrupted itself.

@@ -18,7 +18,7 @@ what is allowed.
       #   params: {train.lr: {type: float, low: 0.01, high: 1.0, log: true}}
     seeds: [0, 1]                        # train.seed; every seed multiplies the cells
     tracking: {log_model: false, preview: true}
-    verdict: crop_color_best             # the rule that decides the claim (ablations.verdicts.RULES)
+    verdict: crop_color_best             # the rule that decides the claim (ablations.stats.verdicts.RULES)
     floor: true                          # also run the base encoder untrained (train.epochs 0), per seed
     confirm: {max_seeds: 6}              # add seeds where the verdict is undecided, up to 6 per cell
 
@@ -38,13 +38,13 @@ from typing import Any
 
 import yaml
 
-from ablations.plan import (
+from ablations.spec.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
-from ablations.verdicts import RULES
-from ablations.strict_yaml import StrictLoader
-from ablations.study_keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
-from ablations.study_search import parse_search
+from ablations.stats.verdicts import RULES
+from ablations.spec.strict_yaml import StrictLoader
+from ablations.spec.keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
+from ablations.spec.search_section import parse_search
 from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")
@@ -128,7 +128,7 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
 
 
 def _parse_decision(doc: dict, spec: StudySpec) -> None:
-    """`verdict:` (a rule of ablations.verdicts, whose comparisons the study's grid must have),
+    """`verdict:` (a rule of ablations.stats.verdicts, whose comparisons the study's grid must have),
     `floor:` (true: also run the untrained floor) and `confirm: {max_seeds: N}` (needs a verdict)."""
     source, verdict = spec.source, doc.get("verdict")
     if verdict is not None:

@@ -19,11 +19,11 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations import reconcile
-from ablations.identity import DONE_STATES, changed_failures, check_identity, unit_of
-from ablations.optuna_private import storage_of
-from ablations.optuna_storage import HeartbeatJournalStorage
-from ablations.plan import PlannedTrial, StudySpec
+from ablations.stores import reconcile
+from ablations.stores.identity import DONE_STATES, changed_failures, check_identity, unit_of
+from ablations.stores.optuna_private import storage_of
+from ablations.stores.optuna_storage import HeartbeatJournalStorage
+from ablations.spec.plan import PlannedTrial, StudySpec
 
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm",

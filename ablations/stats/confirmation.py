@@ -1,4 +1,5 @@
-"""The confirmation step: seeds spent where they can change the verdict.
+"""The confirmation step: seeds spent where they can change the verdict (the decision; Optuna's side,
+reading the trials and enqueueing the round, is `ablations.stores.confirm`).
 
 A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
 one more seed for the cells of the comparisons that can still change its verdict, until none is left.
@@ -14,7 +15,7 @@ A round spends only where it can help, by question:
 round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
 cell of the round, so the new runs pair with each other (common random numbers).
 
-The decision reads only the Optuna study (the finished trials' probe results, recorded in their user
+The decision reads only the Optuna study, through `ablations.stores.confirm` (the finished trials' probe results, recorded in their user
 attrs), which every worker and machine shares: whichever process finds the planned work done first
 enqueues the round, and a unit enqueued twice is run once (`search.claim_next`'s duplicate check).
 Each added unit records why it was added (user attr and MLflow tag `ablations.confirm`).
@@ -25,35 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
 
-from ablations import resume, search
-from ablations.inference import MIN_SEEDS, Estimate
-from ablations.plan import PlannedTrial, StudySpec, expand_cells
-from ablations.plan import cell_name
-from ablations.verdicts import Verdict, cell_of, decide
-
-
-def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per finished (COMPLETE) trial of the study's configurations, the floor left out:
-    cell, seed, probe_h, probe_z and the varied values (pairs as first/second), as the rules read them."""
-    rows = []
-    for trial in trials:
-        attrs = trial.user_attrs
-        if trial.state != TrialState.COMPLETE or attrs.get("floor") or attrs.get("duplicate_of"):
-            continue
-        if "cell" not in attrs or attrs.get("probe_h") is None:
-            continue
-        row = {"cell": attrs["cell"], "seed": attrs["seed"], "probe_h": attrs["probe_h"],
-               "probe_z": attrs.get("probe_z", math.nan)}
-        row.update({key: value for key, value in attrs.get("varied", {}).items()
-                    if not isinstance(value, (list, dict))})
-        if attrs.get("pair"):
-            row["first"], row["second"] = attrs["pair"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+from ablations.spec.plan import PlannedTrial, StudySpec, cell_name, expand_cells
+from ablations.stats.inference import MIN_SEEDS, Estimate
+from ablations.stats.verdicts import Verdict, cell_of, decide
 
 
 def study_epochs(spec: StudySpec) -> int | None:
@@ -61,8 +38,8 @@ def study_epochs(spec: StudySpec) -> int | None:
     return None if "train.epochs" in spec.search.varied_keys else spec.base.train.epochs
 
 
-def verdict_of(spec: StudySpec, trials: list[FrozenTrial]) -> Verdict | None:
-    frame = results_frame(trials)
+def verdict_of(spec: StudySpec, frame: pd.DataFrame) -> Verdict | None:
+    """The verdict of the study's rule on its results table (one row per finished run), None without one."""
     if spec.verdict is None or frame.empty:
         return None
     return decide(spec.verdict, frame, study_epochs(spec))
@@ -83,12 +60,13 @@ def _need(e: Estimate) -> int | None:
     return e.seeds_needed
 
 
-def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
-    """The units of the next round and the lines that explain it (also when it adds nothing)."""
+def plan_round(spec: StudySpec, frame: pd.DataFrame, seeds_of: dict[str, set[int]]) -> RoundPlan:
+    """The units of the next round and the lines that explain it (also when it adds nothing), from the
+    study's results table and the seeds each cell already has (run, running or waiting)."""
     plan = RoundPlan()
     if spec.confirm is None:
         return plan
-    verdict = verdict_of(spec, trials)
+    verdict = verdict_of(spec, frame)
     if verdict is None:
         return plan
     cap = spec.confirm.max_seeds
@@ -96,11 +74,6 @@ def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
         plan.lines.append(f"confirmation: none: {verdict.regime}; more seeds cannot change that")
         return plan
     cells = {cell.id: cell for cell in expand_cells(spec.search)}
-    seeds_of: dict[str, set[int]] = {}
-    for trial in trials:
-        attrs = trial.user_attrs
-        if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
-            seeds_of.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
     seed = max(set(spec.seeds).union(*seeds_of.values())) + 1
     reasons: dict[str, list[str]] = {}
     over_cap = []
@@ -141,24 +114,3 @@ def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
     return plan
 
 
-@dataclass
-class Round:
-    added: list[PlannedTrial]
-    lines: list[str]
-
-
-def enqueue_round(study: optuna.Study, spec: StudySpec) -> Round:
-    """Enqueue the next round's units (none already waiting, running or done); returns those added and
-    the lines that say what was spent and what was not."""
-    trials = study.get_trials(deepcopy=False)
-    covered = {search.unit_of(t) for t in trials
-               if t.state in (TrialState.WAITING, TrialState.RUNNING) or resume.is_done(t)}
-    plan = plan_round(spec, trials)
-    added = []
-    for planned, reason in plan.units:
-        if planned.unit in covered:
-            continue
-        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
-                                                  user_attrs=resume.plan_attrs(planned, confirm=reason)))
-        added.append(planned)
-    return Round(added, plan.lines)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablations.stores import StoreReplaced, mask_url, remember_secrets, sqlite_path
+from ablations.messages import remember_secrets
+from ablations.stores.errors import StoreReplaced, mask_url, sqlite_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 

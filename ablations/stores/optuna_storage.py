@@ -37,10 +37,10 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations.optuna_private import RDB_BACKEND_CALLS
-from ablations.stores import (
-    CONNECT_TIMEOUT_S, SearchError, StoreCannotWrite, check_storage, describe, is_disk_error, mask_url,
-    remember_secrets, retry,
+from ablations.stores.optuna_private import RDB_BACKEND_CALLS
+from ablations.messages import remember_secrets
+from ablations.stores.errors import (
+    CONNECT_TIMEOUT_S, SearchError, StoreCannotWrite, check_storage, describe, is_disk_error, mask_url, retry,
 )
 
 HEARTBEAT_ATTR = "ablations:heartbeat"

@@ -68,13 +68,13 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from ablations import optuna_storage, reconcile, resume
-from ablations.identity import DONE_STATES, unit_of
+from ablations.stores import optuna_storage, reconcile, resume
+from ablations.stores.identity import DONE_STATES, unit_of
 from ablations.messages import one_line
-from ablations.optuna_params import grid_params, suggest
-from ablations.optuna_private import storage_of
-from ablations.optuna_storage import Heartbeat, SearchError, record_heartbeat
-from ablations.plan import StudySpec, format_value, run_name, varied_plain
+from ablations.stores.optuna_params import grid_params, suggest
+from ablations.stores.optuna_private import storage_of
+from ablations.stores.optuna_storage import Heartbeat, SearchError, record_heartbeat
+from ablations.spec.plan import StudySpec, format_value, run_name, varied_plain
 
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
 UID_ATTR = "ablations.uid"

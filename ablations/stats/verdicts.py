@@ -3,8 +3,8 @@
 A rule is chosen in the study file (`verdict: <rule>`) before the study runs, and is a pure function of
 the study's finished runs (one row per run: `cell`, `seed`, `probe_h`, `probe_z` and the varied keys'
 columns; pairs as `first`, `second`). It names the claim's parts, each a set of contrasts with the
-paper's value for each (`ablations.reference`), and the regime the paper made the claim for. The
-contrasts are judged together as one family by `ablations.inference` (block model over the study's cells
+paper's value for each (`ablations.stats.reference`), and the regime the paper made the claim for. The
+contrasts are judged together as one family by `ablations.stats.inference` (block model over the study's cells
 and seeds with moderated cell variances, simultaneous 95 % intervals, no decision on fewer than 3 seeds). A part holds when all its contrasts are decided in the claim's direction, does not hold when
 one is decided against it, and is undecided otherwise. The verdict says one of:
 - holds: every part holds;
@@ -31,15 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ablations import reference
-from ablations.contrasts import Contrast, Term
-from ablations.plan import cell_name
+from ablations.stats import reference
+from ablations.stats.contrasts import Contrast, Term
+from ablations.spec.plan import cell_name
 
 if TYPE_CHECKING:  # the statistics load when a verdict is decided, not when a study file names its rule
     import pandas as pd
 
-    from ablations.inference import Estimate
-    from ablations.model_checks import Checks
+    from ablations.stats.inference import Estimate
+    from ablations.stats.model_checks import Checks
 
 CROP_COLOR_CELLS = frozenset({("crop", "color"), ("color", "crop")})
 STATUSES = ("holds", "holds in part", "does not hold", "undecided", "outside the claim's regime")
@@ -110,9 +110,9 @@ class Verdict:
 def decide(rule: str, runs: pd.DataFrame, epochs: int | None = None) -> Verdict:
     """The verdict of `rule` on the runs; `epochs`: the study's training length where the rule's claim has
     a regime (None: not known, the regime is not judged)."""
-    from ablations.block_model import fit_blocks
-    from ablations.inference import best_candidates, judge
-    from ablations.model_checks import check_model
+    from ablations.stats.block_model import fit_blocks
+    from ablations.stats.inference import best_candidates, judge
+    from ablations.stats.model_checks import check_model
 
     plan = RULES[rule].plan(runs)
     if plan.note or not plan.parts:

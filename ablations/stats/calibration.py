@@ -27,17 +27,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablations import inference
-from ablations.block_model import fit_blocks
-from ablations.contrasts import Contrast
-from ablations.verdicts import RULES
+from ablations.stats import inference
+from ablations.stats.block_model import fit_blocks
+from ablations.stats.contrasts import Contrast
+from ablations.stats.verdicts import RULES
 
 # A method: (runs, contrasts) -> one decision per contrast ("above", "below", or anything else).
 Method = Callable[[pd.DataFrame, list], list[str]]
 
 
 def moderated(draws: int = 20_000) -> Method:
-    """This project's method (`ablations.inference.judge`), with `draws` Monte Carlo draws."""
+    """This project's method (`ablations.stats.inference.judge`), with `draws` Monte Carlo draws."""
     return lambda runs, contrasts: [e.decision for e in inference.judge(runs, contrasts, draws=draws)]
 
 

@@ -1,5 +1,5 @@
 """The block model of a study's runs, with one variance per cell moderated towards the study's
-(`ablations.inference`'s method, steps 1 to 3), and the contrasts a rule asks of it.
+(`ablations.stats.inference`'s method, steps 1 to 3), and the contrasts a rule asks of it.
 
 y(cell, seed) = mu(cell) + b(seed) + e, e ~ N(0, sigma_cell^2). The means by least squares; each cell's
 own residual variance s_c^2 = SS_c / d_c (d_c: the sum over its runs of 1 - leverage, so the d_c add up
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from ablations.contrasts import Contrast
+from ablations.stats.contrasts import Contrast
 
 
 @dataclass(frozen=True)

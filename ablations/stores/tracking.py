@@ -16,7 +16,7 @@ What a study leaves in MLflow (the report module reads exactly this):
   (with tracking.log_model). A failed trial's run ends FAILED with `ablations.error`, a killed or
   interrupted one KILLED;
 - experiment tags `mlflow.note.content` (the study's description and how to reach its runs) and
-  `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on (ablations.ui_view).
+  `mlflow.sharedViewState.ablations-runs`: the runs view the printed URL opens on (ablations.stores.ui_view).
 
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
@@ -40,13 +40,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-# `retry` is the one retry policy of both stores; report.py imports it from here.
-# The keys of a trial's `ablations.varied` record that its readers single out (the report reads them here).
-from ablations.plan import cell_name
-from ablations.stores import (
-    StoreUnavailable, check_tracking_server, describe, mask_url, remember_secrets, retry, sqlite_path,
+from ablations.messages import remember_secrets
+from ablations.spec.plan import cell_name
+from ablations.stores.errors import (
+    StoreUnavailable, check_tracking_server, describe, mask_url, retry, sqlite_path,
 )
-from ablations.tracking_store import StoreFile, TrackingError, open_sqlite_store
+from ablations.stores.tracking_store import StoreFile, TrackingError, open_sqlite_store
 
 EPOCH_METRICS = ("loss", "contrastive_acc", "knn_acc", "lr", "images_per_s")
 # Where a trial's time went, in seconds, logged as `seconds/<phase>`: named apart from the accuracies, so
@@ -78,7 +77,7 @@ ROLE_TAG, STUDY_TAG = "ablations.role", "ablations.study"
 PARENT_ROLE, TRIAL_ROLE, FLOOR_ROLE = "parent", "trial", "floor"
 # On the parent run: the code's commit and whether its tree had uncommitted changes (run.session).
 GIT_COMMIT_TAG, GIT_DIRTY_TAG = "git_commit", "git_dirty"
-# On the parent run: the study's verdict rule (ablations.verdicts.RULES), as its file named it.
+# On the parent run: the study's verdict rule (ablations.stats.verdicts.RULES), as its file named it.
 VERDICT_TAG = "ablations.verdict"
 # On the parent run of a finished study: holds / does not hold / undecided.
 VERDICT_STATUS_TAG = "ablations.verdict_status"

@@ -21,7 +21,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from ablations.messages import redact
 
 # How long a worker retries a store that stopped answering before it gives up (--retry-for).
 DEFAULT_RETRY_FOR_S = 120.0
@@ -39,8 +41,6 @@ TRANSIENT_ERRORS = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 # every driver (psycopg, sqlite3, pymysql) and in SQLAlchemy's wrappers of them.
 TRANSIENT_DB_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
 T = TypeVar("T")
-
-_secrets: set[str] = set()
 
 
 class SearchError(RuntimeError):
@@ -206,24 +206,6 @@ def store_label(uri: str) -> str:
     if path is not None:
         return SQLITE_PREFIX + (os.path.relpath(path) if os.path.isabs(path) else path)
     return mask_url(uri)
-
-
-def remember_secrets(*urls: str | None) -> None:
-    """Remember the passwords in these URLs, for `redact` to take out of any text."""
-    for url in urls:
-        try:
-            password = urlsplit(url).password if url else None
-        except ValueError:
-            password = None
-        if password:
-            _secrets.update({password, unquote(password)})
-
-
-def redact(text: str) -> str:
-    """The text with every remembered password replaced by ***."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def describe(error: BaseException) -> str:

@@ -1,7 +1,7 @@
 """What a verdict rule asks of a study: linear contrasts of its cells' means (crop->color - crop->sobel; a
 difference of differences for "the gap grows"), each with the paper's value of the same contrast. Plain
 data: a study file's rule is checked, and its contrasts named, without loading the statistics
-(`ablations.block_model` fits them, `ablations.inference` judges them)."""
+(`ablations.stats.block_model` fits them, `ablations.stats.inference` judges them)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from ablations.stores import SearchError
-from ablations.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
+from ablations.stores.errors import SearchError
+from ablations.spec.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
 
 # Config keys that say where things are on one machine, not what is trained: they may differ between
 # the machines (and the reruns) of one study.

@@ -13,8 +13,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from ablations.block_model import BlockModel
-from ablations.inference import MIN_SEEDS
+from ablations.stats.block_model import BlockModel
+from ablations.stats.inference import MIN_SEEDS
 
 
 @dataclass(frozen=True)

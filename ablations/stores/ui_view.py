@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ablations.plan import PIPELINE_KEY
-from ablations.tracking import CONFIG_TAG, RUNS_VIEW_KEY
+from ablations.spec.plan import PIPELINE_KEY
+from ablations.stores.tracking import CONFIG_TAG, RUNS_VIEW_KEY
 
 
 def ui_command(uri: str) -> str:

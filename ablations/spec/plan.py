@@ -126,7 +126,7 @@ class StudySpec:
     seeds: list[int]
     tracking: TrackingSpec
     description: str = ""
-    verdict: str | None = None  # the rule of ablations.verdicts that decides the study's claim
+    verdict: str | None = None  # the rule of ablations.stats.verdicts that decides the study's claim
     floor: bool = False  # also run the untrained floor (the base encoder at train.epochs 0), once per seed
     confirm: ConfirmSpec | None = None
 

@@ -1,5 +1,5 @@
 """The per-seed view of one comparison: its own paired statistics over seeds, uncorrected, shown beside
-the study-wide judgement of `ablations.inference` (which decides), and tested against values worked by hand.
+the study-wide judgement of `ablations.stats.inference` (which decides), and tested against values worked by hand.
 
 A study's seed means the same randomness in every configuration (common random numbers: the same initial
 weights, image order and op draws), so a contrast takes one value per seed, d_s. From those values alone:

@@ -60,9 +60,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablations.block_model import BlockModel, SeedTable, fit_blocks
-from ablations.contrasts import Contrast
-from ablations.paired import probability_of_improvement
+from ablations.stats.block_model import BlockModel, SeedTable, fit_blocks
+from ablations.stats.contrasts import Contrast
+from ablations.stats.paired import probability_of_improvement
 
 LEVEL = 0.95
 MIN_SEEDS = 3  # never decide on fewer seeds per side

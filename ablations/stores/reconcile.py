@@ -24,9 +24,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablations.identity import DONE_STATES, PLACE_KEYS, unit_of
-from ablations.plan import StudySpec, flat_config
-from ablations.stores import SearchError, mask_url
+from ablations.stores.identity import DONE_STATES, PLACE_KEYS, unit_of
+from ablations.spec.plan import StudySpec, flat_config
+from ablations.stores.errors import SearchError, mask_url
 
 # On a trial recorded in Optuna from its MLflow run: the run it was read from.
 RECOVERED_ATTR = "recovered_from"

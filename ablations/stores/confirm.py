@@ -1,0 +1,100 @@
+"""The confirmation step on Optuna: the study's results read from its trials, and the next round's units
+enqueued (which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
+
+A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
+one more seed for the cells of the comparisons that can still change its verdict, until none is left.
+A round spends only where it can help, by question:
+- only contrasts that are open (undecided, "at the edge", or "too few seeds") in a part that is itself open: a part
+  already decided against, or a verdict outside the claim's regime, is not changed by more seeds;
+- a contrast with fewer than 3 seeds per side (below which nothing is decided) gets seeds up to 3 when
+  the cap allows; one with 3 or more only when its estimated need fits within the cap: the seeds per cell
+  at which its simultaneous interval would exclude 0 if its estimate and spread held
+  (`inference.seeds_needed`); a contrast whose need is above the cap is named, once, and not spent on;
+- for a rule that names a best cell, the cells that could still be best (Hsu's MCB) are named too.
+`plan_round` says all of it in lines the runner prints and `--dry-run` shows; `enqueue_round` adds the
+round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
+cell of the round, so the new runs pair with each other (common random numbers).
+
+The decision reads only the Optuna study (the finished trials' probe results, recorded in their user
+attrs), which every worker and machine shares: whichever process finds the planned work done first
+enqueues the round, and a unit enqueued twice is run once (`search.claim_next`'s duplicate check).
+Each added unit records why it was added (user attr and MLflow tag `ablations.confirm`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from ablations.stores import resume, search
+from ablations.spec.plan import PlannedTrial, StudySpec
+from ablations.stats import confirmation
+from ablations.stats.confirmation import RoundPlan
+from ablations.stats.verdicts import Verdict
+
+
+def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+    """One row per finished (COMPLETE) trial of the study's configurations, the floor left out:
+    cell, seed, probe_h, probe_z and the varied values (pairs as first/second), as the rules read them."""
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        if trial.state != TrialState.COMPLETE or attrs.get("floor") or attrs.get("duplicate_of"):
+            continue
+        if "cell" not in attrs or attrs.get("probe_h") is None:
+            continue
+        row = {"cell": attrs["cell"], "seed": attrs["seed"], "probe_h": attrs["probe_h"],
+               "probe_z": attrs.get("probe_z", math.nan)}
+        row.update({key: value for key, value in attrs.get("varied", {}).items()
+                    if not isinstance(value, (list, dict))})
+        if attrs.get("pair"):
+            row["first"], row["second"] = attrs["pair"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
+    """The seeds each cell has in the study (finished, running or waiting), duplicates left out."""
+    seeds: dict[str, set[int]] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
+            seeds.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
+    return seeds
+
+
+def verdict_of(spec: StudySpec, trials: list[FrozenTrial]) -> Verdict | None:
+    """The verdict of the study's rule on its finished trials, None without a rule or results."""
+    return confirmation.verdict_of(spec, results_frame(trials))
+
+
+def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
+    """The next confirmation round of a study, from its trials (`confirmation.plan_round`)."""
+    return confirmation.plan_round(spec, results_frame(trials), seeds_of(trials))
+
+
+@dataclass
+class Round:
+    added: list[PlannedTrial]
+    lines: list[str]
+
+
+def enqueue_round(study: optuna.Study, spec: StudySpec) -> Round:
+    """Enqueue the next round's units (none already waiting, running or done); returns those added and
+    the lines that say what was spent and what was not."""
+    trials = study.get_trials(deepcopy=False)
+    covered = {search.unit_of(t) for t in trials
+               if t.state in (TrialState.WAITING, TrialState.RUNNING) or resume.is_done(t)}
+    plan = plan_round(spec, trials)
+    added = []
+    for planned, reason in plan.units:
+        if planned.unit in covered:
+            continue
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
+                                                  user_attrs=resume.plan_attrs(planned, confirm=reason)))
+        added.append(planned)
+    return Round(added, plan.lines)
