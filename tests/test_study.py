@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ablations.spec.plan import expand_cells
+from ablations.design.plan import expand_cells
 from ablations.run.study_file import StudyError, load_study
 from simclr_core.config import OpSpec, RunConfig
 

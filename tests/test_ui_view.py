@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from ablations.run import main
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.ui_view import runs_path, runs_view
 from test_run_support import mlflow_runs, optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 

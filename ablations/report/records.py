@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ablations.messages import one_line
-from ablations.spec.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
+from ablations.design.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
 from ablations.stores.errors import sqlite_path
 from ablations.stores.tracking import (
     EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,

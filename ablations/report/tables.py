@@ -20,11 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablations.spec.plan import key_labels
+from ablations.design.plan import key_labels
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores.errors import store_label
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import EPOCH_METRICS, FLOOR_ROLE
 
 # The objective, and the metric every figure shows.

@@ -21,7 +21,7 @@ from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
 from ablations.stats.paired import compare
 from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import VERDICT_TAG
 from ablations.stats.verdicts import RULES, Verdict, decide
 

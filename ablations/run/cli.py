@@ -29,7 +29,7 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 
 # Every trial of the study failed: nothing to report (the failures are recorded, as results).
 EXIT_ALL_FAILED = 1
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 from ablations.stores.errors import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
 from ablations.run.study_file import StudyError, load_study
 from ablations.stores.tracking_store import TrackingError, resolve_tracking_uri

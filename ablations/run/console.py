@@ -20,7 +20,7 @@ from ablations.stores import resume
 from ablations.messages import describe_os_error, one_line
 from ablations.messages import redact
 from ablations.stores.errors import mask_url
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
 from ablations.stores.ui_view import command_path, runs_url, ui_command
 

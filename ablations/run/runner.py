@@ -26,14 +26,14 @@ from tqdm import tqdm
 
 from ablations.stores import confirm, resume, search
 from ablations.messages import one_line
-from ablations.spec.plan import flat_config
+from ablations.design.plan import flat_config
 from ablations.run import console
 from ablations.run.session import Session, log_spread
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.stores.identity import PLACE_KEYS
 from ablations.stores.search import Claim
 from ablations.stores.errors import StoreCannotWrite, StoreUnavailable, is_disk_error
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
     CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, ROLE_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
 )

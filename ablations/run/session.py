@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 
 from ablations.stores import confirm, reconcile, resume, search
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 from ablations.stores.errors import mask_url
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
     GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
 )

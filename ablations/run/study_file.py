@@ -38,13 +38,13 @@ from typing import Any
 
 import yaml
 
-from ablations.spec.plan import (
+from ablations.design.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
 from ablations.stats.verdicts import RULES
-from ablations.spec.strict_yaml import StrictLoader
-from ablations.spec.keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
-from ablations.spec.search_section import parse_search
+from ablations.design.strict_yaml import StrictLoader
+from ablations.design.keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
+from ablations.design.search_section import parse_search
 from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")

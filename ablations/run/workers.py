@@ -25,7 +25,7 @@ from ablations.run import console
 from ablations.run.runner import DataCache, Runner
 from ablations.run.session import Session, open_session, tracking_uri
 from ablations.run.signals import interrupts
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 
 # Seconds the parent waits, after a Ctrl-C, for workers that got it too to end their trials on their
 # own, then for each worker it interrupted itself.

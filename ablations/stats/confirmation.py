@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ablations.spec.plan import PlannedTrial, StudySpec, cell_name, expand_cells
+from ablations.design.plan import PlannedTrial, StudySpec, cell_name, expand_cells
 from ablations.stats.inference import MIN_SEEDS, Estimate
 from ablations.stats.verdicts import Verdict, cell_of, decide
 

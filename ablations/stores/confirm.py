@@ -31,7 +31,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores import resume, search
-from ablations.spec.plan import PlannedTrial, StudySpec
+from ablations.design.plan import PlannedTrial, StudySpec
 from ablations.stats import confirmation
 from ablations.stats.confirmation import RoundPlan
 from ablations.stats.verdicts import Verdict

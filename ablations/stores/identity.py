@@ -13,7 +13,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores.errors import SearchError
-from ablations.spec.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
+from ablations.design.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
 
 # Config keys that say where things are on one machine, not what is trained: they may differ between
 # the machines (and the reruns) of one study.

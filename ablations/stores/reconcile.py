@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablations.stores.identity import DONE_STATES, PLACE_KEYS, unit_of
-from ablations.spec.plan import StudySpec, flat_config
+from ablations.design.plan import StudySpec, flat_config
 from ablations.stores.errors import SearchError, mask_url
 
 # On a trial recorded in Optuna from its MLflow run: the run it was read from.

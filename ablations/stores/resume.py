@@ -23,7 +23,7 @@ from ablations.stores import reconcile
 from ablations.stores.identity import DONE_STATES, changed_failures, check_identity, unit_of
 from ablations.stores.optuna_private import storage_of
 from ablations.stores.optuna_storage import HeartbeatJournalStorage
-from ablations.spec.plan import PlannedTrial, StudySpec
+from ablations.design.plan import PlannedTrial, StudySpec
 
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm",

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ablations.messages import remember_secrets
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.errors import (
     StoreUnavailable, check_tracking_server, describe, mask_url, retry, sqlite_path,
 )
