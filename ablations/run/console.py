@@ -36,8 +36,9 @@ NOT_IN_FILE = "(not in the file)"
 
 
 def fmt(value: float | None) -> str:
-    """An accuracy with the 4 decimals MLflow holds (tracking.rounded)."""
-    return "-" if value is None else f"{value:.{DECIMALS}f}"
+    """An accuracy in percent, as the report prints it, with the precision MLflow holds (4 decimals of the
+    fraction, tracking.rounded): 0.4047 -> `40.47 %`."""
+    return "-" if value is None else f"{value * 100:.{DECIMALS - 2}f} %"
 
 
 def print_header(session: Session) -> None:
