@@ -1,0 +1,173 @@
+"""Racing over budgets (issue 28): which cells go on, on hand-made results tables (ablations.stats.race);
+the next rung enqueued on Optuna (ablations.stores.race); the study file's `race:` read strictly."""
+
+import math
+import random
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from ablations.run.study_file import StudyError, load_study
+from ablations.spec.plan import RaceSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
+from ablations.stats.race import audit_survivors, draw_audit, needed_cells, race_state, rank_agreement
+from ablations.stores import race as race_store
+from ablations.stores.resume import plan_attrs
+from simclr_core.config import RunConfig
+
+CC, CS, CROP, COLOR = ("augment.pipeline=crop+color", "augment.pipeline=crop+sobel", "augment.pipeline=crop",
+                       "augment.pipeline=color")
+PAIRS = {CC: ("crop", "color"), CS: ("crop", "sobel"), CROP: ("crop", "crop"), COLOR: ("color", "color")}
+SEED_EFFECT = {0: 0.0, 1: 0.01, 2: -0.01}
+# A cell x seed wobble of 0.002 points of accuracy: the residual spread the block model needs. With 3 seeds,
+# the SE of a difference of two cells is about sqrt(2) * 0.002 / sqrt(3) = 0.0016 (moderation aside), so a
+# simultaneous interval's half-width is a few thousandths: 0.2 apart is decided, 0.001 apart is open.
+WOBBLE = {(0, 0): 0.002, (0, 1): -0.001, (0, 2): -0.001, (1, 0): -0.002, (1, 1): 0.002, (1, 2): 0.0,
+          (2, 0): 0.0, (2, 1): -0.002, (2, 2): 0.002, (3, 0): 0.001, (3, 1): 0.001, (3, 2): -0.002}
+
+
+def runs(means: dict[str, float], rung: int = 1, seeds=(0, 1, 2), race: str = "survivor") -> pd.DataFrame:
+    rows = []
+    for index, (cell, mean) in enumerate(means.items()):
+        for seed in seeds:
+            h = mean + SEED_EFFECT[seed] + WOBBLE[(index % 4, seed)]
+            rows.append({"cell": cell, "seed": seed, "probe_h": h, "probe_z": h - 0.05, "first": PAIRS[cell][0],
+                         "second": PAIRS[cell][1], "rung": rung, "race": race})
+    return pd.DataFrame(rows)
+
+
+def settled(cells, rung, seeds=(0, 1, 2)):
+    return {(cell, rung, seed) for cell in cells for seed in seeds}
+
+
+def test_the_cells_far_behind_stop_and_the_close_ones_go_on():
+    # crop+sobel is 0.001 below crop+color (open, and could be best); crop and color are 0.2 below (decided).
+    cells, verdict = needed_cells("crop_color_best", runs({CC: 0.60, CS: 0.599, CROP: 0.40, COLOR: 0.40}))
+    assert cells == [CC, CS]
+    assert set(verdict.candidates) == {CC, CS}
+
+
+def test_a_rung_the_rule_cannot_judge_stops_no_cell():
+    # No crop-with-colour cell: crop_color_best has no comparison to make, so nothing is decided.
+    frame = runs({CS: 0.6, CROP: 0.4, COLOR: 0.4})
+    cells, verdict = needed_cells("crop_color_best", frame)
+    assert verdict.note and cells == [CS, CROP, COLOR]
+
+
+def test_the_race_goes_rung_by_rung_and_draws_its_audit_when_it_reaches_the_last():
+    grid = [CC, CS, CROP, COLOR]
+    first = runs({CC: 0.60, CS: 0.599, CROP: 0.40, COLOR: 0.40}, rung=1)
+    # Rung 1 complete: crop and color stop there; rung 2 not begun.
+    state = race_state("crop_color_best", first, grid, [1, 2, 3], [0, 1, 2], settled(grid, 1), 1, 0)
+    assert [(r.epochs, r.cells, r.complete) for r in state.rungs] == [(1, grid, True), (2, [CC, CS], False)]
+    assert state.stopped == {CROP: 1, COLOR: 1} and state.audit == []
+    assert len(state.units([0, 1, 2])) == 4 * 3 + 2 * 3
+    # One unit of rung 2 unsettled: no decision yet (its runs are in the table, the unit is not counted).
+    second = runs({CC: 0.70, CS: 0.50}, rung=2)
+    both = pd.concat([first, second])
+    half = race_state("crop_color_best", both, grid, [1, 2, 3], [0, 1, 2],
+                      settled(grid, 1) | settled([CC, CS], 2) - {(CS, 2, 2)}, 1, 0)
+    assert len(half.rungs) == 2 and half.rungs[1].go_on is None
+    # Rung 2 complete: crop+sobel is 0.2 behind and stops at 2; the last rung has crop+color alone, and one
+    # eliminated cell drawn for the audit, in plan order from [crop+sobel, crop, color] with seed 0.
+    done = race_state("crop_color_best", both, grid, [1, 2, 3], [0, 1, 2],
+                      settled(grid, 1) | settled([CC, CS], 2), 1, 0)
+    assert done.rungs[2].cells == [CC] and done.stopped == {CROP: 1, COLOR: 1, CS: 2}
+    assert done.audit == draw_audit([CS, CROP, COLOR], 1, 0) == [CROP]
+    assert (CROP, 3, 0, "audit") in done.units([0, 1, 2]) and (CC, 3, 0, "survivor") in done.units([0, 1, 2])
+    assert len(done.units([0, 1, 2])) == 4 * 3 + 2 * 3 + 1 * 3 + 1 * 3
+
+
+def test_the_audit_draw_is_fixed_by_its_seed_and_takes_all_where_there_are_few():
+    assert draw_audit(["a", "b"], 5, 3) == ["a", "b"]
+    assert draw_audit(list("abcdef"), 2, 7) == sorted(random.Random(7).sample(list("abcdef"), 2))
+    assert draw_audit(list("abcdef"), 0, 7) == []
+
+
+def test_rank_agreement_is_spearman_with_a_fisher_z_interval():
+    # Means 1..5 at the short rung; the long rung swaps the last two: sum d^2 = 2, rho = 1 - 6*2/(5*24) = 0.9.
+    frame = pd.DataFrame([{"cell": c, "seed": 0, "probe_h": float(v), "rung": rung}
+                          for rung, values in ((2, [1, 2, 3, 4, 5]), (24, [1, 2, 3, 5, 4]))
+                          for c, v in zip("abcde", values)])
+    agreement = rank_agreement(frame, 2, 24)
+    assert agreement.n == 5 and agreement.rho == pytest.approx(0.9)
+    # z = atanh(0.9) = 1.4722, SE = sqrt(1.06 / 2) = 0.7280, 1.96 SE = 1.4269: [tanh(0.0453), tanh(2.8991)].
+    assert agreement.low == pytest.approx(math.tanh(0.0453), abs=1e-3)
+    assert agreement.high == pytest.approx(math.tanh(2.8991), abs=1e-3)
+    assert rank_agreement(frame[frame["cell"].isin(["a", "b"])], 2, 24) is None  # 2 cells: nothing to rank
+
+
+def test_an_audited_cell_that_catches_up_would_have_survived():
+    last = pd.concat([runs({CC: 0.60, CS: 0.599}, rung=3), runs({CROP: 0.599, COLOR: 0.30}, rung=3, race="audit")])
+    assert audit_survivors("crop_color_best", last, [CROP, COLOR]) == [CROP]
+
+
+def race_spec(audit_cells=1) -> StudySpec:
+    search = SearchSpec(pairs=["crop", "color", "sobel"],
+                        pair_subset=[("crop", "color"), ("crop", "sobel"), ("crop", "crop"), ("color", "color")])
+    return StudySpec("raced", "raced.yaml", RunConfig(), search, [0, 1, 2], TrackingSpec(), verdict="crop_color_best",
+                     race=RaceSpec([1, 2, 3], audit_cells=audit_cells, audit_seed=0))
+
+
+def test_the_next_rung_is_enqueued_once_with_its_rung_and_role():
+    spec = race_spec()
+    study = optuna.create_study(direction="maximize")
+    cells = {cell.id: cell for cell in expand_cells(spec.search)}
+    frame = runs({CC: 0.60, CS: 0.599, CROP: 0.40, COLOR: 0.40}, rung=1)
+    for row in frame.itertuples():
+        attrs = {**plan_attrs(spec.planned(cells[row.cell], row.seed, 1)), "probe_h": row.probe_h,
+                 "probe_z": row.probe_z}
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=row.probe_h, user_attrs=attrs))
+    added, lines = race_store.enqueue_rung(study, spec)
+    assert sorted(p.unit for p in added) == sorted(f"{c} epochs=2 seed={s}" for c in (CC, CS) for s in (0, 1, 2))
+    assert all(p.config.train.epochs == 2 for p in added)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert {(t.user_attrs["rung"], t.user_attrs["race"]) for t in waiting} == {(2, "survivor")}
+    assert lines[0].startswith("race: after 1 epochs, 2 of 4 cells go on (crop+color, crop+sobel)")
+    assert race_store.enqueue_rung(study, spec) == ([], [])  # waiting already: nothing added twice
+
+
+RACE_BASE = """\
+name: raced
+search: {pairs: [[crop, color], [crop, sobel]]}
+seeds: [0, 1, 2]
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_race_is_read_with_its_defaults(tmp_path):
+    spec = load_study(write(tmp_path, RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [2, 6, 24]}\n"))
+    assert (spec.race.rungs, spec.race.audit_cells, spec.race.audit_seed) == ([2, 6, 24], 2, 0)
+    assert [t.unit for t in spec.trials()][:2] == ["augment.pipeline=crop+color epochs=2 seed=0",
+                                                     "augment.pipeline=crop+color epochs=2 seed=1"]
+    assert spec.race_limit() == 2 * 3 * 3 and len(spec.possible_trials()) == 18
+
+
+@pytest.mark.parametrize("text, key, allowed", [
+    (RACE_BASE + "race: {rungs: [2, 6]}\n", "race", "name the rule with `verdict:`"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [6, 2]}\n", "race.rungs", "at least two rising"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [6]}\n", "race.rungs", "at least two rising"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [0, 2]}\n", "race.rungs", "at least two rising"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [2, 6], budget: 3}\n", "race.budget", "allowed: rungs, audit"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [2, 6], audit: {cells: -1}}\n", "race.audit.cells",
+     "an integer 0 or more"),
+    (RACE_BASE + "verdict: crop_color_best\nrace: {rungs: [2, 6], audit: {size: 1}}\n", "race.audit.size",
+     "allowed: cells, seed"),
+    (RACE_BASE + "verdict: crop_color_best\nconfirm: {max_seeds: 4}\nrace: {rungs: [2, 6]}\n", "race",
+     "cannot be combined"),
+    (RACE_BASE.replace("[0, 1, 2]", "[0, 1]") + "verdict: crop_color_best\nrace: {rungs: [2, 6]}\n", "seeds",
+     "at least 3 seeds"),
+    ("name: raced\nsearch: {pairs: [[crop, color], [crop, sobel]], grid: {train.epochs: [1, 2]}}\nseeds: [0, 1, 2]\n"
+     "verdict: crop_color_best\nrace: {rungs: [2, 6]}\n", "race", "take it out of search.grid"),
+])
+def test_a_bad_race_is_one_line_naming_the_key(tmp_path, text, key, allowed):
+    with pytest.raises(StudyError) as error:
+        load_study(write(tmp_path, text))
+    message = str(error.value)
+    assert "\n" not in message and f"study.yaml: {key}:" in message and allowed in message, message
