@@ -2,19 +2,28 @@
 the next rung enqueued on Optuna (ablations.stores.race); the study file's `race:` read strictly."""
 
 import math
+import os
 import random
+import signal
+import time
+from collections import Counter
 
 import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from ablations.run import main
 from ablations.run.study_file import StudyError, load_study
 from ablations.spec.plan import RaceSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.stats.race import audit_survivors, draw_audit, needed_cells, race_state, rank_agreement
 from ablations.stores import race as race_store
+from ablations.stores.confirm import results_frame
 from ablations.stores.resume import plan_attrs
 from simclr_core.config import RunConfig
+from test_run_support import (  # noqa: F401 (workdir is a fixture)
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, workdir,
+)
 
 CC, CS, CROP, COLOR = ("augment.pipeline=crop+color", "augment.pipeline=crop+sobel", "augment.pipeline=crop",
                        "augment.pipeline=color")
@@ -171,3 +180,58 @@ def test_a_bad_race_is_one_line_naming_the_key(tmp_path, text, key, allowed):
         load_study(write(tmp_path, text))
     message = str(error.value)
     assert "\n" not in message and f"study.yaml: {key}:" in message and allowed in message, message
+
+
+def _wait_for_running(workdir, name, process, rung: int, epoch: int):
+    """The first trial RUNNING at `rung` past `epoch` (its checkpoint exists); fails if the run ends first."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        if (workdir / "runs" / name / "optuna.journal").exists():
+            try:
+                for trial in optuna_trials(workdir, name):
+                    if (trial.state == TrialState.RUNNING and trial.user_attrs.get("rung") == rung
+                            and trial.user_attrs.get("progress", {}).get("epoch", 0) >= epoch):
+                        return trial
+            except KeyError:  # the study is not created yet
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"no trial reached epoch {epoch} of rung {rung} in {SAFETY_LIMIT_S} s (a hang?)")
+
+
+@pytest.mark.slow
+def test_a_three_rung_race_with_a_worker_killed_mid_rung_runs_each_unit_once_and_eliminates_as_inferred(workdir):
+    study = study_file(workdir, "raced", """\
+search: {pairs: [[crop, color], [crop, crop], [color, color]]}
+verdict: crop_color_best
+race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
+""", seeds=(0, 1, 2), epochs=1, knn_every=0)
+    parent = start(workdir, cli(workdir, study, "--workers", "2", "--heartbeat-interval", "1"))
+    victim = _wait_for_running(workdir, "raced", parent, rung=8, epoch=2)
+    os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    output, _ = parent.communicate(timeout=SAFETY_LIMIT_S)
+    assert parent.returncode == 0, output[-3000:]
+    assert main(cli(workdir, study)) == 0  # the resume: nothing is left, nothing is added
+    trials = optuna_trials(workdir, "raced")
+    counts = complete_once_per_unit(trials)
+    assert any(t.state == TrialState.FAIL and t.number == victim.number for t in trials)  # the killed one
+    # What the race planned, recomputed from the recorded results with the statistics alone.
+    spec = load_study(study)
+    cells = [cell.id for cell in expand_cells(spec.search)]
+    frame = results_frame(trials)
+    state = race_state("crop_color_best", frame, cells, [1, 2, 8], [0, 1, 2], race_store.settled_units(trials), 1, 0)
+    assert [rung.complete for rung in state.rungs] == [True, True, True]
+    assert set(counts) == {f"{cell} epochs={epochs} seed={seed}" for cell, epochs, seed, _ in state.units([0, 1, 2])}
+    # Each elimination is the inference's on that rung's runs: the cells not needed by the rule there.
+    for rung in state.rungs[:-1]:
+        needed, _ = needed_cells("crop_color_best", frame[(frame["rung"] == rung.epochs) & frame["cell"].isin(rung.cells)])
+        assert rung.go_on == needed
+        assert {cell for cell, at in state.stopped.items() if at == rung.epochs} == set(rung.cells) - set(needed)
+    roles = {t.user_attrs["unit"]: t.user_attrs["race"] for t in trials if t.state == TrialState.COMPLETE}
+    assert {unit for unit, role in roles.items() if role == "audit"} == {
+        f"{cell} epochs=8 seed={seed}" for cell in state.audit for seed in (0, 1, 2)}
+    # MLflow holds each unit once, its rung as a tag and as train.epochs.
+    _, _, children = mlflow_runs(workdir, "raced")
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert sorted(Counter(r.data.tags["ablations.unit"] for r in finished).values()) == [1] * len(counts)
+    assert all(r.data.tags["ablations.rung"] == r.data.params["train.epochs"] for r in finished)
