@@ -235,3 +235,38 @@ race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
     finished = [r for r in children if r.info.status == "FINISHED"]
     assert sorted(Counter(r.data.tags["ablations.unit"] for r in finished).values()) == [1] * len(counts)
     assert all(r.data.tags["ablations.rung"] == r.data.params["train.epochs"] for r in finished)
+
+
+def race_records() -> "StudyRecords":
+    """A finished race's runs table as the report reads it: rung 1 all four cells (crop and color 20 points
+    behind), rung 2 crop+color and crop+sobel (crop+sobel then 20 behind), rung 3 crop+color and the
+    audited crop (still 20 behind); 10, 20 and 60 s per trial at the three rungs."""
+    from ablations.report.records import StudyRecords
+
+    parts = [(runs({CC: 0.60, CS: 0.599, CROP: 0.40, COLOR: 0.40}, rung=1), 10.0),
+             (runs({CC: 0.70, CS: 0.50}, rung=2), 20.0),
+             (runs({CC: 0.75}, rung=3), 60.0), (runs({CROP: 0.55}, rung=3, race="audit"), 60.0)]
+    frame = pd.concat([part.assign(duration_s=seconds) for part, seconds in parts], ignore_index=True)
+    frame = frame.assign(role="trial", status="FINISHED", trial=range(len(frame)))
+    floor = pd.DataFrame([{"cell": "floor", "seed": s, "probe_h": 0.3, "role": "floor", "status": "FINISHED",
+                           "trial": 100 + s, "duration_s": 1.0} for s in (0, 1, 2)])
+    return StudyRecords("raced", "test", "parent", "FINISHED", {}, {}, pd.concat([frame, floor], ignore_index=True),
+                        ["first", "second"], True)
+
+
+def test_the_race_report_says_where_each_cell_stopped_what_the_audit_found_and_the_cost():
+    from ablations.report import race as race_report
+
+    records = race_records()
+    last = race_report.last_rung(records)
+    assert sorted(set(last.runs["cell"])) == sorted({CC, "floor"}) and last.params["train.epochs"] == "3"
+    report = race_report.analyse(records, "crop_color_best")
+    assert report.rungs == [1, 2, 3] and report.at == {1: [CC, CS, CROP, COLOR], 2: [CC, CS], 3: [CC]}
+    assert [(s.cell, s.epochs) for s in report.stops] == [(CROP, 1), (COLOR, 1), (CS, 2)]
+    assert report.stops[0].text.startswith("crop+color − crop +20.0 points [") and report.stops[0].text.endswith("above")
+    assert report.audit == [CROP] and report.audit_needed == []  # 20 points behind at 3 epochs too
+    # Spent: 12 x 10 + 6 x 20 + 6 x 60 = 600 s; the full grid at 3 epochs: 4 cells x 3 seeds x 60 s = 720 s.
+    assert (report.spent_s, report.full_s) == (600.0, 720.0)
+    text = "\n".join(race_report.section(report, pair=True))
+    assert "| crop | stopped at 1 |" in text and "none would have survived at 3 epochs" in text
+    assert "Cost: 10.0 min of trial time spent on the race" in text and "estimated 12.0 min for the full grid" in text and "(83%)" in text
