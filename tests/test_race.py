@@ -270,3 +270,18 @@ def test_the_race_report_says_where_each_cell_stopped_what_the_audit_found_and_t
     text = "\n".join(race_report.section(report, pair=True))
     assert "| crop | stopped at 1 |" in text and "none would have survived at 3 epochs" in text
     assert "Cost: 10.0 min of trial time spent on the race" in text and "estimated 12.0 min for the full grid" in text and "(83%)" in text
+
+
+def test_a_race_dry_run_prints_its_rungs_and_its_worst_case_and_expected_cost(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "raced_dry", """\
+search: {pairs: [[crop, color], [crop, crop], [color, color]]}
+verdict: crop_color_best
+race: {rungs: [1, 2, 4], audit: {cells: 1, seed: 0}}
+""", seeds=(0, 1, 2), epochs=1, knn_every=0)
+    assert main(cli(workdir, study, "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "3 cells x 3 seeds, raced over 1, 2, 4 epochs by the rule crop_color_best" in out, out
+    assert "1 epochs: 3 cells x 3 seeds, 0 of 9 done" in out
+    assert "worst case (nothing eliminated): 27 trials" in out
+    assert "expected: " in out and "an assumption until the first rung is decided: 25% of a rung's cells" in out
+    assert not (workdir / "runs" / "raced_dry").exists()  # nothing written

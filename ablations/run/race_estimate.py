@@ -23,8 +23,8 @@ from ablations.stores import race as race_store
 
 # Before any rung is decided, the share of a rung's cells assumed to go on to the next. aug_pairs' own
 # 6-epoch grid (reports/aug_pairs, 3 seeds) leaves 4 of its 49 cells needed by crop_color_best; a shorter
-# rung decides less, so a third is a cautious guess, replaced by the race's own share once it has one.
-EXPECTED_SHARE = 1 / 3
+# rung decides less, so a quarter is a cautious guess, replaced by the race's own share once it has one.
+EXPECTED_SHARE = 1 / 4
 
 
 def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
