@@ -4,6 +4,7 @@ the next rung enqueued on Optuna (ablations.stores.race); the study file's `race
 import math
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
@@ -211,6 +212,9 @@ race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
     os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
     output, _ = parent.communicate(timeout=SAFETY_LIMIT_S)
     assert parent.returncode == 0, output[-3000:]
+    # The parent tells what its workers enqueued, and what the race decided.
+    assert "race: after 1 epochs, " in output and "race: after 2 epochs, " in output, output[-3000:]
+    assert re.search(r"race: \d+ trial\(s\) added at 8 epochs", output), output[-3000:]
     assert main(cli(workdir, study)) == 0  # the resume: nothing is left, nothing is added
     trials = optuna_trials(workdir, "raced")
     counts = complete_once_per_unit(trials)
