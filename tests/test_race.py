@@ -289,3 +289,15 @@ race: {rungs: [1, 2, 4], audit: {cells: 1, seed: 0}}
     assert "worst case (nothing eliminated): 27 trials" in out
     assert "expected: " in out and "an assumption until the first rung is decided: 25% of a rung's cells" in out
     assert not (workdir / "runs" / "raced_dry").exists()  # nothing written
+
+
+def test_a_bad_race_on_the_command_line_is_one_error_line_and_exit_status_2(workdir, capsys):  # noqa: F811
+    study = study_file(workdir, "raced_bad", """\
+search: {pairs: [[crop, color], [crop, crop]]}
+verdict: crop_color_best
+race: {rungs: [2, 2]}
+""", seeds=(0, 1, 2), epochs=1, knn_every=0)
+    assert main(cli(workdir, study)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "raced_bad.yaml: race.rungs: [2, 2] is not allowed" in err[0]
+    assert not (workdir / "runs" / "raced_bad").exists()
