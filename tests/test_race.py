@@ -23,7 +23,7 @@ from ablations.stores.confirm import results_frame
 from ablations.stores.resume import plan_attrs
 from simclr_core.config import RunConfig
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, workdir,
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, uri, workdir,
 )
 
 CC, CS, CROP, COLOR = ("augment.pipeline=crop+color", "augment.pipeline=crop+sobel", "augment.pipeline=crop",
@@ -239,6 +239,21 @@ race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
     finished = [r for r in children if r.info.status == "FINISHED"]
     assert sorted(Counter(r.data.tags["ablations.unit"] for r in finished).values()) == [1] * len(counts)
     assert all(r.data.tags["ablations.rung"] == r.data.params["train.epochs"] for r in finished)
+    # The report: runs.parquet carries each run's rung and role, and rebuilds the race's section without the store.
+    from ablations.report import main as report_main
+
+    assert report_main(["--study", "raced", "--tracking-uri", uri(workdir), "--out", str(workdir / "reports"),
+                        "--no-log"]) == 0
+    saved = pd.read_parquet(workdir / "reports" / "raced" / "runs.parquet")
+    trial_rows = saved[(saved["role"] == "trial") & (saved["status"] == "FINISHED")]  # the killed run has a row too
+    assert sorted(zip(trial_rows["cell"], trial_rows["rung"], trial_rows["seed"])) == sorted(
+        (cell, epochs, seed) for cell, epochs, seed, _ in state.units([0, 1, 2]))
+    readme = (workdir / "reports" / "raced" / "README.md").read_text()
+    section = readme[readme.index("## The race"):]
+    assert "### 8 epochs" in section and "Audit: " in section and "Cost: " in section
+    assert report_main(["--from-parquet", str(workdir / "reports" / "raced")]) == 0
+    rebuilt = (workdir / "reports" / "raced" / "README.md").read_text()
+    assert rebuilt[rebuilt.index("## The race"):] == section
 
 
 def race_records() -> "StudyRecords":
