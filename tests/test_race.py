@@ -288,6 +288,9 @@ def test_the_race_report_says_where_each_cell_stopped_what_the_audit_found_and_t
     assert (report.spent_s, report.full_s) == (600.0, 720.0)
     text = "\n".join(race_report.section(report, pair=True))
     assert "| crop | stopped at 1 |" in text and "none would have survived at 3 epochs" in text
+    assert ("Verdict at 3 epochs, on the 1 cell(s) that reached it: " in text
+            and "The 3 eliminated cell(s) below are eliminated" in text)
+    assert "- crop+sobel: stopped at 2 epochs: crop+color − crop+sobel +20.0 points [" in text
     assert "Cost: 10.0 min of trial time spent on the race" in text and "estimated 12.0 min for the full grid" in text and "(83%)" in text
 
 

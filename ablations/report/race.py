@@ -19,7 +19,7 @@ from ablations.messages import duration
 from ablations.report.records import FLOOR_ROLE, StudyRecords
 from ablations.spec.plan import cell_name
 from ablations.stats.race import Agreement, audit_survivors, needed_cells, rank_agreement
-from ablations.stats.verdicts import Verdict, cell_of
+from ablations.stats.verdicts import Verdict, cell_of, decide
 
 RUNG, ROLE = "rung", "race"
 
@@ -54,6 +54,7 @@ class RaceReport:
     audit_needed: list[str] = field(default_factory=list)  # audited cells the rule needed at the last rung
     agreements: list[Agreement] = field(default_factory=list)
     means: dict[tuple[int, str], tuple[float, int]] = field(default_factory=dict)  # (rung, cell) -> mean, n
+    last_verdict: str = ""  # the rule at the last rung on the cells that reached it, in a sentence
     spent_s: float = 0.0
     full_s: float = math.nan  # the full grid at the last rung (measured where run, else its mean)
 
@@ -78,6 +79,9 @@ def analyse(records: StudyRecords, rule: str) -> RaceReport:
         rung_runs = frame[(frame[RUNG] == r) & frame["cell"].isin(at[r]) & (frame[ROLE] != "audit")]
         _, verdict = needed_cells(rule, rung_runs)
         report.stops += [Stop(c, r, _why(verdict, c)) for c in stopped]
+    reached = frame[(frame[RUNG] == last) & (frame[ROLE] != "audit")]
+    if not reached.empty:
+        report.last_verdict = decide(rule, reached, last).sentence
     report.audit = [c for c in cells if c in set(runs.loc[runs[ROLE] == "audit", "cell"])]
     last_runs = frame[frame[RUNG] == last]
     report.audit_needed = audit_survivors(rule, last_runs, report.audit)
@@ -109,6 +113,10 @@ def section(report: RaceReport, pair: bool) -> list[str]:
              "an eliminated cell is stated as eliminated, not as decided there.", ""]
     for r in report.rungs:
         lines += [f"### {r} epochs: {len(report.at[r])} cells", ""] + _grid(report, r, pair) + [""]
+    if report.last_verdict:
+        lines += [f"Verdict at {report.rungs[-1]} epochs, on the {len(report.at[report.rungs[-1]])} cell(s) that reached "
+                  f"it: {report.last_verdict} The {len(report.stops)} eliminated cell(s) below are eliminated: each was "
+                  f"decided at the rung where it stopped, not at {report.rungs[-1]} epochs.", ""]
     if report.stops:
         lines += ["Eliminated (at the rung they stopped, the comparison that decided it, 95 % simultaneous):", ""]
         lines += [f"- {cell_name(s.cell)}: stopped at {s.epochs} epochs: {s.text}" for s in report.stops] + [""]
@@ -146,7 +154,7 @@ def _audit_sentence(report: RaceReport) -> str:
     agreement = "; ".join(
         f"Spearman's rank correlation of the cells' means between {a.short} and {a.long} epochs is {a.rho:+.2f}"
         + (f" [{a.low:+.2f}, {a.high:+.2f}]" if a.low is not None else " (no interval)") + f" over {a.n} cells"
-        for a in report.agreements) or "too few cells ran at two rungs for a rank correlation"
+        for a in report.agreements) or "Too few cells ran at two rungs for a rank correlation"
     needed = (f"{', '.join(cell_name(c) for c in report.audit_needed)} would have survived at {last} epochs "
               "(the rule still needed it there): an elimination the last rung does not bear out"
               if report.audit_needed else f"none would have survived at {last} epochs")
