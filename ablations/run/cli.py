@@ -15,7 +15,7 @@ a study whose every trial failed exits with 1, naming the first error; Ctrl-C, a
 with 130 and one line, after marking a running trial failed (Optuna) and KILLED (MLflow).
 
 This module parses and reports; the work is in the package's other modules (session, runner,
-workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
+workers, console, estimate, race_estimate (a race's dry run), signals), which know nothing of argv beyond the parsed options.
 """
 
 from __future__ import annotations
