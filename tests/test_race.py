@@ -319,3 +319,13 @@ race: {rungs: [2, 2]}
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "raced_bad.yaml: race.rungs: [2, 2] is not allowed" in err[0]
     assert not (workdir / "runs" / "raced_bad").exists()
+
+
+def test_a_race_with_no_result_yet_is_at_its_first_rung():
+    grid = [CC, CS]
+    state = race_state("crop_color_best", pd.DataFrame(), grid, [1, 2], [0, 1, 2], set(), 1, 0)
+    assert [(r.epochs, r.cells, r.complete) for r in state.rungs] == [(1, grid, False)]
+    # Results of units run before the study raced (no rung) are not a rung's.
+    old = runs({CC: 0.6, CS: 0.4}).drop(columns=["rung", "race"])
+    state = race_state("crop_color_best", old, grid, [1, 2], [0, 1, 2], settled(grid, 1), 1, 0)
+    assert state.rungs[0].go_on == [] and state.stopped == {CC: 1, CS: 1}

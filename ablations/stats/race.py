@@ -89,13 +89,15 @@ def race_state(rule: str, runs: pd.DataFrame, cells: list[str], rungs: list[int]
     are settled, on its own runs of the cells raced there."""
     state = RaceState()
     current = list(cells)
+    if RUNG_COLUMN not in runs:  # no race unit finished yet (or only units run before the study raced)
+        runs = runs.assign(**{RUNG_COLUMN: math.nan})
     for index, epochs in enumerate(rungs):
         complete = all((cell, epochs, seed) in settled for cell in current for seed in seeds)
         rung = Rung(epochs, current, complete)
         state.rungs.append(rung)
         if index == len(rungs) - 1 or not complete:
             break
-        at = runs[(runs[RUNG_COLUMN] == epochs) & runs["cell"].isin(current)] if not runs.empty else runs
+        at = runs[(runs[RUNG_COLUMN] == epochs) & runs["cell"].isin(current)]
         go_on, rung.verdict = needed_cells(rule, at) if not at.empty else ([], None)
         rung.go_on = go_on
         state.stopped.update({cell: epochs for cell in current if cell not in go_on})
