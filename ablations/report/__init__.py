@@ -8,7 +8,8 @@ schema users script against is in reports/README.md.
 
 One role per module: `records` reads MLflow, `tables` builds the tables, `stats` computes statistics of
 them, `specs` is the figure registry over the drawing functions in `figures` (`contrast_figures` draws a
-verdict's contrasts), `verdict` judges the study's rule, `saved` reads a report back from its Parquet,
+verdict's contrasts), `verdict` judges the study's rule, `saved` reads a report back from its Parquet, `race` the section of a race (every rung's grid, the audit, the
+cost),
 `readme` writes the README, `build` writes one study's report, `cli` is the command.
 """
 

@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.messages import one_line, writing_to
-from ablations.report import figures, saved
+from ablations.report import figures, race, saved
 from ablations.report.readme import render_readme, with_analysis
 from ablations.report.records import ReportError, StudyRecords, call_store
 from ablations.report.specs import FIGURES, FigureInput
 from ablations.report.tables import Tables, build_tables, write_parquet
-from ablations.report.verdict import floor_of, judge, write_comparisons
+from ablations.report.verdict import floor_of, judge, rule_for, write_comparisons
 from ablations.stats.verdicts import Verdict
 
 
@@ -70,7 +70,7 @@ def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: 
     """runs.parquet, history.parquet, summary.parquet, figures and README.md for one study, in
     `study_dir` or `<out_dir>/<study>/` (see study_dir_for); logged to its parent run where `client` (an
     MlflowClient on its store) is given."""
-    tables = build_tables(records)
+    tables = build_tables(race.last_rung(records) if race.is_race(records) else records)
     study_dir = study_dir or study_dir_for(out_dir, records, replace)
     study_dir.mkdir(parents=True, exist_ok=True)
     with writing_to(study_dir):  # a full disk names the report's folder
@@ -81,7 +81,10 @@ def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: 
 
 
 def _write(records: StudyRecords, tables: Tables, study_dir: Path) -> Written:
-    table_paths = saved.save(records, study_dir) + [_write_summary(records, tables, study_dir)]
+    # A race is reported at its last rung (`race.last_rung`), its every run kept in runs.parquet, and the
+    # race itself in a section of the README.
+    full, records = records, race.last_rung(records) if race.is_race(records) else records
+    table_paths = saved.save(full, study_dir) + [_write_summary(records, tables, study_dir)]
     verdict = judge(records, tables)
     if verdict is not None:
         table_paths.append(write_comparisons(verdict, study_dir / "comparisons.parquet", {
@@ -92,8 +95,10 @@ def _write(records: StudyRecords, tables: Tables, study_dir: Path) -> Written:
     study = FigureInput(records, tables, records.histories, verdict, floor.mean * 100 if floor else None)
     written = write_figures(study, study_dir / "figures")
     readme = study_dir / "README.md"
-    readme.write_text(with_analysis(render_readme(records, tables, written.verdict, written.readings, floor),
-                                    study_dir))
+    text = render_readme(records, tables, written.verdict, written.readings, floor)
+    if full is not records and rule_for(full):
+        text += "\n" + "\n".join(race.section(race.analyse(full, rule_for(full)), full.pair))
+    readme.write_text(with_analysis(text, study_dir))
     written.paths = table_paths + [readme] + written.paths
     return written
 

@@ -260,6 +260,8 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "config": cell_name(tags["ablations.cell"]) if "ablations.cell" in tags else None,
         "first": tags.get("ablations.first"),
         "second": tags.get("ablations.second"),
+        "rung": as_int(tags.get("ablations.rung")),  # a race's training length (stores.tracking.RUNG_TAG)
+        "race": tags.get("ablations.race"),
         **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
         **{f"metric:{key}": value for key, value in _metrics(run).items()},
         "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
@@ -295,6 +297,8 @@ def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str
         columns[key] = _typed([None if r["role"] == FLOOR_ROLE else r.get(f"varied:{key}") for r in rows])
     columns["cell"] = column("cell", "str")
     columns["config"] = column("config", "str")
+    if any(r.get("rung") is not None for r in rows):  # a race: each run's rung and role (survivor, audit)
+        columns["rung"], columns["race"] = column("rung", "Int64"), column("race", "str")
     for key in metric_keys:
         columns[key] = column(f"metric:{key}", "float64", default=math.nan)
     columns["duration_s"] = column("duration_s", "float64")

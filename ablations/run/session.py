@@ -111,13 +111,14 @@ def log_spread(session: Session, cell: str | None = None) -> None:
     """Each configuration's mean, SD and n over its seeds (or only `cell`'s), on each of its runs
     (tracking.SPREAD_METRICS), from the study's complete trials: the runs view's group row then shows
     them. An SD needs two seeds."""
-    by_cell: dict[str, list[dict]] = {}
+    by_cell: dict[tuple[str, int | None], list[dict]] = {}
     for trial in session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         if attrs.get("duplicate_of") or "mlflow_run_id" not in attrs or "cell" not in attrs:
             continue
         if cell is None or attrs["cell"] == cell:
-            by_cell.setdefault(attrs["cell"], []).append({**attrs, "probe_h": attrs.get("probe_h", trial.value)})
+            rung = attrs.get("rung")  # a race: a cell's spread is over its seeds at one rung
+            by_cell.setdefault((attrs["cell"], rung), []).append({**attrs, "probe_h": attrs.get("probe_h", trial.value)})
     for members in by_cell.values():
         metrics = {"n_seeds": len(members)}
         for key in ("probe_h", "probe_z"):
@@ -136,6 +137,8 @@ def log_parent_summary(session: Session) -> None:
     the verdict as a tag and in the run's description."""
     trials = session.study.get_trials(deepcopy=False)
     results = confirm.results_frame(trials)
+    if session.spec.race is not None and "rung" in results:  # a race's best is at its last rung reached
+        results = results[(results["rung"] == results["rung"].max()) & (results["race"] != "audit")]
     metrics: dict[str, float] = {"finished_trials": float(sum(t.state.name == "COMPLETE" for t in trials))}
     tags: dict[str, str] = {}
     if not results.empty:

@@ -53,6 +53,8 @@ def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
                     if not isinstance(value, (list, dict))})
         if attrs.get("pair"):
             row["first"], row["second"] = attrs["pair"]
+        if "rung" in attrs:  # a race's unit: its training length and role (ablations.stats.race)
+            row["rung"], row["race"] = int(attrs["rung"]), attrs.get("race", "survivor")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -136,7 +136,7 @@ def recover(study: Any, spec: StudySpec, storage: Any, finished: list[FinishedRu
             lost.setdefault(run.unit, run)
     if not lost:
         return []
-    planned = {p.unit: p for p in spec.trials()} if spec.search.sampler == "grid" else {}
+    planned = {p.unit: p for p in spec.possible_trials()} if spec.search.sampler == "grid" else {}
     writes = [(run, _attrs(run, planned.get(run.unit), spec)) for run in lost.values()]  # all checked first
     study_id = storage.get_study_id_from_name(spec.name)
     for run, attrs in writes:
@@ -193,6 +193,9 @@ def _attrs(run: FinishedRun, planned: Any, spec: StudySpec) -> dict[str, Any]:
         attrs["floor"] = True
     if tags.get("ablations.confirm"):
         attrs["confirm"] = tags["ablations.confirm"]
+    if tags.get("ablations.rung"):  # a race's unit: its rung and its role (tracking's RUNG_TAG, RACE_TAG)
+        attrs["rung"] = int(tags["ablations.rung"])
+        attrs["race"] = tags.get("ablations.race", "survivor")
     if "device" in tags:
         attrs["device"] = tags["device"]
     attrs.update({key: run.metrics[key] for key in RESULT_KEYS if key in run.metrics})

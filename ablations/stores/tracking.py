@@ -88,6 +88,9 @@ FLOOR_TAG = "ablations.floor"
 CONFIG_TAG = "ablations.config"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
+# On a race's trial run: its rung (epochs) and role, "survivor" or "audit" (ablations.stats.race).
+RUNG_TAG = "ablations.rung"
+RACE_TAG = "ablations.race"
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
 # experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
 # mechanism behind its "Share" button. A study writes one such view (ui_view.runs_view) and prints
