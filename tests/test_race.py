@@ -200,20 +200,43 @@ def _wait_for_running(workdir, name, process, rung: int, epoch: int):
     raise AssertionError(f"no trial reached epoch {epoch} of rung {rung} in {SAFETY_LIMIT_S} s (a hang?)")
 
 
+# The race below needs a decided difference at its first rung, which the tiny base of test_run_support
+# never gives (every pair scores about chance on 64 images of 16 px after an epoch or two). Training on Sobel
+# edges does: the synthetic classes differ only in shape, and the edge map takes the colour away, so an
+# encoder trained on edges (with colour jitter first, which changes their contrast) probes 10 to 14 points
+# above crop+color, which at this budget stays near the untrained encoder. Measured at 2 epochs with this
+# base, probe_h mean over seeds (crop+color, color+sobel, color_jitter+sobel), bf16 autocast on a CPU with
+# AMX: seeds 0-2 0.323, 0.438, 0.449; 3-5 0.321, 0.447, 0.428; 6-8 0.320, 0.428, 0.430; in fp32 (a CPU
+# without native bf16): 0-2 0.330, 0.425, 0.427; 3-5 0.330, 0.475, 0.443; 6-8 0.313, 0.435, 0.417. In all six
+# triples both contrasts are decided below, crop+color is eliminated and both edge cells go on: the contrasts'
+# t are 4.7 to 9.3 against a critical 3.31 (7.8 to 9.3 for the seeds 0-2 used here). The edge cells have no
+# crop-with-colour cell left to judge against at 4 epochs, so that rung stops none; at 8 epochs crop+color runs
+# again as the audit's one eliminated cell. About 1 s a trial at 2 epochs on one core.
+EDGE_RACE = """\
+name: raced
+base:
+  data: {dataset: synthetic, synthetic_per_class: 200, synthetic_classes: 4, synthetic_size: 16}
+  model: {encoder: small_cnn, width: 16}
+  train: {epochs: 2, batch_size: 64, lr: 1.0, num_threads: 1, device: cpu}
+  probe: {max_iter: 100, knn_every: 0}
+search: {pairs: [[crop, color], [color, sobel], [color_jitter, sobel]]}
+seeds: [0, 1, 2]
+verdict: crop_color_best
+race: {rungs: [2, 4, 8], audit: {cells: 1, seed: 0}}
+"""
+
+
 @pytest.mark.slow
 def test_a_three_rung_race_with_a_worker_killed_mid_rung_runs_each_unit_once_and_eliminates_as_inferred(workdir):
-    study = study_file(workdir, "raced", """\
-search: {pairs: [[crop, color], [crop, crop], [color, color]]}
-verdict: crop_color_best
-race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
-""", seeds=(0, 1, 2), epochs=1, knn_every=0)
+    study = workdir / "raced.yaml"
+    study.write_text(EDGE_RACE)
     parent = start(workdir, cli(workdir, study, "--workers", "2", "--heartbeat-interval", "1"))
     victim = _wait_for_running(workdir, "raced", parent, rung=8, epoch=2)
     os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
     output, _ = parent.communicate(timeout=SAFETY_LIMIT_S)
     assert parent.returncode == 0, output[-3000:]
     # The parent tells what its workers enqueued, and what the race decided.
-    assert "race: after 1 epochs, " in output and "race: after 2 epochs, " in output, output[-3000:]
+    assert "race: after 2 epochs, 2 of 3 cells go on" in output and "race: after 4 epochs, " in output, output[-3000:]
     assert re.search(r"race: \d+ trial\(s\) added at 8 epochs", output), output[-3000:]
     assert main(cli(workdir, study)) == 0  # the resume: nothing is left, nothing is added
     trials = optuna_trials(workdir, "raced")
@@ -223,8 +246,12 @@ race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
     spec = load_study(study)
     cells = [cell.id for cell in expand_cells(spec.search)]
     frame = results_frame(trials)
-    state = race_state("crop_color_best", frame, cells, [1, 2, 8], [0, 1, 2], race_store.settled_units(trials), 1, 0)
+    state = race_state("crop_color_best", frame, cells, [2, 4, 8], [0, 1, 2], race_store.settled_units(trials), 1, 0)
     assert [rung.complete for rung in state.rungs] == [True, True, True]
+    # The race eliminated something at its first rung, so the audit below is not vacuous.
+    eliminated_at_first_rung = {cell for cell, at in state.stopped.items() if at == 2}
+    assert eliminated_at_first_rung, frame.groupby(["rung", "cell"])["probe_h"].mean()
+    assert state.audit and set(state.audit) <= eliminated_at_first_rung
     assert set(counts) == {f"{cell} epochs={epochs} seed={seed}" for cell, epochs, seed, _ in state.units([0, 1, 2])}
     # Each elimination is the inference's on that rung's runs: the cells not needed by the rule there.
     for rung in state.rungs[:-1]:
@@ -232,6 +259,7 @@ race: {rungs: [1, 2, 8], audit: {cells: 1, seed: 0}}
         assert rung.go_on == needed
         assert {cell for cell, at in state.stopped.items() if at == rung.epochs} == set(rung.cells) - set(needed)
     roles = {t.user_attrs["unit"]: t.user_attrs["race"] for t in trials if t.state == TrialState.COMPLETE}
+    assert "audit" in roles.values()
     assert {unit for unit, role in roles.items() if role == "audit"} == {
         f"{cell} epochs=8 seed={seed}" for cell in state.audit for seed in (0, 1, 2)}
     # MLflow holds each unit once, its rung as a tag and as train.epochs.
