@@ -8,6 +8,7 @@ what is allowed.
 
     name: aug_pairs                      # required: experiment, Optuna study and runs/ folder name
     description: ...                     # optional
+    ops: {solarize: solarize_ops:solarize}   # optional: ops not built in (ablations.spec.op_sources)
     base: {data: {...}, augment: {...}, model: {...}, train: {...}, probe: {...}}
     search:
       sampler: grid                      # grid | tpe | random
@@ -38,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from ablations.spec import op_sources
 from ablations.spec.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
@@ -47,7 +49,8 @@ from ablations.spec.keys import StudyError, check_dotted_key, check_pipeline, ch
 from ablations.spec.search_section import parse_search
 from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
-TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")
+TOP_LEVEL_KEYS = ("name", "description", "ops", "base", "search", "seeds", "tracking", "verdict", "floor",
+                  "confirm")
 CONFIRM_KEYS = ("max_seeds",)
 TRACKING_KEYS = ("log_model", "preview")
 # Names become an MLflow experiment, an Optuna study and a folder under runs/.
@@ -101,6 +104,12 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
     if not isinstance(description, str):
         raise StudyError(source, "description", f"expected a string, got {plain_type_name(description)}")
 
+    # Ops declared first: the pipelines below may name them.
+    op_sources.begin_study()
+    try:
+        op_sources.declare(_section(doc, "ops"), Path(source).resolve().parent)
+    except op_sources.OpSourceError as error:
+        raise StudyError(source, error.key, error.message) from None
     base = _parse_base(_section(doc, "base"), source)
     tracking = TrackingSpec()
     tracking_doc = checked_mapping(_section(doc, "tracking"), source, "tracking", TRACKING_KEYS, what="tracking settings")
@@ -124,6 +133,7 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
                      tracking=tracking, description=description)
     _parse_decision(doc, spec)
     _check_configs(spec)
+    spec.ops = {spec_op.op: op_sources.source_of(spec_op.op) for pipeline in spec.pipelines() for spec_op in pipeline}
     return spec
 
 

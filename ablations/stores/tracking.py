@@ -88,6 +88,9 @@ FLOOR_TAG = "ablations.floor"
 CONFIG_TAG = "ablations.config"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
+# On a trial run: its pipeline's ops as JSON, name -> op_sources.OpSource.record(), and one tag per op that
+# is not built in, `ablations.op.<name>`, its one-line source (`user m:f (path, sha256 1a2b...)`).
+OPS_TAG, OP_TAG_PREFIX = "ablations.ops", "ablations.op."
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
 # experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
 # mechanism behind its "Share" button. A study writes one such view (ui_view.runs_view) and prints
