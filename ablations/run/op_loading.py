@@ -62,8 +62,13 @@ def _function(source: OpSource, spec: StudySpec) -> Callable[..., Any]:
         if source.kind == "torchvision":
             return library_ops.torchvision_op(library_ops.torchvision_transform(class_name))
         return library_ops.kornia_op(library_ops.kornia_augmentation(class_name))
-    module_name, _, function_name = source.target.partition(":")
-    module = _import(module_name, Path(source.path), Path(spec.source).resolve().parent, source, spec)
+    module_name, _, function_name = source.target.rpartition(":")
+    path = Path(source.path)
+    if module_name.endswith(".py"):  # a file named from the study file's folder: imported from its own
+        module_name, folder = path.stem, path.parent
+    else:
+        folder = Path(spec.source).resolve().parent
+    module = _import(module_name, path, folder, source, spec)
     function = getattr(module, function_name, None)
     if not callable(function):
         raise StudyError(spec.source, f"ops.{source.name}", f"{module_name} has no function {function_name!r} once "

@@ -6,6 +6,7 @@ A study file names ops that are not built in under `ops:`
 
     ops:
       solarize: solarize_ops:solarize                     # module:function, beside the study file or on sys.path
+      byol_solarize: ../examples/solarize_ops.py:solarize  # a file, from the study file's folder
       strong_solarize: {op: solarize_ops:solarize, threshold: 0.3}   # the same function, other defaults
       tv_solarize: {op: "tv:RandomSolarize", threshold: 0.5}          # torchvision.transforms.v2
       kornia_solarize: {op: "kornia:RandomSolarize"}                  # kornia.augmentation (the kornia extra)
@@ -37,6 +38,8 @@ LIBRARIES = {"tv": "torchvision", "kornia": "kornia"}
 BUILTIN, USER, ENTRY_POINT = "built-in", "user", "entry point"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TARGET_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+# Or a file, relative to the study file's folder: `../examples/solarize_ops.py:solarize`.
+FILE_TARGET_PATTERN = re.compile(r"[^:]+\.py:[A-Za-z_]\w*")
 
 
 class OpSourceError(ValueError):
@@ -152,14 +155,22 @@ def _resolve(name: str, target: str, defaults: dict[str, Any], key: str, search:
     prefix, _, rest = target.partition(":")
     if prefix in LIBRARIES:
         return _library(name, LIBRARIES[prefix], rest, target, defaults, key)
-    if not TARGET_PATTERN.fullmatch(target):
+    if FILE_TARGET_PATTERN.fullmatch(target):
+        file, function = target.rsplit(":", 1)
+        path = (Path(search[0]) / file).resolve()
+        if not path.is_file() or not re.fullmatch(r"[A-Za-z_]\w*", path.stem):
+            raise OpSourceError(key, f"no file {path} (a path is read from the study file's folder, {search[0]}); "
+                                     f"every worker and machine of the study needs it")
+    elif TARGET_PATTERN.fullmatch(target):
+        module, function = target.split(":")
+        path = _find_module(module, search)
+        if path is None:
+            raise OpSourceError(key, f"no module {module!r} beside the study file or on sys.path ({search[0]}, ...); "
+                                     f"every worker and machine of the study needs it")
+    else:
         raise OpSourceError(key, f"{target!r} is not allowed; expected module:function (solarize_ops:solarize), "
-                                 f"tv:Class (torchvision.transforms.v2) or kornia:Class")
-    module, function = target.split(":")
-    path = _find_module(module, search)
-    if path is None:
-        raise OpSourceError(key, f"no module {module!r} beside the study file or on sys.path ({search[0]}, ...); "
-                                 f"every worker and machine of the study needs it")
+                                 f"path/to/file.py:function (from the study file's folder), tv:Class "
+                                 f"(torchvision.transforms.v2) or kornia:Class")
     text = path.read_bytes()
     parameters = _parameters_from_source(text.decode("utf-8", errors="replace"), function, path, key)
     checks = {}
