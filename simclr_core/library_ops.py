@@ -86,7 +86,8 @@ def kornia_op(cls: type, defaults: dict[str, Any] | None = None) -> Callable[...
         seed = int(torch.randint(0, _SEED_HIGH, (1,), generator=generator, device=generator.device))
         with torch.random.fork_rng(devices=_devices(images)):
             torch.manual_seed(seed)
-            return augmentation(images).reshape(images.shape).to(images.dtype)
+            # Kornia may return (B, C, H, W) of another shape or dtype: the contract names it, not a reshape here.
+            return augmentation(images)
 
     op.__name__ = op.__qualname__ = f"kornia_{cls.__name__}"
     return op

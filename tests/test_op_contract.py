@@ -187,3 +187,15 @@ def test_a_kornia_augmentation_draws_from_its_stream_batched(registered):
     first = augmentations.OPS["kornia_solarize"](images, torch.Generator().manual_seed(5))
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(first, augmentations.OPS["kornia_solarize"](images, torch.Generator().manual_seed(5)))
+
+
+def test_the_preview_names_a_registered_op_like_a_built_in_one(registered, tmp_path):
+    from simclr_core.config import AugmentConfig
+    from simclr_core.preview import preview_labels, render_preview
+
+    registered("solarize", good)
+    config = AugmentConfig(protocol="asymmetric", base_crop=True, pipeline=[OpSpec("crop"), OpSpec("solarize")])
+    path = render_preview(contract_batch()[:4], config, torch.Generator().manual_seed(0), tmp_path / "preview.png")
+    assert path.is_file()
+    assert preview_labels(config, 2) == [("original", ""), ("view 1", "base crop, crop+solarize"),
+                                         ("view 2", "base crop")]
