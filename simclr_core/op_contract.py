@@ -102,6 +102,8 @@ def _run(name: str, op: Any, images: Tensor, generator: torch.Generator, params:
     return result
 
 
-def _global_states() -> tuple[bytes, Any, str]:
-    # torch's CPU generator, Python's and NumPy's legacy global state, compared as bytes and text.
-    return (torch.get_rng_state().numpy().tobytes(), random.getstate(), repr(numpy.random.get_state()))
+def _global_states() -> tuple[Any, ...]:
+    # torch's CPU generator, Python's, and NumPy's legacy global state (its key array as bytes, its position
+    # and cached Gaussian), each comparable with ==.
+    name, keys, position, has_gauss, cached = numpy.random.get_state()
+    return (torch.get_rng_state().numpy().tobytes(), random.getstate(), keys.tobytes(), position, has_gauss, cached)

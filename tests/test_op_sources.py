@@ -145,3 +145,25 @@ def test_an_installed_package_adds_an_op_through_its_entry_point(tmp_path, monke
                              "an integer")
     finally:
         op_sources.begin_study()
+
+
+def test_an_op_named_by_its_file_is_read_from_the_study_files_folder(with_solarize):
+    folder = with_solarize / "studies"
+    folder.mkdir()
+    spec = load_study(write_study(folder, "ops: {solarize: ../my_ops.py:solarize}\nsearch: {pairs: [crop, solarize]}\n"))
+    assert Path(spec.ops["solarize"].path) == with_solarize / "my_ops.py"
+    load_ops(spec)
+    text = refusal(write_study(folder, "ops: {solarize: my_ops.py:solarize}\n", "other"))
+    assert f"ops.solarize: no file {folder / 'my_ops.py'} (a path is read from the study file's folder" in text
+
+
+def test_a_module_named_like_one_already_imported_is_refused_not_swapped(with_solarize):
+    # A json.py of the user's, beside the study: found first, but the standard library's json is in use.
+    shutil.copy(with_solarize / "my_ops.py", with_solarize / "json.py")
+    spec = load_study(write_study(with_solarize, "ops: {solarize: json:solarize}\nsearch: {pairs: [crop, solarize]}\n"))
+    with pytest.raises(StudyError, match=r"ops.solarize: a module named json is already imported from .*json/__init__.py, "
+                                         r"not .*json.py; give your module another name"):
+        load_ops(spec)
+    import json
+
+    assert json.dumps([1]) == "[1]"

@@ -76,19 +76,29 @@ def _function(source: OpSource, spec: StudySpec) -> Callable[..., Any]:
     return function
 
 
+# Modules imported here for a study's ops: only these may be imported again from another file (a process
+# that reads several studies, each with its own my_ops.py); any other module of the name is left alone.
+_IMPORTED: set[str] = set()
+
+
 def _import(module_name: str, path: Path, study_dir: Path, source: OpSource, spec: StudySpec) -> Any:
-    """The module at `path` (found beside the study file or on sys.path) under its own name; a module of that
-    name imported before from another file (another study's) is imported again from this one."""
+    """The module at `path` (found beside the study file or on sys.path) under its own name."""
     loaded = sys.modules.get(module_name)
     if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
         return loaded
+    if loaded is not None and module_name not in _IMPORTED:
+        raise StudyError(spec.source, f"ops.{source.name}", f"a module named {module_name} is already imported from "
+                                                            f"{getattr(loaded, '__file__', None) or 'elsewhere'}, not "
+                                                            f"{path}; give your module another name")
     for name in [name for name in sys.modules if name == module_name or name.startswith(module_name + ".")]:
         del sys.modules[name]
     sys.path.insert(0, str(study_dir))
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
     except Exception as error:  # the user's module, whatever it raises on import: one line naming it
         raise StudyError(spec.source, f"ops.{source.name}", f"importing {module_name} ({path}) failed: "
                                                             f"{one_line(error, limit=300, with_type=True)}") from None
     finally:
         sys.path.remove(str(study_dir))
+    _IMPORTED.add(module_name)
+    return module
