@@ -27,7 +27,6 @@ import inspect
 import re
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,6 +117,8 @@ def declare(raw: Any, study_dir: Path) -> dict[str, OpSource]:
 def find_entry_point(name: str, key: str) -> OpSource | None:
     """An installed package's op of this name (entry-point group simclr_ablations.ops), registered; None
     where no package adds one."""
+    from importlib import metadata  # 20 ms of imports, only where a name is not built in nor declared
+
     found = [point for point in metadata.entry_points(group=ENTRY_POINT_GROUP) if point.name == name]
     if not found:
         return None
@@ -248,5 +249,7 @@ def _library(name: str, library: str, class_name: str, target: str, defaults: di
                                  f"({{op: {target}, {missing[0]}: ...}})")
     # The library checks its own values when the transform is built (the contract's first run).
     checks = {parameter: (lambda value: True, f"a value {class_name} accepts") for parameter in parameters}
+    from importlib import metadata
+
     return OpSource(name, library, target, dict(defaults), package=library, version=metadata.version(library),
                     checks=checks)
