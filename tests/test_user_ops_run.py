@@ -46,7 +46,7 @@ def built_in_ops_after():
 
 
 @pytest.mark.slow
-def test_a_study_of_user_torchvision_and_built_in_ops_runs_with_two_workers_resumes_and_reports_all(workdir):
+def test_a_study_of_user_torchvision_and_built_in_ops_runs_with_two_workers_resumes_and_reports_all(workdir, capsys):
     study = write(workdir, "own_ops")
     args = [str(study), "--tracking-uri", uri(workdir), "--no-progress", "--workers", "2", "--heartbeat-interval", "1"]
     first = subprocess.Popen([sys.executable, "-m", "ablations.run", *args], cwd=workdir, stdout=subprocess.PIPE,
@@ -56,6 +56,9 @@ def test_a_study_of_user_torchvision_and_built_in_ops_runs_with_two_workers_resu
     first.communicate(timeout=SAFETY_LIMIT_S)
 
     assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"study own_ops: op solarize: user my_ops:solarize ({workdir / 'my_ops.py'}, sha256 " in out
+    assert "study own_ops: op tv_solarize: torchvision tv:RandomSolarize (torchvision " in out
     trials = optuna_trials(workdir, "own_ops")
     assert sorted(complete_once_per_unit(trials)) == sorted(
         f"augment.pipeline={cell} seed={seed}" for cell in ("crop+solarize", "crop+tv_solarize", "solarize+tv_solarize")
