@@ -126,6 +126,7 @@ def make_package(site: Path, name: str = "posterize_ops", version: str = "0.3.1"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[simclr_ablations.ops]\nposterize = {name}:posterize\n")
+    (info / "RECORD").write_text(f"{name}.py,,\n{info.name}/METADATA,,\n{info.name}/entry_points.txt,,\n")
 
 
 def test_an_installed_package_adds_an_op_through_its_entry_point(tmp_path, monkeypatch):
@@ -139,6 +140,10 @@ def test_an_installed_package_adds_an_op_through_its_entry_point(tmp_path, monke
         assert (source.kind, source.target, source.package, source.version) == (
             "entry point", "posterize_ops:posterize", "posterize_ops", "0.3.1")
         load_ops(spec)
+        # Named by import path instead, the same module still records the package it was installed with.
+        declared = load_study(write_study(tmp_path, "ops: {poster: posterize_ops:posterize}\n"
+                                                    "search: {pairs: [crop, poster]}\n", "declared")).ops["poster"]
+        assert (declared.kind, declared.package, declared.version) == ("user", "posterize_ops", "0.3.1")
         text = refusal(write_study(tmp_path, "search: {grid: {augment.pipeline: [[{op: posterize, bits: 2.5}]]}}\n",
                                    "bad"))
         assert text.endswith("search.grid.augment.pipeline[0][0].bits (posterize): 2.5 is not allowed; expected "

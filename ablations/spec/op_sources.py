@@ -183,8 +183,25 @@ def _resolve(name: str, target: str, defaults: dict[str, Any], key: str, search:
     unknown = [parameter for parameter in defaults if parameter not in checks]
     if unknown:
         raise OpSourceError(f"{key}.{unknown[0]}", f"unknown parameter; {function} takes {', '.join(checks) or 'none'}")
-    return OpSource(name, kind, target, dict(defaults), str(path), sha256=hashlib.sha256(text).hexdigest(),
-                    checks=checks)
+    package, version = _installed_from(target, path, search[0]) if kind == USER else ("", "")
+    return OpSource(name, kind, target, dict(defaults), str(path), package, version,
+                    hashlib.sha256(text).hexdigest(), checks)
+
+
+def _installed_from(target: str, path: Path, study_dir: str) -> tuple[str, str]:
+    """The installed distribution (name, version) a module named by import path belongs to; ("", "") for a
+    module of the user's own, beside the study file or named by its file."""
+    if FILE_TARGET_PATTERN.fullmatch(target) or _find_module(target.split(":")[0], [study_dir]) == path:
+        return "", ""
+    from importlib import metadata
+
+    names = metadata.packages_distributions().get(target.split(".")[0].split(":")[0], [])
+    if not names:
+        return "", ""
+    try:
+        return names[0], metadata.version(names[0])
+    except metadata.PackageNotFoundError:
+        return "", ""
 
 
 def _find_module(module: str, search: list[str]) -> Path | None:
