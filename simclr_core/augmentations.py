@@ -40,6 +40,7 @@ from simclr_core.colour import (
 # validate_pipeline is the configuration's check (torch-free, in config); named here too, beside the ops.
 from simclr_core.config import COMPILE_MODES, AugmentConfig, ConfigError, OpSpec, validate_pipeline
 from simclr_core.fused_color import compile_failure, compiled_color
+from simclr_core.op_schema import BUILTIN_OPS, check_from_annotation, register_schema, unregister_schema
 from simclr_core.per_sample import bernoulli, broadcast, check_probability, transform_chosen, uniform
 
 # Attempts at a crop box that fits before falling back to a centre crop, as torchvision.
@@ -279,8 +280,8 @@ def _sobel_edges(images: Tensor) -> Tensor:
     return magnitude.div_(peak.clamp_min(torch.finfo(images.dtype).tiny)).clamp_(0.0, 1.0)
 
 
-# A new op is an entry here and one in op_schema.OP_PARAMETERS (its parameter names, which a study file's
-# checks read without torch).
+# A new built-in op is an entry here and one in op_schema.OP_PARAMETERS (its parameter names, which a study
+# file's checks read without torch); an op from outside the engine is handed in with `register_op`.
 OPS: dict[str, Callable[..., Tensor]] = {
     "crop": crop,
     "hflip": hflip,
@@ -299,6 +300,40 @@ OPS: dict[str, Callable[..., Tensor]] = {
 _STRENGTH_OPS = {"color", "color_jitter"}
 
 
+def register_op(name: str, function: Callable[..., Tensor],
+                checks: dict[str, tuple[Callable[[Any], bool], str]] | None = None) -> None:
+    """Hand the engine an op of its own: `function(images, generator, **params) -> images`, batched like
+    the built-in ops, its per-sample draws from `generator` only. `checks`: each keyword parameter's
+    (check, what is allowed); left out, read from the signature's annotations and defaults
+    (op_schema.check_from_annotation). Registering a name again replaces the op."""
+    if checks is None:
+        checks = {param.name: check_from_annotation(_annotation_text(param.annotation), param.default)
+                  for param in _keyword_parameters(function)}
+    register_schema(name, checks)
+    OPS[name] = function
+    _defaults.cache_clear()
+
+
+def unregister_op(name: str) -> None:
+    """Forget a registered op (built-in ops stay)."""
+    if name not in BUILTIN_OPS:
+        unregister_schema(name)
+        OPS.pop(name, None)
+        _defaults.cache_clear()
+
+
+def _keyword_parameters(function: Callable[..., Tensor]) -> list[inspect.Parameter]:
+    return [param for param in list(inspect.signature(function).parameters.values())[2:]
+            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)]
+
+
+def _annotation_text(annotation: Any) -> str | None:
+    # `from __future__ import annotations` leaves the text; otherwise the object, whose repr is its text.
+    if annotation is inspect.Parameter.empty:
+        return None
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
 def op_params(name: str) -> list[str]:
     """The keyword parameters an op accepts, from its signature."""
     return list(_defaults(name))
@@ -307,8 +342,7 @@ def op_params(name: str) -> list[str]:
 @functools.cache
 def _defaults(name: str) -> dict[str, Any]:
     """An op's keyword parameters and their defaults, from its signature (defined there only)."""
-    return {param.name: param.default for param in inspect.signature(OPS[name]).parameters.values()
-            if param.name not in ("images", "generator")}
+    return {param.name: param.default for param in _keyword_parameters(OPS[name])}
 
 
 # --------------------------------------------------------------------------------------------------

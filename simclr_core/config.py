@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from simclr_core.op_schema import OP_PARAMETERS, PARAM_CHECKS
+from simclr_core.op_schema import OP_PARAMETERS, param_check
 
 
 class ConfigError(ValueError):
@@ -361,8 +361,8 @@ class RunConfig:
 
 def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> None:
     """Check op names, parameter names and values; raise ConfigError naming `key[index]` and what is
-    allowed. A new op needs its entry in OP_PARAMETERS and a check in PARAM_CHECKS for any new
-    parameter name."""
+    allowed. A new built-in op needs its entry in OP_PARAMETERS and a check in PARAM_CHECKS for any new
+    parameter name; an op from outside the engine is registered with its checks (op_schema.register_schema)."""
     if not isinstance(pipeline, (list, tuple)):
         raise ConfigError(f"{key}: expected a list of ops, got {type(pipeline).__name__}")
     for index, spec in enumerate(pipeline):
@@ -380,7 +380,7 @@ def validate_pipeline(pipeline: list[OpSpec], key: str = "augment.pipeline") -> 
             if name not in valid:
                 raise ConfigError(f"{where} ({spec.op}): unknown parameter {name!r}; {spec.op} takes "
                                   f"{', '.join(valid)}")
-            check, allowed = PARAM_CHECKS[name]
+            check, allowed = param_check(spec.op, name)
             if not check(value):
                 raise ConfigError(f"{where}.{name} ({spec.op}): {value!r} is not allowed; expected "
                                   f"{allowed}")

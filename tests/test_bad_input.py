@@ -231,7 +231,12 @@ def test_a_full_disk_stops_at_once_with_one_line_and_a_rerun_finishes(folder):
     assert "disk full or read-only" in lines[0] and "rerun the same command" in lines[0]
     again = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert [t.state.name for t in optuna_trials(folder, "full")] == ["COMPLETE"]
+    # The unit ran once to the end. Where the store filled up depends on how many bytes each run's records
+    # take: before the trial was claimed (nothing else left), or after (that trial left as no result, FAIL
+    # without an error, and run again), as for any worker that lost its store mid-trial.
+    trials = optuna_trials(folder, "full")
+    assert [t.state.name for t in trials if t.state.name != "FAIL"] == ["COMPLETE"]
+    assert all("error" not in t.user_attrs for t in trials)
 
 def test_what_was_recorded_before_is_intact(folder):
     trials = optuna_trials(folder, "kept")

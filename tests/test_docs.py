@@ -54,3 +54,27 @@ def test_the_docs_example_study_is_complete_and_dry_runs_as_written(workdir, mon
     out = capsys.readouterr().out
     assert "18 cells x 2 seeds = 36 trials" in out and "nothing was trained" in out
     assert not (workdir / "runs").exists()
+
+
+def test_the_add_your_own_augmentation_example_dry_runs_as_written(workdir, monkeypatch, capsys):  # noqa: F811
+    """docs/augmentations.md's op and study, saved as the page says, dry-run with the page's flags: the
+    user op, the torchvision op and crop are found, keep the contract and make the 3 x 3 grid."""
+    from ablations.run import main
+    from ablations.design import op_sources
+
+    page = (ROOT / "docs" / "augmentations.md").read_text()
+    op = re.search(r"<!-- example-op -->\n```python\n(.*?)```\n<!-- /example-op -->", page, re.S)
+    study = re.search(r"<!-- example-op-study -->\n```yaml\n(.*?)```\n<!-- /example-op-study -->", page, re.S)
+    command = re.search(r"python -m ablations\.run my_ops_study\.yaml (--dry-run[^#\n]*)", page)
+    assert op and study and command, "docs/augmentations.md lost its example op, study or command"
+    (workdir / "my_ops.py").write_text(op.group(1))
+    (workdir / "my_ops_study.yaml").write_text(study.group(1))
+    monkeypatch.delenv("SIMCLR_DATA", raising=False)
+    try:
+        assert main([str(workdir / "my_ops_study.yaml"), *command.group(1).split(), "--tracking-uri", uri(workdir)]) == 0
+    finally:
+        op_sources.begin_study()
+    out = capsys.readouterr().out
+    assert f"op solarize: user my_ops:solarize ({workdir / 'my_ops.py'}, sha256 " in out
+    assert "op tv_solarize: torchvision tv:RandomSolarize (torchvision " in out
+    assert "9 cells x 3 seeds = 27 trials" in out and "nothing was trained" in out

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ablations.design import op_sources
 from ablations.design.plan import PIPELINE_KEY
 from simclr_core.config import ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
+from simclr_core.op_schema import OP_PARAMETERS
 
 
 class StudyError(ValueError):
@@ -41,7 +43,14 @@ def coerce_value(key: str, value: Any, source: str, where: str) -> Any:
 
 
 def check_pipeline(pipeline: list[OpSpec], source: str, where: str) -> None:
-    """Op names and parameters, checked by the engine; its message names `where[index]`."""
+    """Op names and parameters, checked by the engine; its message names `where[index]`. A name the
+    engine does not know may be an installed package's op (op_sources.find_entry_point)."""
+    for index, spec in enumerate(pipeline if isinstance(pipeline, list) else []):
+        if isinstance(spec, OpSpec) and spec.op not in OP_PARAMETERS:
+            try:
+                op_sources.find_entry_point(spec.op, f"{where}[{index}]")
+            except op_sources.OpSourceError as error:
+                raise StudyError(source, error.key, error.message) from None
     try:
         validate_pipeline(pipeline, key=where)
     except ConfigError as error:

@@ -149,6 +149,18 @@ class StudySpec:
     floor: bool = False  # also run the untrained floor (the base encoder at train.epochs 0), once per seed
     confirm: ConfirmSpec | None = None
     race: RaceSpec | None = None
+    # Each op the study's pipelines name -> where it comes from (op_sources.OpSource), built-in ones too.
+    ops: dict[str, Any] = field(default_factory=dict)
+
+    def pipelines(self) -> list[list[OpSpec]]:
+        """Every pipeline the study can run: the base's, each cell's, each categorical choice's."""
+        found = [self.base.augment.pipeline]
+        if self.search.sampler == "grid":
+            found += [cell.values[PIPELINE_KEY] for cell in expand_cells(self.search) if PIPELINE_KEY in cell.values]
+        else:
+            param = self.search.params.get(PIPELINE_KEY)
+            found += list(param.choices) if param is not None and param.type == "categorical" else []
+        return found
 
     def trials(self) -> list[PlannedTrial]:
         """The floor's units first (cheap, and every figure is read against it), then every cell times

@@ -132,12 +132,14 @@ def _main(args: argparse.Namespace) -> int:
 def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
     """The study, once its input is known good: the heavy modules (torch, Optuna, MLflow) load here."""
     from ablations.run import console
+    from ablations.run.op_loading import load_ops
     from ablations.run.runner import DataCache
     from ablations.run.session import finalize, open_session
     from ablations.run.workers import run_here, run_workers, worker_main
     from simclr_core.trainer import select_device
 
     select_device(spec.base.train.device)  # a CUDA device asked for on a machine without one: fail now
+    load_ops(spec)  # every process, workers too: each imports the study's own ops and checks their contract
     if args.worker_index is not None:
         return worker_main(spec, args)
 

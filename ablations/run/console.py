@@ -52,6 +52,9 @@ def print_header(session: Session) -> None:
           + (f"; {prepared.replanned} waiting trials take the edited study file's configuration"
              if prepared.replanned else ""), flush=True)
     name = session.spec.name
+    for op, source in session.spec.ops.items():  # where each op not built in comes from; its contract held
+        if source.kind != "built-in":
+            print(f"study {name}: op {op}: {source.label()}", flush=True)
     if prepared.recovered:
         print(f"study {name}: {_count(len(prepared.recovered), 'trial')} finished in MLflow had lost their result in "
               f"the Optuna storage {session.storage_label} (cut short, damaged or restored from an older copy): "

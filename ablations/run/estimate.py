@@ -26,6 +26,7 @@ from ablations.stores import confirm, reconcile, resume, search
 from ablations.stores.identity import check_identity
 from ablations.messages import duration, one_line
 from ablations.design.plan import StudySpec, format_value
+from ablations.run.op_loading import load_ops
 from ablations.run.runner import DataCache
 from ablations.stores.errors import mask_url, sqlite_path
 from ablations.stores.tracking import Tracker
@@ -46,6 +47,10 @@ PROBE_FIT_S = 2.0
 
 def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
     space = spec.search
+    load_ops(spec)  # the ops' contract, as a run checks it before its first trial
+    for name, source in spec.ops.items():
+        if source.kind != "built-in":
+            print(f"op {name}: {source.label()}; its contract holds")
     trials = check_as_the_run_would(spec, args)
     if space.sampler == "grid":
         planned = spec.trials()

@@ -35,7 +35,8 @@ from ablations.stores.search import Claim
 from ablations.stores.errors import StoreCannotWrite, StoreUnavailable, is_disk_error
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
-    CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, RACE_TAG, ROLE_TAG, RUNG_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
+    CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, OP_TAG_PREFIX, OPS_TAG, RACE_TAG, ROLE_TAG, RUNG_TAG, STUDY_TAG, TRIAL_ROLE,
+    TrialRun, phase_metric, rounded,
 )
 from simclr_core.preview import render_preview
 from simclr_core import checkpoint
@@ -300,6 +301,10 @@ class Runner:
             tags[CONFIRM_TAG] = attrs["confirm"]
         if attrs.get("rung") is not None:
             tags[RUNG_TAG], tags[RACE_TAG] = str(attrs["rung"]), attrs.get("race", "survivor")
+        sources = {spec.op: self.spec.ops[spec.op] for spec in config.augment.pipeline if spec.op in self.spec.ops}
+        tags[OPS_TAG] = json.dumps({name: source.record() for name, source in sources.items()}, sort_keys=True)
+        tags.update({OP_TAG_PREFIX + name: source.label() for name, source in sources.items()
+                     if source.kind != "built-in"})
         params = {key: value if isinstance(value, str) else json.dumps(value)
                   for key, value in flat_config(config).items()}
         return session.tracker.start_trial(session.parent_run_id, claim.run_name, tags, params)

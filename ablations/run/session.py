@@ -10,6 +10,7 @@ run's identity.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ablations.design.plan import StudySpec
 from ablations.stores.errors import mask_url
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
-    GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
+    GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, OPS_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
 )
 from ablations.stores.tracking_store import resolve_tracking_uri
 from ablations.stores.ui_view import experiment_description, runs_view
@@ -76,6 +77,8 @@ def open_session(spec: StudySpec, args: argparse.Namespace, setup: bool) -> Sess
     }
     if spec.verdict:
         parent_tags[VERDICT_TAG] = spec.verdict
+    # Every op the study names and the code behind it, as on each trial run (tracking.OPS_TAG).
+    parent_tags[OPS_TAG] = json.dumps({name: source.record() for name, source in spec.ops.items()}, sort_keys=True)
     view = runs_view(spec.search.varied_keys, pairs=bool(spec.search.pairs)) if setup else None
     parent_run_id = tracker.open_records(spec.name, joined.uid, joined.study.get_trials(deepcopy=False), parent_tags,
                                          spec.source, view=view)

@@ -8,6 +8,7 @@ what is allowed.
 
     name: aug_pairs                      # required: experiment, Optuna study and runs/ folder name
     description: ...                     # optional
+    ops: {solarize: solarize_ops:solarize}   # optional: ops not built in (ablations.design.op_sources)
     base: {data: {...}, augment: {...}, model: {...}, train: {...}, probe: {...}}
     search:
       sampler: grid                      # grid | tpe | random
@@ -39,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from ablations.design import op_sources
 from ablations.design.plan import (
     PIPELINE_KEY, SEED_KEY, ConfirmSpec, RaceSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
@@ -48,8 +50,8 @@ from ablations.design.keys import StudyError, check_dotted_key, check_pipeline, 
 from ablations.design.search_section import parse_search
 from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
-TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm",
-                  "race")
+TOP_LEVEL_KEYS = ("name", "description", "ops", "base", "search", "seeds", "tracking", "verdict", "floor",
+                  "confirm", "race")
 CONFIRM_KEYS = ("max_seeds",)
 RACE_KEYS = ("rungs", "audit")
 AUDIT_KEYS = ("cells", "seed")
@@ -108,6 +110,12 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
     if not isinstance(description, str):
         raise StudyError(source, "description", f"expected a string, got {plain_type_name(description)}")
 
+    # Ops declared first: the pipelines below may name them.
+    op_sources.begin_study()
+    try:
+        op_sources.declare(_section(doc, "ops"), Path(source).resolve().parent)
+    except op_sources.OpSourceError as error:
+        raise StudyError(source, error.key, error.message) from None
     base = _parse_base(_section(doc, "base"), source)
     tracking = TrackingSpec()
     tracking_doc = checked_mapping(_section(doc, "tracking"), source, "tracking", TRACKING_KEYS, what="tracking settings")
@@ -131,6 +139,7 @@ def parse_study(raw: Any, source: str, overrides: list[str] = (), data_root: str
                      tracking=tracking, description=description)
     _parse_decision(doc, spec)
     _check_configs(spec)
+    spec.ops = {spec_op.op: op_sources.source_of(spec_op.op) for pipeline in spec.pipelines() for spec_op in pipeline}
     return spec
 
 

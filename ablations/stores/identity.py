@@ -38,6 +38,7 @@ def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTria
     interrupted first start, say), which take an edit made before any result. Returns the planned units
     and how many waiting trials took (or, with write=False, the dry run's, would take) the edit."""
     _check_design(study, spec, trials, write)
+    check_ops(study, spec, write)
     planned = spec.trials() if spec.search.sampler == "grid" else []
     # A race's later rungs are enqueued as it goes: their units are checked against the file too.
     by_unit = {p.unit: p.config for p in (spec.possible_trials() if planned else [])}
@@ -115,3 +116,36 @@ def changed_failures(trials: list[FrozenTrial], spec: StudySpec) -> dict[int, st
         if changed:
             changes[trial.number] = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
     return changes
+
+
+OPS_ATTR = "ablations.ops"
+
+
+def check_ops(study: optuna.Study, spec: StudySpec, write: bool = True) -> None:
+    """The code behind the study's ops is part of its design: an op recorded by the study (`OPS_ATTR`: each
+    op's kind, import path, package version and the sha256 of its module's file) must come from the same
+    code now. An edited user op, a name now pointing elsewhere, other defaults in `ops:` or another
+    library version is refused, saying how to start a new study; an op the study did not use before (a new
+    pair) is added. Built-in ops are the engine's, recorded with every run's git commit."""
+    recorded = dict(study.user_attrs.get(OPS_ATTR, {}))
+    now = {name: source.record() for name, source in spec.ops.items()}
+    for name, record in now.items():
+        before = recorded.get(name)
+        # The file's path may differ between machines and reruns (a place, like PLACE_KEYS); the code may not.
+        changed = [key for key in ("kind", "target", "defaults", "package", "version", "sha256")
+                   if before is not None and before.get(key) != record.get(key)]
+        if not changed:
+            continue
+        what = ", ".join(f"{key} {_short(before.get(key))} -> {_short(record.get(key))}" for key in changed)
+        raise SearchError(
+            f"{spec.source}: study {spec.name!r} ran op {name} from other code ({what}): an edited op is another "
+            f"design, and its runs would be averaged with the old op's; to run it, start a new study (give the "
+            f"file a new name:, e.g. {spec.name}-2), or restore the op to resume this one")
+    added = {name: record for name, record in now.items() if name not in recorded}
+    if added and write:
+        study.set_user_attr(OPS_ATTR, {**recorded, **added})
+
+
+def _short(value: object) -> str:
+    text = "none" if value in (None, "", {}) else str(value)
+    return text[:12] if len(text) == 64 else text  # a sha256, as git shortens a commit

@@ -69,7 +69,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from ablations.stores import optuna_storage, reconcile, resume
-from ablations.stores.identity import DONE_STATES, unit_of
+from ablations.stores.identity import DONE_STATES, check_ops, unit_of
 from ablations.messages import one_line
 from ablations.stores.optuna_params import grid_params, suggest
 from ablations.stores.optuna_private import storage_of
@@ -166,6 +166,8 @@ def join(spec: StudySpec, storage: BaseStorage, *, setup: bool, retry_failed: bo
     if uid is None:  # a new study, or its creator died before getting this far
         uid = uuid.uuid4().hex
         study.set_user_attr(UID_ATTR, uid)
+    if not (setup or not ready):  # a worker joining a study set up by another: its ops must be the study's
+        check_ops(study, spec, write=False)
     prepared = (resume.prepare(study, spec, retry_failed=retry_failed, storage=storage,
                         finished=recorded.finished_of(uid) if recorded and not created else ())
                 if setup or not ready else None)

@@ -58,8 +58,7 @@ PHASE_PREFIX = "seconds/"
 # the runs view's group row shows the average of its runs' values, which is then the value itself, as
 # logged (the UI's own average of the seeds' probe_h is a float sum: 0.28905000000000003).
 SPREAD_METRICS = ("probe_h_mean", "probe_h_sd", "probe_z_mean", "probe_z_sd", "n_seeds")
-# Metrics are logged with 4 decimals: accuracies are fractions, so 0.01 points (0.399, not float32's
-# 0.39899998).
+# Metrics are logged with 4 decimals: accuracies are fractions, so 0.01 points (0.399, not 0.39899998).
 DECIMALS = 4
 # Unrounded: a learning rate late in a cosine schedule is below 1e-4.
 EXACT_METRICS = {"lr"}
@@ -89,12 +88,13 @@ CONFIG_TAG = "ablations.config"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
 # On a race's trial run: its rung (epochs) and role, "survivor" or "audit" (ablations.stats.race).
-RUNG_TAG = "ablations.rung"
-RACE_TAG = "ablations.race"
+RUNG_TAG, RACE_TAG = "ablations.rung", "ablations.race"
+# On a trial run: its ops as JSON (name -> design.op_sources.OpSource.record()), and `ablations.op.<name>`,
+# the one-line source (`user m:f (path, sha256 1a2b...)`) of each op that is not built in.
+OPS_TAG, OP_TAG_PREFIX = "ablations.ops", "ablations.op."
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
-# experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
-# mechanism behind its "Share" button. A study writes one such view (ui_view.runs_view) and prints
-# its URL.
+# experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>` (its "Share"
+# button's mechanism). A study writes one such view (ui_view.runs_view) and prints its URL.
 RUNS_VIEW_KEY = "ablations-runs"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 # A run's or an experiment's description, as MLflow's UI reads and edits it.
