@@ -25,6 +25,7 @@ from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores.errors import store_label
 from ablations.spec.plan import cell_name
+from ablations.stats.results import RunResult, counting, results_table
 from ablations.stores.tracking import EPOCH_METRICS, FLOOR_ROLE
 
 # The objective, and the metric every figure shows.
@@ -51,10 +52,33 @@ class Tables:
 
 
 def included(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs that count: FINISHED and not pruned (a pruned trial stopped early, by design), one per
-    configuration and seed (`duplicates`)."""
-    finished = runs[(runs["status"] == "FINISHED") & ~runs["pruned"]]
-    return finished.drop(index=duplicates(finished).index)
+    """The runs that count (`ablations.stats.results.counting`: finished, not pruned, one per configuration
+    and seed)."""
+    return runs[counting(run_results(runs))]
+
+
+def run_results(runs: pd.DataFrame, config_keys: list[str] | None = None) -> list[RunResult]:
+    """The runs table's rows as the rules' results (`ablations.stats.results`): this source's adapter, for
+    MLflow's records and a saved runs.parquet alike; `config_keys`: the columns of the configuration's values."""
+    def column(name: str, default: Any = None) -> list[Any]:
+        return runs[name].tolist() if name in runs.columns else [default] * len(runs)
+
+    def present(value: Any) -> Any:
+        return None if value is None or value is pd.NA or value is pd.NaT or value != value else value
+
+    starts = [None if pd.isna(t) else pd.Timestamp(t).value / 1e6 for t in column("start_time")]
+    values = {key: column(key) for key in config_keys or []}
+    return [RunResult(cell=present(cell), seed=present(seed), probe_h=present(h), probe_z=present(z),
+                      finished=status == "FINISHED", pruned=bool(pruned), floor=role == FLOOR_ROLE, started=start,
+                      values={key: present(column_values[i]) for key, column_values in values.items()})
+            for i, (cell, seed, h, z, status, pruned, role, start) in enumerate(zip(
+                column("cell"), column("seed"), column(OBJECTIVE), column("probe_z"), column("status"),
+                column("pruned", False), column("role"), starts))]
+
+
+def results(tables: Tables) -> pd.DataFrame:
+    """The rules' results table of the study's configurations (`ablations.stats.results.results_table`)."""
+    return results_table(run_results(tables.runs, tables.config_keys))
 
 
 # Why a finished run is left out of n: another run of its configuration and seed finished first.
@@ -63,14 +87,9 @@ DUPLICATE = "duplicate"
 
 def duplicates(finished: pd.DataFrame) -> pd.DataFrame:
     """The finished runs that repeat a configuration and seed already finished by an earlier run (a store
-    that lost a result had the unit trained again): one seed's result counted twice would shrink the
-    spread and raise n. The earliest run is kept (by start time, then trial number)."""
-    if not {"cell", "seed"} <= set(finished.columns) or finished.empty:
-        return finished.iloc[0:0]
-    named = finished[finished["cell"].notna() & finished["seed"].notna()]
-    order = [column for column in ("start_time", "trial") if column in named.columns]
-    ordered = named.sort_values(order, kind="stable") if order else named
-    return ordered[ordered.duplicated(subset=["cell", "seed"], keep="first")]
+    that lost a result had the unit trained again; `ablations.stats.results.counting`)."""
+    finished = finished[(finished["status"] == "FINISHED") & ~finished["pruned"]]
+    return finished[[not counts for counts in counting(run_results(finished))]]
 
 
 def left_out_reasons(runs: pd.DataFrame) -> dict[str, int]:

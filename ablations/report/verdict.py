@@ -20,7 +20,7 @@ import pandas as pd
 from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
 from ablations.stats.paired import compare
 from ablations.report.records import StudyRecords, as_int
-from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
+from ablations.report.tables import OBJECTIVE, Tables, included, results, write_parquet
 from ablations.spec.plan import cell_name
 from ablations.stores.tracking import VERDICT_TAG
 from ablations.stats.verdicts import RULES, Verdict, decide
@@ -47,7 +47,7 @@ def judge(records: StudyRecords, tables: Tables) -> Verdict | None:
     if rule is None or not tables.has_results:
         return None
     epochs = None if "train.epochs" in tables.config_keys else as_int(records.params.get("train.epochs"))
-    return decide(rule, included(tables.runs).dropna(subset=[OBJECTIVE]), epochs)
+    return decide(rule, results(tables), epochs)
 
 
 def floor_of(tables: Tables) -> Floor | None:

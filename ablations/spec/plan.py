@@ -218,6 +218,23 @@ def format_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def table_value(value: Any) -> Any:
+    """A varied value (plain, as recorded) as a table cell: scalars as they are, a pipeline as `crop+color`
+    (format_value's spelling, the run names' own), any other list or dict as compact sorted JSON."""
+    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("op"), str))
+                                       for v in value):
+        return format_value([OpSpec.from_plain(op) for op in value])
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+def configuration_keys(varied_keys: Iterable[str], pair: bool) -> list[str]:
+    """The varied keys that name a configuration in the tables: all but the seed, and, in a pair study,
+    but the pipeline (its `first` and `second` name it)."""
+    return [key for key in varied_keys if key != SEED_KEY and not (pair and key == PIPELINE_KEY)]
+
+
 def key_labels(keys: Iterable[str]) -> dict[str, str]:
     """How a configuration's name shows each varied key: its field (`train.temperature` -> `temperature`),
     or the whole dotted key where two varied keys share the field (`train.weight_decay` and

@@ -23,7 +23,6 @@ Each added unit records why it was added (user attr and MLflow tag `ablations.co
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import optuna
@@ -31,30 +30,32 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores import resume, search
-from ablations.spec.plan import PlannedTrial, StudySpec
+from ablations.spec.plan import PlannedTrial, StudySpec, configuration_keys, table_value
 from ablations.stats import confirmation
 from ablations.stats.confirmation import RoundPlan
+from ablations.stats.results import RunResult, results_table
 from ablations.stats.verdicts import Verdict
 
 
+def run_result(trial: FrozenTrial) -> RunResult:
+    """A trial as the rules' results read it (`ablations.stats.results`): this source's adapter. A trial
+    that backed off as a duplicate of another (`duplicate_of`, a trial number: 0 is one) is not finished:
+    the other holds its unit."""
+    attrs = trial.user_attrs
+    pair = attrs.get("pair")
+    values = {"first": pair[0], "second": pair[1]} if pair else {}
+    varied = attrs.get("varied", {})
+    values.update({key: table_value(varied[key]) for key in configuration_keys(varied, bool(pair))})
+    return RunResult(cell=attrs.get("cell"), seed=attrs.get("seed"), probe_h=attrs.get("probe_h"),
+                     probe_z=attrs.get("probe_z"),
+                     finished=trial.state == TrialState.COMPLETE and "duplicate_of" not in attrs,
+                     pruned=trial.state == TrialState.PRUNED, floor=bool(attrs.get("floor")),
+                     started=trial.datetime_start.timestamp() * 1000 if trial.datetime_start else None, values=values)
+
+
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per finished (COMPLETE) trial of the study's configurations, the floor left out:
-    cell, seed, probe_h, probe_z and the varied values (pairs as first/second), as the rules read them."""
-    rows = []
-    for trial in trials:
-        attrs = trial.user_attrs
-        if trial.state != TrialState.COMPLETE or attrs.get("floor") or attrs.get("duplicate_of"):
-            continue
-        if "cell" not in attrs or attrs.get("probe_h") is None:
-            continue
-        row = {"cell": attrs["cell"], "seed": attrs["seed"], "probe_h": attrs["probe_h"],
-               "probe_z": attrs.get("probe_z", math.nan)}
-        row.update({key: value for key, value in attrs.get("varied", {}).items()
-                    if not isinstance(value, (list, dict))})
-        if attrs.get("pair"):
-            row["first"], row["second"] = attrs["pair"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """The rules' results table of the study's trials (`ablations.stats.results.results_table`)."""
+    return results_table(run_result(trial) for trial in trials)
 
 
 def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
