@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from test_run_support import cli, optuna_trials, study_file, uri, workdir  # noqa: F401
 
 from ablations.report import saved
+from ablations.report.parquet import write_records
 from ablations.report.records import open_client, read_study
 from ablations.report.tables import build_tables, results
 from ablations.run import main
@@ -69,7 +70,7 @@ floor: true
 
     records = read_study(open_client(uri(workdir)), uri(workdir), "both")
     from_mlflow = results(build_tables(records))
-    saved.save(records, workdir)
+    write_records(records, workdir)
     from_parquet = results(build_tables(saved.read(workdir)))
 
     assert len(from_optuna) == 4 * 2 and "floor" not in set(from_optuna["cell"])

@@ -1,24 +1,19 @@
 """The report's tables, built from a study's records: `runs` (one row per trial run of a configuration,
 whatever its status; the untrained floor's runs apart), `summary` (one row per configuration: mean, SD
-and n over the seeds of its finished runs), the per-epoch history of the finished runs, and Parquet
-files with `ablations.*` metadata.
+and n over the seeds of its finished runs) and the per-epoch history of the finished runs; the rules'
+results table from the runs (`results`, defined in `ablations.stats.results`). `parquet` writes them.
 
 The columns users script against are documented in reports/README.md; keep the two in step.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ablations.spec.plan import key_labels
 from ablations.report.formatting import pair_name, value_text
@@ -132,7 +127,7 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def build_tables(records: StudyRecords) -> Tables:
-    """Both tables, with the study's identity in their attrs (which write_parquet stores)."""
+    """Both tables, with the study's identity in their attrs (which `parquet.write_parquet` stores)."""
     is_floor = records.runs["role"] == FLOOR_ROLE
     runs = records.runs[~is_floor].reset_index(drop=True)
     floor = records.runs[is_floor].reset_index(drop=True) if is_floor.any() else None
@@ -144,21 +139,6 @@ def build_tables(records: StudyRecords) -> Tables:
     runs.attrs.update(attrs)
     summary.attrs.update(attrs, left_out=sum(tables.left_out.values()), left_out_by_reason=tables.left_out)
     return tables
-
-
-def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
-    """Parquet through pyarrow, with `ablations.*` keys in the schema metadata (and pandas attrs)."""
-    with warnings.catch_warnings():
-        # pyarrow reads tz-aware columns through Series.values, which pandas 3.1 deprecates; the values
-        # it gets are the right UTC instants, and the column keeps its UTC type in the file.
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    schema_metadata = dict(table.schema.metadata or {})
-    schema_metadata[b"PANDAS_ATTRS"] = json.dumps(frame.attrs, default=str).encode()  # pandas reads it back
-    for key, value in metadata.items():
-        schema_metadata[f"ablations.{key}".encode()] = (value if isinstance(value, str) else json.dumps(value)).encode()
-    pq.write_table(table.replace_schema_metadata(schema_metadata), path)
-    return path
 
 
 def configuration_labels(runs: pd.DataFrame, config_keys: list[str], pair: bool) -> list[str]:

@@ -130,7 +130,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
     """The study, once its input is known good: the heavy modules (torch, Optuna, MLflow) load here."""
-    from ablations.run import console
+    from ablations.run import console, final_report
     from ablations.run.runner import DataCache
     from ablations.run.session import finalize, open_session
     from ablations.run.workers import run_here, run_workers, worker_main
@@ -156,7 +156,7 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
         status, stopped = run_workers(session, args)
     finished = finalize(session, interrupted=status == EXIT_INTERRUPTED)
     console.print_summary(session, args.top)
-    report = console.write_report(session) if finished and not args.no_report else None
+    report = final_report.write_report(session) if finished and not args.no_report else None
     console.print_locations(session, report)
     if status == EXIT_INTERRUPTED:
         print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "

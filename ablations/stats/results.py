@@ -73,3 +73,26 @@ def results_table(runs: Iterable[RunResult]) -> pd.DataFrame:
                 **{key: math.nan if _missing(run.values.get(key)) else run.values[key] for key in keys}}
                for run in rows]
     return pd.DataFrame(records, columns=[*COLUMNS, *keys])
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best configuration by its mean over seeds: on h, and on z where some run recorded z."""
+
+    cell: str
+    probe_h: float
+    configurations: int  # how many configurations the table has
+    cell_z: str | None = None
+    probe_z: float | None = None
+
+
+def best_of(table: pd.DataFrame) -> Best | None:
+    """The best configuration of a results table by mean probe_h (and by mean probe_z); None when empty."""
+    if table.empty:
+        return None
+    means = table.groupby("cell")[["probe_h", "probe_z"]].mean()
+    best = means["probe_h"].idxmax()
+    if not means["probe_z"].notna().any():
+        return Best(best, float(means.loc[best, "probe_h"]), len(means))
+    best_z = means["probe_z"].idxmax()
+    return Best(best, float(means.loc[best, "probe_h"]), len(means), best_z, float(means.loc[best_z, "probe_z"]))

@@ -309,9 +309,7 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
              "(Figure 5 against training length)")
     if not {"first", "second", "train.epochs"} <= set(runs.columns):
         return Plan(claim, note="needs pair cells at several train.epochs")
-    cells = runs.drop_duplicates("cell")
-    by = {(first, second, int(epochs)): cell for cell, first, second, epochs
-          in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
+    by = {(first, second, epochs): cell for ((first, second), epochs), cell in pair_cells_by_epochs(runs).items()}
     budgets = sorted({e for (first, second, e) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
     if len(budgets) < 2 or any(("crop", op, e) not in by for op in ("color", "sobel") for e in (budgets[0], budgets[-1])):
         return Plan(claim, note="needs crop+color and crop+sobel at two training lengths or more")
@@ -325,6 +323,16 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
                       None, f"lead at {long} epochs", f"lead at {short} epochs")
     return Plan(claim, [PartPlan(f"lead above zero at {long} epochs", [lead]),
                         PartPlan(f"lead grows from {short} to {long} epochs", [growth])])
+
+
+def pair_cells_by_epochs(runs: pd.DataFrame) -> dict[tuple[tuple[str, str], int], str]:
+    """((first, second), epochs) -> cell of a pair study that varies train.epochs (its first run's cell
+    where two share them); empty for any other study."""
+    if not {"cell", "first", "second", "train.epochs"} <= set(runs.columns):
+        return {}
+    cells = runs.drop_duplicates("cell")
+    return {((first, second), int(epochs)): cell for cell, first, second, epochs
+            in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
 
 
 def cell_of(side: str) -> str:

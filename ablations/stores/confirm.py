@@ -33,7 +33,7 @@ from ablations.stores import resume, search
 from ablations.spec.plan import PlannedTrial, StudySpec, configuration_keys, table_value
 from ablations.stats import confirmation
 from ablations.stats.confirmation import RoundPlan
-from ablations.stats.results import RunResult, results_table
+from ablations.stats.results import Best, RunResult, best_of, results_table
 from ablations.stats.verdicts import Verdict
 
 
@@ -56,6 +56,24 @@ def run_result(trial: FrozenTrial) -> RunResult:
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
     """The rules' results table of the study's trials (`ablations.stats.results.results_table`)."""
     return results_table(run_result(trial) for trial in trials)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the parent run shows of a finished study, computed once from its trials."""
+
+    finished: int  # COMPLETE trials, the floor's and duplicates' included
+    best: Best | None
+    floor_probe_h: float | None  # the untrained floor's mean objective, where the study ran one
+    verdict: Verdict | None
+
+
+def summary_of(spec: StudySpec, trials: list[FrozenTrial]) -> Summary:
+    """The study's summary from its trials: the best configuration, the floor and the verdict."""
+    results = results_frame(trials)
+    floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state == TrialState.COMPLETE]
+    return Summary(sum(t.state == TrialState.COMPLETE for t in trials), best_of(results),
+                   sum(floor) / len(floor) if floor else None, confirmation.verdict_of(spec, results))
 
 
 def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
