@@ -75,7 +75,7 @@ def study_of(values: dict[str, list], probe_h: list[float], pair: bool = False, 
                          "probe_h": probe_h, "probe_z": [float("nan")] * n, **columns})
     records = SimpleNamespace(name="s", params={"data.dataset": "synthetic"})
     tables = Tables(runs, pd.DataFrame(), config_keys or list(values), ["probe_h"], pair=pair)
-    return analyse_tables(records, tables, None, {})
+    return analyse_tables(records, tables, None, {}, FIGURES)
 
 
 def drawn(study: Analysis) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
 """A study's report computed once: its tables, the verdict of its rule with the contrasts' table and
 their per-seed views, the untrained floor, crop+color's lead against training length, the per-epoch
-history and the configurations a crowded figure names. The writers (`parquet`, `readme`, the figures of
-`specs`) only read an `Analysis`; none of them computes a statistic.
+history, the configurations a crowded figure names, and each figure's statistics (the figure registry,
+`specs.FIGURES`, says what they are). The writers (`parquet`, `readme`, the figures of `specs`) only read an
+`Analysis`; none of them computes a statistic.
 
 The rule is the one the study file named (`verdict:`, recorded on the parent run as the tag
 `ablations.verdict`); a study that named none gets no verdict at all. The statistics are
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -51,6 +54,7 @@ class Analysis:
     gaps: pd.DataFrame | None = None  # crop+color's lead per training length, where the study has one
     history: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per epoch of each included run
     highlighted: list[str] = field(default_factory=list)  # configurations a crowded curve figure names
+    figures: dict[str, Any] = field(default_factory=dict)  # figure stem -> the statistics it shows (`specs`)
 
     @property
     def floor_percent(self) -> float | None:
@@ -58,23 +62,39 @@ class Analysis:
         return self.floor.mean * 100 if self.floor else None
 
 
-def analyse(records: StudyRecords, tables: Tables | None = None) -> Analysis:
-    """The study's analysis from its records (`tables` where already built from them)."""
-    tables = tables or build_tables(records)
-    return analyse_tables(records, tables, judge(records, tables), records.histories)
+class FigureStatistics(Protocol):
+    """A figure's entry as the analysis reads it (`ablations.report.specs.FigureSpec`): its stem, and the
+    statistics it shows, computed from the rest of the analysis (None where it does not apply)."""
+
+    stem: str
+
+    def compute(self, analysis: Analysis) -> Any: ...
+
+
+def analyse(records: StudyRecords, figures: Iterable[FigureStatistics] = ()) -> Analysis:
+    """The study's analysis from its records, the statistics of each of `figures` (the report's registry,
+    `specs.FIGURES`) included."""
+    tables = build_tables(records)
+    return analyse_tables(records, tables, judge(records, tables), records.histories, figures)
 
 
 def analyse_tables(records: StudyRecords, tables: Tables, verdict: Verdict | None,
-                   histories: dict[str, dict[str, dict[int, float]]]) -> Analysis:
+                   histories: dict[str, dict[str, dict[int, float]]],
+                   figures: Iterable[FigureStatistics] = ()) -> Analysis:
     """The analysis of tables whose verdict is given (the figures' tests build tables by hand);
     `histories`: run_id -> metric -> epoch -> value (`StudyRecords.histories`)."""
     labels = configuration_labels(tables.runs, tables.config_keys, tables.pair)
-    return Analysis(
+    analysis = Analysis(
         records, tables, verdict,
         comparisons=comparisons_table(verdict) if verdict is not None else None,
         floor=floor_of(tables), gaps=gaps_table(tables),
         history=history_frame(tables.runs, histories, labels),
         highlighted=highlighted(tables, verdict, labels))
+    for figure in figures:  # each from what is above, in the registry's order
+        statistics = figure.compute(analysis)
+        if statistics is not None:
+            analysis.figures[figure.stem] = statistics
+    return analysis
 
 
 def rule_for(records: StudyRecords) -> str | None:

@@ -39,7 +39,7 @@ def write_figures(study: Analysis, figures_dir: Path) -> Written:
             (figures_dir / f"{spec.stem}{suffix}").unlink(missing_ok=True)
     out = Written(verdict=study.verdict)
     for spec in FIGURES:
-        if spec.applies(study):
+        if spec.applies(study):  # the analysis holds its statistics
             drawn = spec.draw(study)
             out.paths += figures.save(drawn.figure, drawn.data, figures_dir / spec.stem, index=spec.index)
             out.readings[spec.stem] = drawn.reading
@@ -70,7 +70,7 @@ def build_report(records: StudyRecords, out_dir: Path, *, client=None, replace: 
     """runs.parquet, history.parquet, summary.parquet, figures and README.md for one study, in
     `study_dir` or `<out_dir>/<study>/` (see study_dir_for); logged to its parent run where `client` (an
     MlflowClient on its store) is given."""
-    analysis = analyse(records)  # everything computed before anything is written
+    analysis = analyse(records, FIGURES)  # everything computed before anything is written
     study_dir = study_dir or study_dir_for(out_dir, records, replace)
     study_dir.mkdir(parents=True, exist_ok=True)
     with writing_to(study_dir):  # a full disk names the report's folder

@@ -1,10 +1,12 @@
-"""The report's figure registry: one declarative entry per figure, and the functions that draw them.
+"""The report's figure registry: one declarative entry per figure, and the functions that compute and
+draw them.
 
-A FigureSpec says which studies a figure applies to (a predicate on the study's tables and records),
-its README heading, and the function that draws it: that function takes the figure's statistics from
-`stats`, plots them with a function of `figures` (matplotlib lives there) and writes the figure's two
-README lines. Adding a figure is one entry in FIGURES and one `draw_*` function (with its plot in
-`figures`); `build.write_figures` loops over FIGURES, and the README lists the figures in its order.
+A FigureSpec names the figure's file and README heading, the statistics it shows (a function of the
+study's `Analysis`, run by `analysis.analyse` with everything else the report computes; None where the
+figure does not apply) and the function that draws it from them: it plots them with a function of
+`figures` (matplotlib lives there) and writes the figure's two README lines, computing nothing. Adding a
+figure is one entry in FIGURES, its statistics function and one `draw_*` function (with its plot in
+`figures`); `build.write_figures` draws those the analysis holds, and the README lists them in FIGURES' order.
 """
 
 from __future__ import annotations
@@ -61,13 +63,22 @@ class Drawn:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure of the report: its file stem, README heading, when it applies and how it is drawn."""
+    """One figure of the report: its file stem, README heading, the statistics it shows (computed with
+    the study's analysis, before anything is drawn; None where the figure does not apply to the study) and
+    how it is drawn from them."""
 
     stem: str  # figures/<stem>.png and .csv
     title: str  # the README heading
-    applies: Callable[[Analysis], bool]
-    draw: Callable[[Analysis], Drawn]
+    compute: Callable[[Analysis], Any]
+    plot: Callable[[Analysis, Any], Drawn]
     index: bool = False  # whether the CSV keeps the data's index (the pair grid's row labels)
+
+    def applies(self, study: Analysis) -> bool:
+        return self.stem in study.figures
+
+    def draw(self, study: Analysis) -> Drawn:
+        """The figure and its reading, from the statistics its analysis holds."""
+        return self.plot(study, study.figures[self.stem])
 
 
 def op_order(runs: pd.DataFrame) -> list[str]:
@@ -81,38 +92,87 @@ def op_order(runs: pd.DataFrame) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Which studies a figure applies to
+# Each figure's statistics (None: the figure does not apply)
 
 
 def _has_pairs(study: Analysis) -> bool:
     return study.tables.pair and study.tables.has_results
 
 
-def _shares_paper_cells(study: Analysis) -> bool:
-    return _has_pairs(study) and len(_paper_cells(cell_stats(study.tables.runs, PAIR_KEYS))) > 0
+def _pair_grid_stats(study: Analysis) -> tuple[pd.DataFrame, str, str] | None:
+    return _grid_stats(study) if _has_pairs(study) else None
 
 
-def _varies(*keys: str) -> Callable[[Analysis], bool]:
-    """Applies when the study varies every one of `keys` and some value of them has a finished probe_h."""
-    def applies(study: Analysis) -> bool:
-        return set(keys) <= set(study.tables.config_keys) and len(cell_stats(study.tables.runs, list(keys))) > 0
-    return applies
+def _paper_stats(study: Analysis) -> tuple[pd.DataFrame, str, pd.DataFrame, float] | None:
+    """The grid's statistics, its budget, the cells the paper's Figure 5 shares and the rank correlation
+    with it; where the study shares some cell with the paper."""
+    if not (_has_pairs(study) and len(_paper_cells(cell_stats(study.tables.runs, PAIR_KEYS))) > 0):
+        return None
+    stats, budget, _ = _grid_stats(study)
+    common = _paper_cells(stats)
+    rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
+    return stats, budget, common, rho
 
 
-def _varies_head(study: Analysis) -> bool:
-    return "model.head" in study.tables.config_keys and bool(_head_stats(study))
+def _varies(*keys: str) -> Callable[[Analysis], pd.DataFrame | None]:
+    """The statistics over `keys` where the study varies every one of them and some value of them has a
+    finished probe_h."""
+    def compute(study: Analysis) -> pd.DataFrame | None:
+        if not set(keys) <= set(study.tables.config_keys):
+            return None
+        stats = cell_stats(study.tables.runs, list(keys))
+        return stats if len(stats) > 0 else None
+    return compute
 
 
-def _has_comparisons(study: Analysis) -> bool:
-    return study.verdict is not None and len(study.verdict.estimates) > 0
+def _color_stats(study: Analysis) -> tuple[pd.DataFrame, bool] | None:
+    """The statistics per colour strength, and whether the mean rises with strength."""
+    stats = _varies("augment.color_strength")(study)
+    if stats is None:
+        return None
+    return stats, is_monotonic(figures.percent(stats.sort_values("augment.color_strength")["mean"]))
 
 
-def _has_gaps(study: Analysis) -> bool:
-    return study.gaps is not None
+def _head_stats(study: Analysis) -> pd.DataFrame | None:
+    """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
+    if "model.head" not in study.tables.config_keys:
+        return None
+    kept = included(study.tables.runs)
+    parts = [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
+             for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
 
 
-def _has_history(study: Analysis) -> bool:
-    return len(study.history) > 0
+def _comparisons(study: Analysis) -> pd.DataFrame | None:
+    return study.comparisons if study.verdict is not None and len(study.verdict.estimates) > 0 else None
+
+
+@dataclass(frozen=True)
+class Curves:
+    """What the training-curves reading says: the metric of the first panel, each run's first and last
+    value of it, and each run's last kNN accuracy (None where none was logged)."""
+
+    metric: str
+    first: pd.DataFrame
+    last: pd.DataFrame
+    knn: pd.Series | None
+
+
+def _curves(study: Analysis) -> Curves | None:
+    history = study.history
+    if len(history) == 0:
+        return None
+    # The figure's first panel (figures.training_curves): where tau varies, the loss's scale does too, so
+    # it draws the contrastive top-1 instead; the caption describes what is drawn.
+    metric = "contrastive_acc" if "train.temperature" in study.tables.config_keys and "contrastive_acc" in history \
+        and history["contrastive_acc"].notna().any() else "loss"
+    curves = history.dropna(subset=[metric]).sort_values("epoch")
+    knn = None
+    if "knn_acc" in history and history["knn_acc"].notna().any():
+        knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
+    return Curves(metric, curves.groupby("run_id").first(), curves.groupby("run_id").last(), knn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -139,8 +199,8 @@ def _grid_stats(study: Analysis) -> tuple[pd.DataFrame, str, str]:
     return stats, budget, f"{budget}; " + _scope(study, PAIR_KEYS + ["train.epochs"], stats)
 
 
-def draw_pair_grid(study: Analysis) -> Drawn:
-    stats, budget, scope = _grid_stats(study)
+def draw_pair_grid(study: Analysis, grid: tuple[pd.DataFrame, str, str]) -> Drawn:
+    stats, budget, scope = grid
     title = f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds ({scope})"
     figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title, floor_percent=study.floor_percent)
     best = stats.loc[stats["mean"].idxmax()]
@@ -160,11 +220,9 @@ def draw_pair_grid(study: Analysis) -> Drawn:
     ])
 
 
-def draw_paper_comparison(study: Analysis) -> Drawn:
-    stats, budget, _ = _grid_stats(study)
+def draw_paper_comparison(study: Analysis, paper: tuple[pd.DataFrame, str, pd.DataFrame, float]) -> Drawn:
+    stats, budget, common, rho = paper
     budget = f" ({budget})" if budget else ""
-    common = _paper_cells(stats)
-    rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
     figure, data = figures.paper_comparison(
         stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name}{budget} against SimCLR Figure 5",
         study_label=_label(study, ", mean ± SD over seeds"), floor_percent=study.floor_percent)
@@ -181,9 +239,8 @@ def draw_paper_comparison(study: Analysis) -> Drawn:
     ])
 
 
-def draw_temperature_batch(study: Analysis) -> Drawn:
+def draw_temperature_batch(study: Analysis, stats: pd.DataFrame) -> Drawn:
     used = ["train.temperature", "train.batch_size"]
-    stats = cell_stats(study.tables.runs, used)
     figure, data = figures.temperature_batch(
         stats, f"{study.records.name}: linear probe on h, top-1 %, mean ± SD ({_scope(study, used, stats)})")
     best = data.loc[data["mean_percent"].idxmax()]
@@ -201,9 +258,9 @@ def draw_temperature_batch(study: Analysis) -> Drawn:
     ])
 
 
-def draw_color_strength(study: Analysis) -> Drawn:
+def draw_color_strength(study: Analysis, color: tuple[pd.DataFrame, bool]) -> Drawn:
     used = ["augment.color_strength"]
-    stats = cell_stats(study.tables.runs, used)
+    stats, rises = color
     figure, data = figures.color_strength(
         stats, f"{study.records.name}: linear probe on h against colour strength ({_scope(study, used, stats)})",
         study_label=_label(study), floor_percent=study.floor_percent)
@@ -217,20 +274,12 @@ def draw_color_strength(study: Analysis) -> Drawn:
         f"{value_text(best['augment.color_strength'])} at {best['mean_percent']:.1f} %{_pooled(study, used)}.",
         f"The paper (ImageNet, Table 1) rises monotonically from {TABLE1_SIMCLR[weakest]} % at "
         f"s = {strength_label(weakest)} to {TABLE1_SIMCLR[strongest]} % at s = {strength_label(strongest)}; "
-        + ("here too." if is_monotonic(data["mean_percent"]) else "here the curve is not monotonic."),
+        + ("here too." if rises else "here the curve is not monotonic."),
     ])
 
 
-def _head_stats(study: Analysis) -> list[pd.DataFrame]:
-    """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
-    kept = included(study.tables.runs)
-    return [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
-            for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
-
-
-def draw_projection_head(study: Analysis) -> Drawn:
+def draw_projection_head(study: Analysis, stats: pd.DataFrame) -> Drawn:
     used = ["model.head"]
-    stats = pd.concat(_head_stats(study), ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
     figure, data = figures.projection_head(
         stats, f"{study.records.name}: linear probe on h and z by projection head, mean ± SD "
                f"({_scope(study, used, stats)})", floor_percent=study.floor_percent)
@@ -247,8 +296,8 @@ def draw_projection_head(study: Analysis) -> Drawn:
     ])
 
 
-def draw_paired_differences(study: Analysis) -> Drawn:
-    verdict, table = study.verdict, study.comparisons
+def draw_paired_differences(study: Analysis, table: pd.DataFrame) -> Drawn:
+    verdict = study.verdict
     figure, data = contrast_figures.paired_differences(
         table, f"{study.records.name}: {verdict.rule}, {len(table)} contrasts judged together; each interval "
                "is simultaneous; colour and line show the decision")
@@ -263,23 +312,17 @@ def draw_paired_differences(study: Analysis) -> Drawn:
     ])
 
 
-def draw_training_curves(study: Analysis) -> Drawn:
-    history = study.history
+def draw_training_curves(study: Analysis, curves: Curves) -> Drawn:
+    history, metric, first, last = study.history, curves.metric, curves.first, curves.last
     highlight = study.highlighted
     temperatures_differ = "train.temperature" in study.tables.config_keys
-    # The figure's first panel (figures.training_curves): where tau varies, the loss's scale does too, so
-    # it draws the contrastive top-1 instead; the caption describes what is drawn.
-    metric = "contrastive_acc" if temperatures_differ and "contrastive_acc" in history \
-        and history["contrastive_acc"].notna().any() else "loss"
     shown = "contrastive top-1 (the loss's scale changes with τ)" if metric == "contrastive_acc" else "NT-Xent loss"
     figure, data = figures.training_curves(
         history, f"{study.records.name}: per-epoch training curves ({shown}), one line per configuration",
         highlight=highlight, temperatures_differ=temperatures_differ)
-    curves = history.dropna(subset=[metric]).sort_values("epoch")
-    last, first = curves.groupby("run_id").last(), curves.groupby("run_id").first()
     knn_line = "No kNN accuracy was logged (probe.knn_every: 0)."
-    if "knn_acc" in history and history["knn_acc"].notna().any():
-        knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
+    if curves.knn is not None:
+        knn = curves.knn
         knn_line = f"Last kNN accuracy: {pct(knn.min())} to {pct(knn.max())} (median {pct(knn.median())})."
     if metric == "loss":
         trend = (f"loss from a median {first['loss'].median():.3f} at the first epoch to "
@@ -298,8 +341,7 @@ def draw_training_curves(study: Analysis) -> Drawn:
     ])
 
 
-def draw_gaps(study: Analysis) -> Drawn:
-    gaps = study.gaps
+def draw_gaps(study: Analysis, gaps: pd.DataFrame) -> Drawn:
     figure, data = contrast_figures.gaps_by_length(
         gaps, f"{study.records.name}: crop+color's lead against training length, simultaneous 95 % intervals "
               f"over the {len(gaps)} gap{'s' if len(gaps) != 1 else ''} shown (a description beside the verdict, not its rule)")
@@ -313,16 +355,16 @@ def draw_gaps(study: Analysis) -> Drawn:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("pair_grid", "Pair grid in the layout of SimCLR Figure 5", _has_pairs, draw_pair_grid, index=True),
-    FigureSpec("pair_grid_vs_paper", "Pair grid beside the paper's Figure 5 (ImageNet)", _shares_paper_cells,
+    FigureSpec("pair_grid", "Pair grid in the layout of SimCLR Figure 5", _pair_grid_stats, draw_pair_grid,
+               index=True),
+    FigureSpec("pair_grid_vs_paper", "Pair grid beside the paper's Figure 5 (ImageNet)", _paper_stats,
                draw_paper_comparison),
     FigureSpec("temperature_batch", "Temperature × batch size", _varies("train.temperature", "train.batch_size"),
                draw_temperature_batch),
-    FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
-               draw_color_strength),
-    FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
-    FigureSpec("gaps_by_length", "crop+color's lead against training length", _has_gaps, draw_gaps),
+    FigureSpec("color_strength", "Colour-distortion strength", _color_stats, draw_color_strength),
+    FigureSpec("projection_head", "Projection head, probe on h and on z", _head_stats, draw_projection_head),
+    FigureSpec("gaps_by_length", "crop+color's lead against training length", lambda study: study.gaps, draw_gaps),
     FigureSpec("paired_differences", "Contrasts behind the verdict, with their simultaneous intervals",
-               _has_comparisons, draw_paired_differences),
-    FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),
+               _comparisons, draw_paired_differences),
+    FigureSpec("training_curves", "Training curves", _curves, draw_training_curves),
 )
