@@ -19,10 +19,10 @@ import pandas as pd
 
 from ablations.messages import one_line
 from ablations.spec.plan import SEED_KEY, cell_name, configuration_keys, table_value
-from ablations.stores.errors import sqlite_path
+from ablations.stores.errors import retry, sqlite_path
 from ablations.stores.tracking import (
     EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,
-    SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column, retry,
+    SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column,
 )
 
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.

@@ -22,15 +22,15 @@ from ablations.stats import inference
 from ablations.report import contrast_figures, figures
 from ablations.report.analysis import Analysis
 from ablations.report.formatting import (
-    n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
+    n_text, nan_to_zero, ordinal, pair_name, pct, value_text,
 )
-from ablations.report.records import shared_param
+from ablations.report.records import PAIR_KEYS, shared_param
 from ablations.stats.reference import (
     FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
-    TABLE5_TEMPERATURE,
+    TABLE5_TEMPERATURE, strength_label,
 )
 from ablations.report.stats import cell_stats, is_monotonic, spearman
-from ablations.report.tables import OBJECTIVE, PAIR_KEYS, included
+from ablations.report.tables import OBJECTIVE, included
 
 
 def _scope(study: Analysis, used: list[str], stats: pd.DataFrame) -> str:

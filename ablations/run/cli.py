@@ -31,7 +31,8 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 EXIT_ALL_FAILED = 1
 from ablations.spec.plan import StudySpec
 from ablations.stores.errors import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
-from ablations.run.study_file import StudyError, load_study
+from ablations.run.study_file import load_study
+from ablations.spec.keys import StudyError
 from ablations.stores.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data_sources import DatasetError

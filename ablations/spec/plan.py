@@ -1,8 +1,9 @@
 """What a study runs, as data: the checked study (`StudySpec`), the cells its search space expands
 to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and how each is named.
 
-`study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
-name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
+`ablations.run.study_file` builds a StudySpec from a file; `stores.search` schedules its trials;
+`stores.tracking` and the reports name runs with `run_name` and `format_value`, and the tables show a
+configuration's values as `table_value` and `configuration_keys` say. Nothing here reads files or talks to Optuna or MLflow.
 The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY.
 """
 

@@ -271,7 +271,7 @@ def best_candidates(runs: pd.DataFrame, model: BlockModel, level: float = LEVEL)
     many-to-one (Dunnett) critical value with i as the control, on the same moderated variances as
     `judge`. Ordered by mean, largest first."""
     cells = model.cells
-    means = {c: float(model.contrast_vector(Contrast.pair(c, cells[0], "")) @ model.coefficients) for c in cells}
+    means = model.relative_means()
     ordered = sorted(cells, key=lambda c: -means[c])
     k = len(cells)
     if k < 2:

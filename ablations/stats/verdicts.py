@@ -248,13 +248,9 @@ def color_strength_rises(runs: pd.DataFrame) -> Plan:
     for (low, low_cells), (high, high_cells) in zip(strengths, strengths[1:]):
         paper = (reference.TABLE1_SIMCLR[high] - reference.TABLE1_SIMCLR[low]
                  if low in reference.TABLE1_SIMCLR and high in reference.TABLE1_SIMCLR else None)
-        name = f"s = {_strength(high)} > s = {_strength(low)}"
+        name = f"s = {reference.strength_label(high)} > s = {reference.strength_label(low)}"
         parts.append(PartPlan(name, [_pair_contrast(high_cells[0], low_cells[0], paper)]))
     return Plan(claim, parts)
-
-
-def _strength(value: float) -> str:
-    return f"1/{int(round(1 / value))}" if 0 < value < 1 and float(1 / value).is_integer() else f"{value:g}"
 
 
 @rule("head_order", ("model.head",),
