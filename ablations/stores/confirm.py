@@ -1,5 +1,6 @@
-"""The confirmation step on Optuna: the study's results read from its trials, and the next round's units
-enqueued (which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
+"""A study's results read from its Optuna trials (`run_result`: the trials as the rules' results rows;
+`summary_of`: what the parent run shows at the end), and the confirmation step's next round enqueued
+(which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
 
 A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
 one more seed for the cells of the comparisons that can still change its verdict, until none is left.
@@ -84,11 +85,6 @@ def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
         if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
             seeds.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
     return seeds
-
-
-def verdict_of(spec: StudySpec, trials: list[FrozenTrial]) -> Verdict | None:
-    """The verdict of the study's rule on its finished trials, None without a rule or results."""
-    return confirmation.verdict_of(spec, results_frame(trials))
 
 
 def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:
