@@ -4,7 +4,7 @@ Its folders are its layers, each importing only from those listed before it (tes
 holds this):
 
 - `messages`: what the commands say (one-line errors, durations, exit statuses, passwords taken out);
-- `spec/`: the study as data: the plan (cells, units, seeds, cell names) and the study file's keys and
+- `design/`: the study as data (its design): the plan (cells, units, seeds, cell names) and the study file's keys and
   `search:` section, read strictly; no store, no statistics;
 - `stats/`: the statistics: the block model, the inference that judges a rule's contrasts, the rules
   and their verdicts, the paper's figures, the confirmation rounds, the calibration of the method; it

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from test_run_support import complete_once_per_unit, mlflow_runs, optuna_trials, study_file, workdir  # noqa: F401
 
 from ablations.stores.confirm import plan_round, results_frame
-from ablations.spec.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
+from ablations.design.plan import ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.run import main
 from ablations.stores.resume import plan_attrs
 from simclr_core.config import RunConfig

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "ablations"
 # Bottom to top: a module may import from its own layer and from every layer before it.
-LAYERS = ["messages", "spec", "stats", "stores", "report", "run"]
+LAYERS = ["messages", "design", "stats", "stores", "report", "run"]
 MAX_LINES = 450
 
 

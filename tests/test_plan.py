@@ -2,7 +2,7 @@
 
 import pytest
 
-from ablations.spec.plan import (
+from ablations.design.plan import (
     PIPELINE_KEY, SEED_KEY, Cell, SearchSpec, StudySpec, TrackingSpec, expand_cells, flat_config, flat_plain,
     format_value, plain_value, run_name, varied_plain,
 )
@@ -90,7 +90,7 @@ def test_keys_that_share_a_field_are_named_whole_in_run_and_configuration_names(
     import pandas as pd  # here: the other tests of plan need neither pandas nor the report
 
     from ablations.report.tables import configuration_labels
-    from ablations.spec.plan import cell_name
+    from ablations.design.plan import cell_name
     search = SearchSpec(grid={"train.weight_decay": [0.5], "probe.weight_decay": [0.1], "train.temperature": [0.2]})
     (trial,) = spec(search).trials()
     assert trial.run_name == "train.weight_decay=0.5 probe.weight_decay=0.1 temperature=0.2 seed=0"
@@ -117,7 +117,7 @@ def test_flat_config_has_every_field_under_its_dotted_key():
 
 
 def test_the_floor_runs_first_once_per_seed_untrained():
-    from ablations.spec.plan import FLOOR_CELL, SearchSpec, StudySpec, TrackingSpec
+    from ablations.design.plan import FLOOR_CELL, SearchSpec, StudySpec, TrackingSpec
     from simclr_core.config import RunConfig
 
     spec = StudySpec("s", "s.yaml", RunConfig(), SearchSpec(grid={"train.temperature": [0.1, 0.5]}), [0, 1],

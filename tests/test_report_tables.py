@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from test_report_records import FakeStudy, store  # noqa: F401 (store is a fixture)
 
 from ablations.report.records import _typed, read_study, runs_table
-from ablations.spec.plan import table_value
+from ablations.design.plan import table_value
 from ablations.report.tables import configuration_labels, duplicates, included, left_out_reasons, metric_columns, summarize
 
 

@@ -19,7 +19,7 @@ from ablations.stores.confirm import results_frame
 
 
 def run(cell, seed, h=0.5, *, finished=True, pruned=False, floor=False, started=None, **values):
-    return RunResult(cell, seed, h, None, finished, pruned, floor, started, values)
+    return RunResult(cell, seed, h, None, finished, pruned, floor, started, values=values)
 
 
 def test_a_run_counts_when_finished_unpruned_and_first_of_its_cell_and_seed():

@@ -19,8 +19,8 @@ def trial(number: int, state: TrialState, value: float | None = None, **attrs) -
 def test_trial_lines_say_how_each_trial_ended():
     # Accuracies with the 4 decimals MLflow holds (tracking.rounded), float32's noise gone.
     assert trial_line(trial(3, TrialState.COMPLETE, 0.5, probe_h=0.39899998, probe_z=0.25, wall_time_s=12.4)) == \
-        "trial   3 cell seed=3: probe_h 0.3990 probe_z 0.2500 (12 s)"
-    assert trial_line(trial(4, TrialState.COMPLETE, 0.5, probe_h=0.5)) == "trial   4 cell seed=4: probe_h 0.5000 (0 s)"
+        "trial   3 cell seed=3: probe_h 39.90 % probe_z 25.00 % (12 s)"
+    assert trial_line(trial(4, TrialState.COMPLETE, 0.5, probe_h=0.5)) == "trial   4 cell seed=4: probe_h 50.00 % (0 s)"
     assert trial_line(trial(5, TrialState.PRUNED, pruned="pruned at epoch 2 (knn_acc 0.100)")) == \
         "trial   5 cell seed=5: pruned at epoch 2 (knn_acc 0.100)"
     assert trial_line(trial(6, TrialState.FAIL, error="NonFiniteLossError: boom")) == \

@@ -10,7 +10,7 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-from ablations.spec.plan import flat_config
+from ablations.design.plan import flat_config
 from ablations.run import main
 from ablations.run.runner import DataCache
 from ablations.run.study_file import load_study

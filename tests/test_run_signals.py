@@ -57,3 +57,30 @@ def test_a_ctrl_c_lost_in_a_finaliser_is_raised_again():
         while time.monotonic() < deadline:
             time.sleep(0.01)
     assert signal.getsignal(signal.SIGINT) is before  # restored, whatever the caller had in place
+
+
+def test_a_ctrl_c_inside_a_store_call_waits_for_the_call_to_return():
+    # MLflow's sessions roll back on Exception only: a KeyboardInterrupt inside one could leave SQLite's write
+    # lock held (the worker's next write then waited 120 s). Inside a store call the interrupt is deferred and
+    # raised when the call returns; the call itself completes.
+    from ablations.stores.errors import retry
+
+    done = []
+
+    def write():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here: deferred, not raised inside the call
+        done.append("written")
+        return "result"
+
+    with pytest.raises(KeyboardInterrupt), interrupts():
+        retry(write)
+        pytest.fail("the deferred interrupt was not raised when the call returned")
+    assert done == ["written"]
+    interrupts.handled()
+
+    # Outside a store call the interrupt is raised at once, as before.
+    with pytest.raises(KeyboardInterrupt), interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        pytest.fail("not raised")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ablations.spec.plan import expand_cells
+from ablations.design.plan import expand_cells
 from ablations.run.study_file import load_study
-from ablations.spec.keys import StudyError
+from ablations.design.keys import StudyError
 from simclr_core.config import OpSpec, RunConfig
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"

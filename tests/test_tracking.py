@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from ablations.run.study_file import load_study
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import Tracker
 from ablations.stores.tracking_store import TrackingError
 
@@ -98,7 +98,7 @@ def test_cell_name_reads_like_a_run_name_without_its_seed(tmp_path):
     assert cell_name("augment.pipeline=crop+color") == "crop+color"
     assert cell_name("train.temperature=0.1 train.batch_size=256") == "temperature=0.1 batch_size=256"
     assert cell_name("model.head=mlp") == "head=mlp" and cell_name("floor") == "floor" and cell_name("base") == "base"
-    # The same rule as ablations.spec.plan's run names, for every planned trial of a study that varies a
+    # The same rule as ablations.design.plan's run names, for every planned trial of a study that varies a
     # pipeline (pairs), a grid key and the floor.
     study = tmp_path / "s.yaml"
     study.write_text("name: s\nbase: {data: {dataset: synthetic}}\nfloor: true\nseeds: [0, 3]\n"

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from ablations.run import main
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.ui_view import runs_path, runs_view
 from test_run_support import mlflow_runs, optuna_trials, study_file, uri, workdir  # noqa: F401 (workdir is a fixture)
 
@@ -81,7 +81,7 @@ def test_a_finished_study_reads_the_same_in_the_terminal_mlflow_the_report_and_o
         assert {key for key in metrics if "probe_" in key} <= ACCURACIES
     trials = optuna_trials(workdir, "quick")
     assert all(round(t.value, 4) == t.value for t in trials)
-    assert all(f"probe_h {t.value:.4f}" in out for t in trials)
+    assert all(f"probe_h {t.value * 100:.2f} %" in out for t in trials)
 
     # Mean, SD and n per configuration, the same on each of its runs (the runs view's group row).
     for name, members in by_config.items():

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ablations.spec.plan import flat_config  # noqa: E402
+from ablations.design.plan import flat_config  # noqa: E402
 from ablations.report.saved import HISTORY_COLUMNS, HISTORY_NAME  # noqa: E402
 from ablations.report.parquet import write_parquet  # noqa: E402
 from ablations.run.study_file import load_study  # noqa: E402

@@ -11,8 +11,9 @@ into one `StudyRecords`); `tables` builds the tables, `stats` computes descripti
 `analysis` computes everything else the report says (the verdict of the study's rule and its contrasts,
 the floor, crop+color's lead against training length, the per-epoch history). The writers only read that
 `Analysis`: `parquet` writes every Parquet file, `specs` is the figure registry over the drawing functions
-in `figures` (`contrast_figures` draws a verdict's contrasts), `verdict` and `readme` write the README;
-`build` runs them for one study, `cli` is the command.
+in `figures` (`contrast_figures` draws a verdict's contrasts), `verdict` and `readme` write the README,
+`race` the section of a race (every rung's grid, the audit, the cost); `build` runs them for one study,
+`cli` is the command.
 """
 
 from ablations.report.build import build_report

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from ablations.report import race
 from ablations.report.formatting import pair_name
+from ablations.report.race import RaceReport
 from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import (
     OBJECTIVE, Tables, build_tables, configuration_labels, history_frame, included, results,
@@ -55,6 +57,10 @@ class Analysis:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per epoch of each included run
     highlighted: list[str] = field(default_factory=list)  # configurations a crowded curve figure names
     figures: dict[str, Any] = field(default_factory=dict)  # figure stem -> the statistics it shows (`specs`)
+    # A race is reported at its last rung (`records` are that rung's, `race.last_rung`); every run of it is
+    # kept in runs.parquet (`saved`), and the race itself is said in a README section (`race`).
+    saved: StudyRecords | None = None  # the records runs.parquet keeps (None: `records`)
+    race: RaceReport | None = None
 
     @property
     def floor_percent(self) -> float | None:
@@ -74,8 +80,13 @@ class FigureStatistics(Protocol):
 def analyse(records: StudyRecords, figures: Iterable[FigureStatistics] = ()) -> Analysis:
     """The study's analysis from its records, the statistics of each of `figures` (the report's registry,
     `specs.FIGURES`) included."""
+    full, records = records, race.last_rung(records) if race.is_race(records) else records
     tables = build_tables(records)
-    return analyse_tables(records, tables, judge(records, tables), records.histories, figures)
+    analysis = analyse_tables(records, tables, judge(records, tables), records.histories, figures)
+    analysis.saved = full
+    if full is not records and rule_for(full):
+        analysis.race = race.analyse(full, rule_for(full))
+    return analysis
 
 
 def analyse_tables(records: StudyRecords, tables: Tables, verdict: Verdict | None,

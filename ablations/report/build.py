@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.messages import one_line, writing_to
-from ablations.report import figures
+from ablations.report import figures, race
 from ablations.report.analysis import Analysis, analyse
 from ablations.report.parquet import write_tables
 from ablations.report.readme import render_readme, with_analysis
@@ -85,7 +85,10 @@ def _write(analysis: Analysis, study_dir: Path) -> Written:
     table_paths = write_tables(analysis, study_dir)
     written = write_figures(analysis, study_dir / "figures")
     readme = study_dir / "README.md"
-    readme.write_text(with_analysis(render_readme(analysis, written.readings), study_dir))
+    text = render_readme(analysis, written.readings)
+    if analysis.race is not None:
+        text += "\n" + "\n".join(race.section(analysis.race, analysis.records.pair))
+    readme.write_text(with_analysis(text, study_dir))
     written.paths = table_paths + [readme] + written.paths
     return written
 

@@ -29,7 +29,7 @@ def write_tables(analysis: Analysis, study_dir: Path) -> list[Path]:
     """runs, history, summary and (where the study has a verdict) comparisons into `study_dir`; a
     comparisons table of an earlier report does not outlive its verdict."""
     records, tables = analysis.records, analysis.tables
-    paths = write_records(records, study_dir)
+    paths = write_records(analysis.saved or records, study_dir)
     meta = {"study": records.name, "parent_run_id": records.parent_run_id, "config_keys": tables.config_keys}
     paths.append(write_parquet(tables.summary, study_dir / SUMMARY_NAME, {
         **meta, "left_out": sum(tables.left_out.values()), "left_out_by_reason": tables.left_out,

@@ -26,7 +26,7 @@ from ablations.report.verdict import (
     METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
 from ablations.stores.errors import store_label
-from ablations.spec.plan import PIPELINE_KEY, cell_name
+from ablations.design.plan import PIPELINE_KEY, cell_name
 from ablations.stats.verdicts import RULES, Verdict
 
 # Budget keys worth stating in the header when constant over a study's runs.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ablations.messages import one_line
-from ablations.spec.plan import SEED_KEY, cell_name, configuration_keys, table_value
+from ablations.design.plan import SEED_KEY, cell_name, configuration_keys, table_value
 from ablations.stores.errors import retry, sqlite_path
 from ablations.stores.tracking import (
     EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,
@@ -257,6 +257,8 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "config": cell_name(tags["ablations.cell"]) if "ablations.cell" in tags else None,
         "first": tags.get("ablations.first"),
         "second": tags.get("ablations.second"),
+        "rung": as_int(tags.get("ablations.rung")),  # a race's training length (stores.tracking.RUNG_TAG)
+        "race": tags.get("ablations.race"),
         **{f"varied:{key}": table_value(value) for key, value in varied.items()},
         **{f"metric:{key}": value for key, value in _metrics(run).items()},
         "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
@@ -292,6 +294,8 @@ def _typed_columns(rows: list[dict[str, Any]], pair: bool, varied_keys: list[str
         columns[key] = _typed([None if r["role"] == FLOOR_ROLE else r.get(f"varied:{key}") for r in rows])
     columns["cell"] = column("cell", "str")
     columns["config"] = column("config", "str")
+    if any(r.get("rung") is not None for r in rows):  # a race: each run's rung and role (survivor, audit)
+        columns["rung"], columns["race"] = column("rung", "Int64"), column("race", "str")
     for key in metric_keys:
         columns[key] = column(f"metric:{key}", "float64", default=math.nan)
     columns["duration_s"] = column("duration_s", "float64")

@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from ablations.spec.plan import key_labels
+from ablations.design.plan import key_labels
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores.errors import store_label
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stats.results import RunResult, counting, results_table
 from ablations.stores.tracking import EPOCH_METRICS, FLOOR_ROLE
 
@@ -65,10 +65,11 @@ def run_results(runs: pd.DataFrame, config_keys: list[str] | None = None) -> lis
     values = {key: column(key) for key in config_keys or []}
     return [RunResult(cell=present(cell), seed=present(seed), probe_h=present(h), probe_z=present(z),
                       finished=status == "FINISHED", pruned=bool(pruned), floor=role == FLOOR_ROLE, started=start,
+                      rung=present(rung), race=present(race),
                       values={key: present(column_values[i]) for key, column_values in values.items()})
-            for i, (cell, seed, h, z, status, pruned, role, start) in enumerate(zip(
+            for i, (cell, seed, h, z, status, pruned, role, start, rung, race) in enumerate(zip(
                 column("cell"), column("seed"), column(OBJECTIVE), column("probe_z"), column("status"),
-                column("pruned", False), column("role"), starts))]
+                column("pruned", False), column("role"), starts, column("rung"), column("race")))]
 
 
 def results(tables: Tables) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ablations.report.analysis import Floor
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
 from ablations.stats.verdicts import Verdict
 

@@ -15,7 +15,7 @@ a study whose every trial failed exits with 1, naming the first error; Ctrl-C, a
 with 130 and one line, after marking a running trial failed (Optuna) and KILLED (MLflow).
 
 This module parses and reports; the work is in the package's other modules (session, runner,
-workers, console, estimate, signals), which know nothing of argv beyond the parsed options.
+workers, console, estimate, race_estimate (a race's dry run), signals), which know nothing of argv beyond the parsed options.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 
 # Every trial of the study failed: nothing to report (the failures are recorded, as results).
 EXIT_ALL_FAILED = 1
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 from ablations.stores.errors import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
 from ablations.run.study_file import load_study
-from ablations.spec.keys import StudyError
+from ablations.design.keys import StudyError
 from ablations.stores.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data_sources import DatasetError
@@ -122,10 +122,11 @@ def _main(args: argparse.Namespace) -> int:
     resolve_tracking_uri(args.tracking_uri)  # its scheme; the store itself is opened later
     check_storage(args.storage)  # its shape, likewise
     spec = load_study(args.study, args.overrides, data_root=os.environ.get("SIMCLR_DATA"))
-    if args.dry_run:
+    if args.dry_run:  # a race's dry run prints its rungs and its worst-case and expected costs
         from ablations.run.estimate import dry_run
+        from ablations.run.race_estimate import dry_run as dry_run_race
 
-        return dry_run(spec, args)
+        return (dry_run_race if spec.race is not None else dry_run)(spec, args)
     return run_study(spec, args)
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ablations.stores import resume
 from ablations.stores.errors import mask_url
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
 from ablations.stores.ui_view import runs_url, ui_command
 
@@ -34,8 +34,9 @@ NOT_IN_FILE = "(not in the file)"
 
 
 def fmt(value: float | None) -> str:
-    """An accuracy with the 4 decimals MLflow holds (tracking.rounded)."""
-    return "-" if value is None else f"{value:.{DECIMALS}f}"
+    """An accuracy in percent, as the report prints it, with the precision MLflow holds (4 decimals of the
+    fraction, tracking.rounded): 0.4047 -> `40.47 %`."""
+    return "-" if value is None else f"{value * 100:.{DECIMALS - 2}f} %"
 
 
 def print_header(session: Session) -> None:
@@ -137,6 +138,33 @@ def confirmation_line(count: int, seeds: Iterable[int]) -> str:
     return f"confirmation: {count} trial(s) added (seed {seeds_text}) where the verdict is still open"
 
 
+def new_rung_units(trials: list[FrozenTrial], announced: set[int], first_rung: int) -> list[FrozenTrial]:
+    """A race's trials of a later rung (or the audit) not in `announced`, retried copies left out; each is
+    added to `announced`."""
+    told = {t.user_attrs.get("unit") for t in trials if t.number in announced}
+    new = []
+    for trial in trials:  # two workers may enqueue one unit at once: it is told once
+        unit = trial.user_attrs.get("unit")
+        if (trial.user_attrs.get("race") and trial.user_attrs.get("rung") != first_rung
+                and trial.number not in announced and "retry_of" not in trial.user_attrs and unit not in told):
+            new.append(trial)
+            told.add(unit)
+    announced.update(t.number for t in trials if t.user_attrs.get("unit") in told)
+    return new
+
+
+def rung_lines(trials: list[FrozenTrial]) -> list[str]:
+    """`race: 6 trial(s) added at 6 epochs (2 audit)`, one line per rung."""
+    by_rung: dict[int, list[FrozenTrial]] = {}
+    for trial in trials:
+        by_rung.setdefault(int(trial.user_attrs["rung"]), []).append(trial)
+    lines = []
+    for rung, members in sorted(by_rung.items()):
+        audit = sum(t.user_attrs.get("race") == "audit" for t in members)
+        lines.append(f"race: {len(members)} trial(s) added at {rung} epochs" + (f" ({audit} audit)" if audit else ""))
+    return lines
+
+
 def new_confirmations(trials: list[FrozenTrial], announced: set[int]) -> list[FrozenTrial]:
     """The trials a confirmation round added that are not in `announced` (trial numbers already told),
     which is updated. With --workers N a worker process enqueues the round and its own line goes to its
@@ -190,7 +218,9 @@ def summary_rows(trials: list[FrozenTrial]) -> list[CellRow]:
     """The complete trials grouped by cell, best mean first."""
     by_cell: dict[str, list[FrozenTrial]] = {}
     for trial in trials:
-        by_cell.setdefault(trial.user_attrs.get("cell", str(trial.number)), []).append(trial)
+        rung = trial.user_attrs.get("rung")  # a race: each rung of a cell is a row of its own
+        key = trial.user_attrs.get("cell", str(trial.number)) + (f" epochs={rung}" if rung is not None else "")
+        by_cell.setdefault(key, []).append(trial)
     rows = []
     for cell, members in by_cell.items():
         h = [t.value for t in members]

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ablations.stores import confirm, reconcile, resume, search
 from ablations.stores.identity import check_identity
 from ablations.messages import duration, one_line
-from ablations.spec.plan import StudySpec, format_value
+from ablations.design.plan import StudySpec, format_value
 from ablations.run.runner import DataCache
 from ablations.stores.errors import mask_url, sqlite_path
 from ablations.stores.tracking import Tracker

@@ -24,18 +24,18 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ablations.stores import confirm, resume, search
+from ablations.stores import confirm, race, resume, search
 from ablations.messages import one_line
-from ablations.spec.plan import flat_config
+from ablations.design.plan import flat_config
 from ablations.run import console
 from ablations.run.session import Session, log_spread
 from ablations.run.signals import ignoring_sigint, interrupts
 from ablations.stores.identity import PLACE_KEYS
 from ablations.stores.search import Claim
 from ablations.stores.errors import StoreCannotWrite, StoreUnavailable, is_disk_error
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
-    CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, ROLE_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
+    CONFIG_TAG, CONFIRM_TAG, FLOOR_TAG, RACE_TAG, ROLE_TAG, RUNG_TAG, STUDY_TAG, TRIAL_ROLE, TrialRun, phase_metric, rounded,
 )
 from simclr_core.preview import render_preview
 from simclr_core import checkpoint
@@ -157,6 +157,16 @@ class Runner:
                 self.session.tracker.sweep(self.session.study_uid, study.get_trials(deepcopy=False))
             waiting, running = search.work_left(study, self.spec)
             if waiting or (not running and resume.requeue_orphans(study)):
+                continue
+            if not running and self.spec.race is not None:  # a rung complete: the race decides the next
+                added, lines = race.enqueue_rung(study, self.spec)
+                for line in lines:
+                    console.write(line, self.outer)
+                if not added:
+                    return outcomes
+                console.write(f"race: {len(added)} trial(s) added", self.outer)
+                if self.outer is not None:
+                    self.outer.total += len(added)
                 continue
             if not running:
                 round_ = confirm.enqueue_round(study, self.spec)
@@ -288,6 +298,8 @@ class Runner:
             tags[FLOOR_TAG] = "true"
         if attrs.get("confirm"):
             tags[CONFIRM_TAG] = attrs["confirm"]
+        if attrs.get("rung") is not None:
+            tags[RUNG_TAG], tags[RACE_TAG] = str(attrs["rung"]), attrs.get("race", "survivor")
         params = {key: value if isinstance(value, str) else json.dumps(value)
                   for key, value in flat_config(config).items()}
         return session.tracker.start_trial(session.parent_run_id, claim.run_name, tags, params)

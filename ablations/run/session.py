@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 
 from ablations.stores import confirm, reconcile, resume, search
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 from ablations.stores.errors import mask_url
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.tracking import (
     GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, VERDICT_STATUS_TAG, VERDICT_TAG, Tracker, git_state,
 )
@@ -111,13 +111,14 @@ def log_spread(session: Session, cell: str | None = None) -> None:
     """Each configuration's mean, SD and n over its seeds (or only `cell`'s), on each of its runs
     (tracking.SPREAD_METRICS), from the study's complete trials: the runs view's group row then shows
     them. An SD needs two seeds."""
-    by_cell: dict[str, list[dict]] = {}
+    by_cell: dict[tuple[str, int | None], list[dict]] = {}
     for trial in session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         if attrs.get("duplicate_of") or "mlflow_run_id" not in attrs or "cell" not in attrs:
             continue
         if cell is None or attrs["cell"] == cell:
-            by_cell.setdefault(attrs["cell"], []).append({**attrs, "probe_h": attrs.get("probe_h", trial.value)})
+            rung = attrs.get("rung")  # a race: a cell's spread is over its seeds at one rung
+            by_cell.setdefault((attrs["cell"], rung), []).append({**attrs, "probe_h": attrs.get("probe_h", trial.value)})
     for members in by_cell.values():
         metrics = {"n_seeds": len(members)}
         for key in ("probe_h", "probe_z"):

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, Union
 
+from ablations.stores.errors import store_call
+
 # What signal.signal returns: a handler function, SIG_DFL/SIG_IGN, or None (not set from Python).
 Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 
@@ -48,6 +50,9 @@ class interrupts:
         timer = threading.Timer(RAISE_AGAIN_AFTER_S, cls._again, args=(signum,))
         timer.daemon = True
         timer.start()
+        if store_call.active():  # inside a store's client: raised when the call returns (stores.errors)
+            store_call.defer()
+            return
         raise KeyboardInterrupt
 
     @classmethod

@@ -21,13 +21,14 @@ what is allowed.
     verdict: crop_color_best             # the rule that decides the claim (ablations.stats.verdicts.RULES)
     floor: true                          # also run the base encoder untrained (train.epochs 0), per seed
     confirm: {max_seeds: 6}              # add seeds where the verdict is undecided, up to 6 per cell
+    race: {rungs: [2, 6, 24], audit: {cells: 2, seed: 0}}   # race the cells over training lengths
 
 This module knows nothing of Optuna or MLflow, and imports nothing heavy (no torch, pandas or scipy:
 the engine's config, the op table and the rules' names are light), so a bad file is refused in a
 fraction of a second: it turns a file into a StudySpec, whose planned trials `search` schedules and
 `tracking` records. Leaving `search` out runs the base configuration alone over the seeds. The `search:`
-section is read by `spec.search_section`; the key and value checks all sections share, and `StudyError`, are
-`spec.keys`'.
+section is read by `design.search_section`; the key and value checks all sections share, and `StudyError`, are
+`design.keys`'.
 """
 
 from __future__ import annotations
@@ -38,22 +39,28 @@ from typing import Any
 
 import yaml
 
-from ablations.spec.plan import (
-    PIPELINE_KEY, SEED_KEY, ConfirmSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
+from ablations.design.plan import (
+    PIPELINE_KEY, SEED_KEY, ConfirmSpec, RaceSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells, format_value,
 )
 from ablations.stats.verdicts import RULES
-from ablations.spec.strict_yaml import StrictLoader
-from ablations.spec.keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
-from ablations.spec.search_section import parse_search
+from ablations.design.strict_yaml import StrictLoader
+from ablations.design.keys import StudyError, check_dotted_key, check_pipeline, checked_mapping, coerce_value
+from ablations.design.search_section import parse_search
 from simclr_core.config import MAX_SEED, ConfigError, RunConfig, plain_type_name
 
-TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm")
+TOP_LEVEL_KEYS = ("name", "description", "base", "search", "seeds", "tracking", "verdict", "floor", "confirm",
+                  "race")
 CONFIRM_KEYS = ("max_seeds",)
+RACE_KEYS = ("rungs", "audit")
+AUDIT_KEYS = ("cells", "seed")
 TRACKING_KEYS = ("log_model", "preview")
 # Names become an MLflow experiment, an Optuna study and a folder under runs/.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Well under a file name's 255 bytes: names also make `runs/<name>/...` and `reports/<name>-<id>/`.
 MAX_NAME_LENGTH = 100
+# The inference decides nothing on fewer than 3 seeds (ablations.stats.inference.MIN_SEEDS): a race on
+# fewer would eliminate nothing.
+MIN_RACE_SEEDS = 3
 
 
 # train.seed is what the top-level `seeds` list varies: a value of it elsewhere would be ignored.
@@ -158,6 +165,40 @@ def _parse_decision(doc: dict, spec: StudySpec) -> None:
             raise StudyError(source, "confirm.max_seeds", f"{max_seeds!r} is not allowed; expected an integer above "
                                                           f"the {len(spec.seeds)} planned seeds")
         spec.confirm = ConfirmSpec(max_seeds)
+    if doc.get("race") is not None:
+        spec.race = _parse_race(doc["race"], spec)
+
+
+def _parse_race(raw: Any, spec: StudySpec) -> RaceSpec:
+    """`race: {rungs: [2, 6, 24], audit: {cells: 2, seed: 0}}` (ablations.stats.race): a grid raced over
+    training lengths, decided by the study's rule on the study's seeds at each rung."""
+    source = spec.source
+    race = checked_mapping(raw, source, "race", RACE_KEYS, what="race settings")
+    if spec.verdict is None:
+        raise StudyError(source, "race", "a race keeps the cells the study's rule still needs; name the rule "
+                                         "with `verdict:`")
+    if spec.confirm is not None:
+        raise StudyError(source, "race", "a race and `confirm:` cannot be combined (both decide what runs "
+                                         "next); leave one out")
+    if "train.epochs" in spec.search.grid:
+        raise StudyError(source, "race", "the rungs set train.epochs; take it out of search.grid")
+    if len(spec.seeds) < MIN_RACE_SEEDS:
+        raise StudyError(source, "seeds", f"a race eliminates cells on its seeds, and nothing is decided on fewer "
+                                          f"than {MIN_RACE_SEEDS}; give at least {MIN_RACE_SEEDS} seeds")
+    rungs = race.get("rungs")
+    if (not isinstance(rungs, list) or len(rungs) < 2
+            or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rungs)
+            or any(a >= b for a, b in zip(rungs, rungs[1:]))):
+        raise StudyError(source, "race.rungs", f"{rungs!r} is not allowed; expected at least two rising "
+                                               "training lengths in epochs, e.g. [2, 6, 24]")
+    audit = checked_mapping(race.get("audit") or {}, source, "race.audit", AUDIT_KEYS, what="audit settings")
+    values = {}
+    for key, default in (("cells", RaceSpec.audit_cells), ("seed", RaceSpec.audit_seed)):
+        value = audit.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise StudyError(source, f"race.audit.{key}", f"{value!r} is not allowed; expected an integer 0 or more")
+        values[key] = value
+    return RaceSpec(list(rungs), audit_cells=values["cells"], audit_seed=values["seed"])
 
 
 def _section(doc: dict, key: str) -> Any:
@@ -241,6 +282,8 @@ def _check_configs(spec: StudySpec) -> None:
         for key, param in search.params.items():
             points = param.choices if param.type == "categorical" else (param.low, param.high)
             candidates += [(f"search.params.{key} = {format_value(v)}", {key: v}) for v in points]
+    if spec.race is not None and candidates:  # a race trains each cell at every rung's length
+        candidates += [(f"race.rungs {rung}", {**candidates[0][1], "train.epochs": rung}) for rung in spec.race.rungs]
     for where, values in candidates:
         try:
             spec.config_for(values, spec.seeds[0]).validate()

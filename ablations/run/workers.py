@@ -19,13 +19,15 @@ from typing import IO
 import torch
 from tqdm import tqdm
 
+from ablations.stats import race
 from ablations.stores import confirm, resume
+from ablations.stores import race as race_store
 from ablations.messages import EXIT_INTERRUPTED
 from ablations.run import console
 from ablations.run.runner import DataCache, Runner
 from ablations.run.session import Session, open_session, tracking_uri
 from ablations.run.signals import interrupts
-from ablations.spec.plan import StudySpec
+from ablations.design.plan import StudySpec
 
 # Seconds the parent waits, after a Ctrl-C, for workers that got it too to end their trials on their
 # own, then for each worker it interrupted itself.
@@ -79,7 +81,8 @@ def run_workers(session: Session, args: argparse.Namespace) -> tuple[int, list[s
                                           stdout=log, stderr=subprocess.STDOUT))
     trials = session.study.get_trials(deepcopy=False)
     seen = {t.number for t in trials if t.state.is_finished()}
-    announced = {t.number for t in trials if t.user_attrs.get("confirm")}  # counted in the bar's total
+    announced = {t.number for t in trials if t.user_attrs.get("confirm")  # counted in the bar's total
+                 or t.user_attrs.get("race")}
     bar = None if args.no_progress else console.trials_bar(session)
     interrupted = False
     try:
@@ -96,6 +99,9 @@ def run_workers(session: Session, args: argparse.Namespace) -> tuple[int, list[s
     codes = [p.returncode for p in processes]
     if interrupted or EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED, []
+    if session.spec.race is not None:  # what the race decided, as the workers' logs say it
+        for line in race.describe(race_store.state_of(session.spec, session.study.get_trials(deepcopy=False))):
+            print(line, flush=True)
     if session.spec.confirm is not None:  # the workers' own lines went to their logs: what is left open, and why
         for line in confirm.plan_round(session.spec, session.study.get_trials(deepcopy=False)).lines:
             print(line, flush=True)
@@ -143,6 +149,12 @@ def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set
             console.write(console.confirmation_line(len(added), (int(t.user_attrs["seed"]) for t in added)), bar)
             if bar is not None:
                 bar.total += len(added)
+        if session.spec.race is not None:  # a worker enqueued a rung (its lines went to its log): say so here
+            raced = console.new_rung_units(trials, announced, session.spec.race.rungs[0])
+            for line in console.rung_lines(raced):
+                console.write(line, bar)
+            if bar is not None:
+                bar.total = max(bar.total, resume.units_known(session.study))
         for trial in trials:
             if trial.state.is_finished() and trial.number not in seen:
                 seen.add(trial.number)

@@ -7,5 +7,6 @@ of contrasts on that fit (simultaneous max-t intervals, the edge, the cells that
 `paired` is the per-seed view of one comparison; `model_checks` tests the model's assumptions;
 `verdicts` holds the rules (each one `Rule` object: name, requirements, sentence, function) and decides
 them; `reference` holds the paper's figures and notation; `confirmation` says which seeds a confirmation
-round adds; `calibration` measures the method's error rate by simulation.
+round adds; `race` which cells of a race go on to its next rung, its audit and what the audit measures;
+`calibration` measures the method's error rate by simulation.
 """

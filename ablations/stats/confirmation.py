@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ablations.spec.plan import PlannedTrial, StudySpec, cell_name, expand_cells
+from ablations.design.plan import PlannedTrial, StudySpec, cell_name, expand_cells
 from ablations.stats.inference import MIN_SEEDS, Estimate
 from ablations.stats.verdicts import Verdict, cell_of, decide
 
@@ -42,6 +42,12 @@ def verdict_of(spec: StudySpec, frame: pd.DataFrame) -> Verdict | None:
     """The verdict of the study's rule on its results table (one row per finished run), None without one."""
     if spec.verdict is None or frame.empty:
         return None
+    if spec.race is not None and "rung" in frame:
+        # A race is judged at its last rung, on the cells that reached it (audited cells left out).
+        frame = frame[(frame["rung"] == spec.race.rungs[-1]) & (frame["race"] != "audit")]
+        if frame.empty:
+            return None
+        return decide(spec.verdict, frame, spec.race.rungs[-1])
     return decide(spec.verdict, frame, study_epochs(spec))
 
 

@@ -257,6 +257,8 @@ def seeds_needed(e: Estimate, critical: float, limit: int = 1000) -> int | None:
     estimate. A planning figure, no more: the estimate itself is uncertain."""
     if not (math.isfinite(e.se) and e.se > 0 and e.estimate != 0 and e.n >= 1):
         return None
+    # The interval excludes 0 only when n is strictly above n * (c * SE / estimate)^2; where that is a whole
+    # number, ceil alone would give the n at which the interval just touches 0: the 1e-4 nudge takes the next.
     needed = math.ceil(e.n * (critical * e.se / abs(e.estimate)) ** 2 * 1.0001)
     return needed if needed <= limit else None
 

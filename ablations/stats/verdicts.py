@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from ablations.stats import reference
 from ablations.stats.contrasts import Contrast, Term
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 
 if TYPE_CHECKING:  # the statistics load when a verdict is decided, not when a study file names its rule
     import pandas as pd

@@ -31,7 +31,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores import resume, search
-from ablations.spec.plan import PlannedTrial, StudySpec, configuration_keys, table_value
+from ablations.design.plan import PlannedTrial, StudySpec, configuration_keys, table_value
 from ablations.stats import confirmation
 from ablations.stats.confirmation import RoundPlan
 from ablations.stats.results import Best, RunResult, best_of, results_table
@@ -51,7 +51,8 @@ def run_result(trial: FrozenTrial) -> RunResult:
                      probe_z=attrs.get("probe_z"),
                      finished=trial.state == TrialState.COMPLETE and "duplicate_of" not in attrs,
                      pruned=trial.state == TrialState.PRUNED, floor=bool(attrs.get("floor")),
-                     started=trial.datetime_start.timestamp() * 1000 if trial.datetime_start else None, values=values)
+                     started=trial.datetime_start.timestamp() * 1000 if trial.datetime_start else None,
+                     rung=int(attrs["rung"]) if "rung" in attrs else None, race=attrs.get("race"), values=values)
 
 
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
@@ -70,10 +71,14 @@ class Summary:
 
 
 def summary_of(spec: StudySpec, trials: list[FrozenTrial]) -> Summary:
-    """The study's summary from its trials: the best configuration, the floor and the verdict."""
+    """The study's summary from its trials: the best configuration (a race's at its last rung reached),
+    the floor and the verdict."""
     results = results_frame(trials)
+    best = results
+    if spec.race is not None and "rung" in results:  # a race's best is at its last rung reached
+        best = results[(results["rung"] == results["rung"].max()) & (results["race"] != "audit")]
     floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state == TrialState.COMPLETE]
-    return Summary(sum(t.state == TrialState.COMPLETE for t in trials), best_of(results),
+    return Summary(sum(t.state == TrialState.COMPLETE for t in trials), best_of(best),
                    sum(floor) / len(floor) if floor else None, confirmation.verdict_of(spec, results))
 
 

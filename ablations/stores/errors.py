@@ -18,6 +18,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -245,6 +246,39 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+class store_call:
+    """One call into a store's client, during which a Ctrl-C waits for the call to return.
+
+    MLflow's SQLAlchemy sessions roll back on `Exception` only: a KeyboardInterrupt raised inside one (a
+    Ctrl-C landing mid-write) could leave SQLite's write lock held, and the same worker's next write then
+    waited 120 s for a lock nobody would release ("database is locked", seen in
+    test_ctrl_c_marks_the_trial_and_a_rerun_resumes on a loaded machine). So the run's signal handler
+    (`ablations.run.signals`) asks `active()` and, inside a call, only `defer()`s: the interrupt is raised
+    when the outermost call returns, at most the call's own timeout later. Counted per thread: signal
+    handlers run on the main thread, and only its calls can be interrupted."""
+
+    _local = threading.local()
+    _deferred = False
+
+    def __enter__(self) -> store_call:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._local.depth -= 1
+        if self._local.depth == 0 and store_call._deferred:
+            store_call._deferred = False
+            raise KeyboardInterrupt
+
+    @classmethod
+    def active(cls) -> bool:
+        return getattr(cls._local, "depth", 0) > 0
+
+    @classmethod
+    def defer(cls) -> None:
+        cls._deferred = True
+
+
 def retry(call: Callable[..., T], *args: Any, attempts: int = 6, retry_for: float | None = None,
           store: str = "the store", **kwargs: Any) -> T:
     """call(*args, **kwargs), retried with jittered exponential backoff (0.2 s doubling to 4 s).
@@ -261,7 +295,8 @@ def retry(call: Callable[..., T], *args: Any, attempts: int = 6, retry_for: floa
     lost_since: float | None = None
     while True:
         try:
-            result = call(*args, **kwargs)
+            with store_call():  # a Ctrl-C waits for the call, not for the retries' pauses
+                result = call(*args, **kwargs)
         except Exception as error:
             if getattr(error, "error_code", None) in PERMANENT_ERRORS or isinstance(error, StoreUnavailable):
                 raise

@@ -13,7 +13,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores.errors import SearchError
-from ablations.spec.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
+from ablations.design.plan import SEED_KEY, PlannedTrial, StudySpec, flat_config, flat_plain
 
 # Config keys that say where things are on one machine, not what is trained: they may differ between
 # the machines (and the reruns) of one study.
@@ -39,7 +39,8 @@ def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTria
     and how many waiting trials took (or, with write=False, the dry run's, would take) the edit."""
     _check_design(study, spec, trials, write)
     planned = spec.trials() if spec.search.sampler == "grid" else []
-    by_unit = {p.unit: p.config for p in planned}
+    # A race's later rungs are enqueued as it goes: their units are checked against the file too.
+    by_unit = {p.unit: p.config for p in (spec.possible_trials() if planned else [])}
     replans = []
     for trial in trials:
         attrs = trial.user_attrs
@@ -98,7 +99,7 @@ def changed_failures(trials: list[FrozenTrial], spec: StudySpec) -> dict[int, st
     temperature the error advised), and a plain rerun would keep the failure. Trial number -> the change
     (`train.lr: 1e+30 -> 0.3`). Units with a result or a trial waiting or running are left out."""
     settled = {unit_of(t) for t in trials if t.state in DONE_STATES + (TrialState.WAITING, TrialState.RUNNING)}
-    planned = {p.unit: p.config for p in spec.trials()} if spec.search.sampler == "grid" else {}
+    planned = {p.unit: p.config for p in spec.possible_trials()} if spec.search.sampler == "grid" else {}
     latest: dict[str, FrozenTrial] = {}
     for trial in trials:
         if trial.state == TrialState.FAIL and "error" in trial.user_attrs and unit_of(trial) not in settled:

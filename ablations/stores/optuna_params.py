@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.distributions import CategoricalDistribution
 
-from ablations.spec.plan import StudySpec, plain_value
+from ablations.design.plan import StudySpec, plain_value
 
 
 def grid_params(spec: StudySpec, attrs: dict[str, Any]) -> dict[str, tuple[Any, CategoricalDistribution]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablations.stores.identity import DONE_STATES, PLACE_KEYS, unit_of
-from ablations.spec.plan import StudySpec, flat_config
+from ablations.design.plan import StudySpec, flat_config
 from ablations.stores.errors import SearchError, mask_url
 
 # On a trial recorded in Optuna from its MLflow run: the run it was read from.
@@ -136,7 +136,7 @@ def recover(study: Any, spec: StudySpec, storage: Any, finished: list[FinishedRu
             lost.setdefault(run.unit, run)
     if not lost:
         return []
-    planned = {p.unit: p for p in spec.trials()} if spec.search.sampler == "grid" else {}
+    planned = {p.unit: p for p in spec.possible_trials()} if spec.search.sampler == "grid" else {}
     writes = [(run, _attrs(run, planned.get(run.unit), spec)) for run in lost.values()]  # all checked first
     study_id = storage.get_study_id_from_name(spec.name)
     for run, attrs in writes:
@@ -193,6 +193,9 @@ def _attrs(run: FinishedRun, planned: Any, spec: StudySpec) -> dict[str, Any]:
         attrs["floor"] = True
     if tags.get("ablations.confirm"):
         attrs["confirm"] = tags["ablations.confirm"]
+    if tags.get("ablations.rung"):  # a race's unit: its rung and its role (tracking's RUNG_TAG, RACE_TAG)
+        attrs["rung"] = int(tags["ablations.rung"])
+        attrs["race"] = tags.get("ablations.race", "survivor")
     if "device" in tags:
         attrs["device"] = tags["device"]
     attrs.update({key: run.metrics[key] for key in RESULT_KEYS if key in run.metrics})

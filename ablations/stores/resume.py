@@ -23,11 +23,11 @@ from ablations.stores import reconcile
 from ablations.stores.identity import DONE_STATES, changed_failures, check_identity, unit_of
 from ablations.stores.optuna_private import storage_of
 from ablations.stores.optuna_storage import HeartbeatJournalStorage
-from ablations.spec.plan import PlannedTrial, StudySpec
+from ablations.design.plan import PlannedTrial, StudySpec
 
 # Trial user attrs written when a unit is planned; a retried copy inherits exactly these.
 PLAN_ATTRS = ("unit", "cell", "seed", "varied", "pair", "run_name", "config", "checkpoint", "floor", "confirm",
-              "seed_of")
+              "seed_of", "rung", "race")
 
 
 def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -41,8 +41,10 @@ def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     ))
 
 
-def plan_attrs(planned: PlannedTrial, confirm: str | None = None) -> dict[str, Any]:
-    """A unit's user attrs; `confirm` says why the confirmation step added it."""
+def plan_attrs(planned: PlannedTrial, confirm: str | None = None, race: str = "survivor") -> dict[str, Any]:
+    """A unit's user attrs; `confirm` says why the confirmation step added it; in a race, `rung` (its
+    training length) and `race`: "survivor" (the race sent the cell on) or "audit" (an eliminated cell
+    run at the last rung to measure what elimination assumes)."""
     attrs = {
         "unit": planned.unit,
         "cell": planned.cell.id,
@@ -56,6 +58,9 @@ def plan_attrs(planned: PlannedTrial, confirm: str | None = None) -> dict[str, A
         attrs["floor"] = True
     if confirm:
         attrs["confirm"] = confirm
+    if planned.rung is not None:
+        attrs["rung"] = planned.rung
+        attrs["race"] = race
     return attrs
 
 

@@ -75,7 +75,7 @@ from ablations.stores.optuna_params import grid_params, suggest
 from ablations.stores.optuna_private import storage_of
 from ablations.stores.errors import SearchError
 from ablations.stores.optuna_storage import Heartbeat, record_heartbeat
-from ablations.spec.plan import StudySpec, format_value, run_name, varied_plain
+from ablations.design.plan import StudySpec, format_value, run_name, varied_plain
 
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.
 UID_ATTR = "ablations.uid"

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ablations.messages import remember_secrets
-from ablations.spec.plan import cell_name
+from ablations.design.plan import cell_name
 from ablations.stores.errors import (
     StoreUnavailable, check_tracking_server, describe, mask_url, retry, sqlite_path,
 )
@@ -88,6 +88,9 @@ FLOOR_TAG = "ablations.floor"
 CONFIG_TAG = "ablations.config"
 # On a trial run added by the confirmation step: why (the open comparison that asked for the seed).
 CONFIRM_TAG = "ablations.confirm"
+# On a race's trial run: its rung (epochs) and role, "survivor" or "audit" (ablations.stats.race).
+RUNG_TAG = "ablations.rung"
+RACE_TAG = "ablations.race"
 # The runs list a study opens on: MLflow 3's UI loads a saved view (columns, sort, grouping) from the
 # experiment tag `mlflow.sharedViewState.<key>` when its URL carries `?viewStateShareKey=<key>`, the
 # mechanism behind its "Share" button. A study writes one such view (ui_view.runs_view) and prints

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ablations.spec.plan import PIPELINE_KEY
+from ablations.design.plan import PIPELINE_KEY
 from ablations.stores.tracking import CONFIG_TAG, RUNS_VIEW_KEY
 
 

@@ -9,8 +9,8 @@ import json
 import math
 from typing import Any
 
-from ablations.spec.plan import PIPELINE_KEY, SEED_KEY, ParamSpec, SearchSpec, plain_value
-from ablations.spec.keys import StudyError, check_dotted_key, check_pipeline, coerce_value
+from ablations.design.plan import PIPELINE_KEY, SEED_KEY, ParamSpec, SearchSpec, plain_value
+from ablations.design.keys import StudyError, check_dotted_key, check_pipeline, coerce_value
 from simclr_core.config import OpSpec, RunConfig, plain_type_name
 
 SAMPLERS = ("grid", "tpe", "random")

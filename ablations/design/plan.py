@@ -73,6 +73,17 @@ class ConfirmSpec:
 
 
 @dataclass
+class RaceSpec:
+    """Racing over budgets: every cell runs at the first rung (a training length, `train.epochs`); after a
+    rung is complete, only the cells the study's rule still needs go on to the next (`ablations.stats.race`).
+    `audit_cells` eliminated cells, drawn with `audit_seed`, run at the last rung anyway (the audit)."""
+
+    rungs: list[int]  # training lengths in epochs, rising
+    audit_cells: int = 2
+    audit_seed: int = 0
+
+
+@dataclass
 class Cell:
     """One point of the search space: the varied values, before seeds multiply it."""
 
@@ -101,16 +112,24 @@ class PlannedTrial:
     cell: Cell
     seed: int
     config: RunConfig
+    rung: int | None = None  # a race's training length for this unit (its config's train.epochs)
 
     @property
     def unit(self) -> str:
-        """The key that must be run exactly once in a grid study."""
+        """The key that must be run exactly once in a grid study; in a race the rung is part of it
+        (`<cell id> epochs=6 seed=1`): one cell runs once per seed at each rung it reaches."""
+        if self.rung is not None:
+            return f"{self.cell.id} epochs={self.rung} seed={self.seed}"
         return f"{self.cell.id} seed={self.seed}"
 
     @property
     def run_name(self) -> str:
-        """`crop+color seed=1`, `temperature=0.1 batch_size=256 seed=0`, `floor seed=0`."""
-        return f"{FLOOR_CELL} seed={self.seed}" if self.cell.floor else run_name(self.cell.values, self.seed)
+        """`crop+color seed=1`, `temperature=0.1 batch_size=256 seed=0`, `floor seed=0`; in a race
+        `crop+color epochs=6 seed=1`."""
+        if self.cell.floor:
+            return f"{FLOOR_CELL} seed={self.seed}"
+        name = run_name(self.cell.values, self.seed)
+        return name.replace(" seed=", f" epochs={self.rung} seed=") if self.rung is not None else name
 
     @property
     def varied(self) -> dict[str, Any]:
@@ -130,17 +149,38 @@ class StudySpec:
     verdict: str | None = None  # the rule of ablations.stats.verdicts that decides the study's claim
     floor: bool = False  # also run the untrained floor (the base encoder at train.epochs 0), once per seed
     confirm: ConfirmSpec | None = None
+    race: RaceSpec | None = None
 
     def trials(self) -> list[PlannedTrial]:
         """The floor's units first (cheap, and every figure is read against it), then every cell times
-        every seed, cells outermost (grid studies only)."""
+        every seed, cells outermost (grid studies only). A race plans its first rung only: the later
+        rungs' units are enqueued as the race decides them (`ablations.stores.race`)."""
         if self.search.sampler != "grid":
             raise ValueError(f"{self.source}: a {self.search.sampler} study samples its trials; only grids expand")
         floor = [self.planned(floor_cell(), seed) for seed in self.seeds] if self.floor else []
-        return floor + [self.planned(cell, seed) for cell in expand_cells(self.search) for seed in self.seeds]
+        rung = self.race.rungs[0] if self.race else None
+        return floor + [self.planned(cell, seed, rung) for cell in expand_cells(self.search) for seed in self.seeds]
 
-    def planned(self, cell: Cell, seed: int) -> PlannedTrial:
-        return PlannedTrial(cell, seed, self.config_for(cell.values, seed))
+    def possible_trials(self) -> list[PlannedTrial]:
+        """Every unit the study may run: its planned trials, and in a race every cell at every rung (what a
+        recorded unit's configuration is checked against on a resume)."""
+        if self.race is None:
+            return self.trials()
+        floor = [self.planned(floor_cell(), seed) for seed in self.seeds] if self.floor else []
+        return floor + [self.planned(cell, seed, rung) for rung in self.race.rungs
+                        for cell in expand_cells(self.search) for seed in self.seeds]
+
+    def planned(self, cell: Cell, seed: int, rung: int | None = None) -> PlannedTrial:
+        config = self.config_for(cell.values, seed)
+        if rung is not None:
+            config.train.epochs = rung
+        return PlannedTrial(cell, seed, config, rung)
+
+    def race_limit(self) -> int:
+        """The most trials a race can run: every cell at every rung (the worst case, nothing eliminated)."""
+        if self.race is None:
+            return len(self.trials())
+        return len(expand_cells(self.search)) * len(self.seeds) * len(self.race.rungs)
 
     def confirm_limit(self) -> int:
         """The most trials the confirmation step can add: every cell up to max_seeds seeds."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablations.spec.plan import PIPELINE_KEY
+from ablations.design.plan import PIPELINE_KEY
 from simclr_core.config import ConfigError, OpSpec, RunConfig, plain_type_name, validate_pipeline
 
 
