@@ -1,6 +1,9 @@
 """SimCLR pre-training: one flat loop (paper Algorithm 1), then the linear probe.
 
 sample batch -> views -> f and g -> NT-Xent -> backward -> step -> schedule -> report.
+`train` is its steps in order: prepare the process, stage the data on the device, the schedule, build
+the model, resume from a checkpoint, the epochs (`train_epoch`, the kNN monitor, the checkpoint, the
+callback), the final probe.
 The loss optimised is NT-Xent alone. Progress goes out through a callback once per epoch, so a
 caller can log or prune (by raising) without the engine knowing who listens.
 """
@@ -211,6 +214,122 @@ def training_step(setup: Setup, views: list[torch.Tensor], temperature: float, *
     return loss.detach(), z.detach()
 
 
+def prepare_process(train_config: TrainConfig) -> torch.device:
+    """The process's settings for training (malloc's reuse of freed memory, torch's threads), and the
+    device it trains on."""
+    keep_freed_memory()
+    if train_config.num_threads:
+        torch.set_num_threads(train_config.num_threads)
+    return select_device(train_config.device)
+
+
+@dataclass
+class StagedData:
+    """The data set where training reads it. The whole set lives on the training device as uint8
+    (airbench): no loader, no workers. A set that would take over half the free GPU memory stays on the
+    CPU, pinned (`images_device`), and each batch is copied over; the labels are always on the device."""
+
+    train_images: torch.Tensor  # (N, 3, H, W) uint8
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    images_device: torch.device
+
+
+def stage_data(data: Dataset, device: torch.device) -> StagedData:
+    images_device = device
+    if device.type == "cuda":
+        nbytes = data.train_images.nbytes + data.test_images.nbytes
+        if nbytes > 0.5 * torch.cuda.mem_get_info(device)[0]:
+            images_device = torch.device("cpu")
+    train_images, test_images = data.train_images.to(images_device), data.test_images.to(images_device)
+    if images_device != device:
+        train_images, test_images = train_images.pin_memory(), test_images.pin_memory()
+    return StagedData(train_images, data.train_labels.to(device), test_images, data.test_labels.to(device),
+                      images_device)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run's length in optimiser steps (an epoch is every whole batch of the training set once)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def schedule_for(train_config: TrainConfig, n_train: int) -> Schedule:
+    steps_per_epoch = n_train // train_config.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"train.batch_size: {train_config.batch_size} is larger than the {n_train} training images; "
+            "lower it or raise data.train_subset"
+        )
+    return Schedule(steps_per_epoch, train_config.epochs * steps_per_epoch,
+                    round(train_config.warmup_epochs * steps_per_epoch))
+
+
+def resume(checkpoint_dir: str | Path | None, config: RunConfig, setup: Setup,
+           streams: dict[str, torch.Generator]) -> tuple[list[EpochMetrics], int]:
+    """The history and the epochs done of the checkpoint in `checkpoint_dir`, its model, optimiser and
+    carried streams loaded; ([], 0) where there is none. A checkpoint of another configuration is an error."""
+    saved = checkpoint.load(checkpoint_dir, map_location=setup.device) if checkpoint_dir else None
+    if saved is None:
+        return [], 0
+    if saved.config != config.to_plain():
+        raise ConfigError(
+            f"checkpoint {checkpoint.path_in(checkpoint_dir)} was written by a different configuration; "
+            "use a new checkpoint folder or delete it"
+        )
+    setup.model.load_state_dict(saved.model)
+    setup.optimizer.load_state_dict(saved.optimizer)
+    for name, state in saved.generators.items():
+        streams[name].set_state(state.to("cpu"))
+    return [EpochMetrics(**m) for m in saved.history], saved.epoch
+
+
+def train_epoch(config: RunConfig, setup: Setup, data: StagedData, schedule: Schedule, epoch: int,
+                streams: dict[str, torch.Generator], view_streams: OpStreams,
+                progress: Callable[[str, int, int], None] | None = None) -> EpochMetrics:
+    """One epoch of SimCLR (paper Algorithm 1), `epoch` 0-based: for each batch of the epoch's image
+    order, the step's learning rate, the views, one training step."""
+    tc, device = config.train, setup.device
+    epoch_start = time.perf_counter()
+    # The schedule's peak: the optimiser's lr as built (its defaults). Not param_groups' lr, which holds
+    # the last step's, also in a resumed optimiser.
+    peak_lr = setup.optimizer.defaults["lr"]
+    step = epoch * schedule.steps_per_epoch
+    order = torch.randperm(len(data.train_images), generator=streams["shuffle"], device=device)
+    loss_sum = torch.zeros((), device=device)
+    accuracy_sum = torch.zeros((), device=device)
+    for batch_index in range(schedule.steps_per_epoch):
+        lr = learning_rate(step, peak_lr=peak_lr, warmup_steps=schedule.warmup_steps,
+                           total_steps=schedule.total_steps)
+        for group in setup.optimizer.param_groups:
+            group["lr"] = lr
+        indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
+        images = data.train_images[indices.to(data.images_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
+        views = make_views(images, config.augment, view_streams.at(step), n_views=tc.n_views)
+        loss, z = training_step(setup, views, tc.temperature, epoch=epoch + 1, step=step)
+        loss_sum += loss
+        accuracy_sum += contrastive_accuracy(z)
+        step += 1
+        if progress:
+            progress("train", step, schedule.total_steps)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - epoch_start
+    return EpochMetrics(
+        epoch=epoch + 1,
+        step=step,
+        loss=loss_sum.item() / schedule.steps_per_epoch,
+        contrastive_acc=accuracy_sum.item() / schedule.steps_per_epoch,
+        lr=lr,
+        images_per_s=schedule.steps_per_epoch * tc.batch_size / seconds,
+        seconds=seconds,
+    )
+
+
 def train(
     config: RunConfig,
     *,
@@ -231,41 +350,11 @@ def train(
     """
     config.validate()
     started = time.perf_counter()
-    keep_freed_memory()
     tc = config.train
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    device = select_device(tc.device)
-    on_cuda = device.type == "cuda"
-    autocast_dtype, memory_format = numeric_settings(tc, device)
-    channels_last = memory_format == torch.channels_last
-
-    data = dataset or load_dataset(config.data)
-    # The whole data set lives on the training device as uint8 (airbench): no loader, no workers.
-    # A set that would take over half the free GPU memory stays on the CPU, pinned, and each batch
-    # is copied over.
-    data_device = device
-    if on_cuda:
-        nbytes = data.train_images.nbytes + data.test_images.nbytes
-        if nbytes > 0.5 * torch.cuda.mem_get_info(device)[0]:
-            data_device = torch.device("cpu")
-    train_images, test_images = data.train_images.to(data_device), data.test_images.to(data_device)
-    if data_device != device:
-        train_images, test_images = train_images.pin_memory(), test_images.pin_memory()
-    train_labels, test_labels = data.train_labels.to(device), data.test_labels.to(device)
-    n_train = len(train_images)
-    steps_per_epoch = n_train // tc.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"train.batch_size: {tc.batch_size} is larger than the {n_train} training images; "
-            "lower it or raise data.train_subset"
-        )
-    total_steps = tc.epochs * steps_per_epoch
-    warmup_steps = round(tc.warmup_epochs * steps_per_epoch)
-
+    device = prepare_process(tc)
+    data = stage_data(dataset or load_dataset(config.data), device)
+    schedule = schedule_for(tc, len(data.train_images))
     setup = build(config, device)
-    model, optimizer = setup.model, setup.optimizer
-    peak_lr = optimizer.param_groups[0]["lr"]
     # Common random numbers: independent streams, each seeded from train.seed, so a seed means the same
     # image order in every epoch and, for every op, the same draws at every step in every cell of a
     # study, whatever the pipeline, temperature or strength: the shuffle stream is carried (its state
@@ -273,92 +362,30 @@ def train(
     # on CPU.
     streams = random_streams(tc.seed, device)
     view_streams = OpStreams(tc.seed, device)
+    history, start_epoch = resume(checkpoint_dir, config, setup, streams)
+    seconds = {"setup": time.perf_counter() - started, "train": 0.0, "knn": 0.0, "probe": 0.0}
+    trained_images = 0
 
-    history: list[EpochMetrics] = []
-    start_epoch = 0
-    saved = checkpoint.load(checkpoint_dir, map_location=device) if checkpoint_dir else None
-    if saved is not None:
-        if saved.config != config.to_plain():
-            raise ConfigError(
-                f"checkpoint {checkpoint.path_in(checkpoint_dir)} was written by a different configuration; "
-                "use a new checkpoint folder or delete it"
-            )
-        model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
-        for name, state in saved.generators.items():
-            streams[name].set_state(state.to("cpu"))
-        history = [EpochMetrics(**m) for m in saved.history]
-        start_epoch = saved.epoch
-
-    knn_train = slice(0, config.probe.knn_train_rows)
-    knn_test = slice(0, config.probe.knn_test_rows)
-    feature_kwargs = dict(batch_size=config.probe.batch_size, autocast_dtype=autocast_dtype,
-                          channels_last=channels_last)
-    train_seconds, knn_seconds, trained_images = 0.0, 0.0, 0
-    setup_seconds = time.perf_counter() - started
-    step = start_epoch * steps_per_epoch
-    model.train()
+    setup.model.train()
     for epoch in range(start_epoch, tc.epochs):
-        epoch_start = time.perf_counter()
-        order = torch.randperm(n_train, generator=streams["shuffle"], device=device)
-        loss_sum = torch.zeros((), device=device)
-        accuracy_sum = torch.zeros((), device=device)
-        for batch_index in range(steps_per_epoch):
-            lr = learning_rate(step, peak_lr=peak_lr, warmup_steps=warmup_steps, total_steps=total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            indices = order[batch_index * tc.batch_size : (batch_index + 1) * tc.batch_size]
-            images = train_images[indices.to(data_device)].to(device, non_blocking=True).float().div_(255)  # (B,3,H,W) in [0,1]
-            views = make_views(images, config.augment, view_streams.at(step), n_views=tc.n_views)
-            loss, z = training_step(setup, views, tc.temperature, epoch=epoch + 1, step=step)
-            loss_sum += loss
-            accuracy_sum += contrastive_accuracy(z)
-            step += 1
-            if progress:
-                progress("train", step, total_steps)
-        if on_cuda:
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - epoch_start
-        train_seconds += seconds
-        trained_images += steps_per_epoch * tc.batch_size
-        metrics = EpochMetrics(
-            epoch=epoch + 1,
-            step=step,
-            loss=loss_sum.item() / steps_per_epoch,
-            contrastive_acc=accuracy_sum.item() / steps_per_epoch,
-            lr=lr,
-            images_per_s=steps_per_epoch * tc.batch_size / seconds,
-            seconds=seconds,
-        )
-        knn_due = config.probe.knn_every and ((epoch + 1) % config.probe.knn_every == 0 or epoch + 1 == tc.epochs)
-        if knn_due:
+        metrics = train_epoch(config, setup, data, schedule, epoch, streams, view_streams, progress)
+        seconds["train"] += metrics.seconds
+        trained_images += schedule.steps_per_epoch * tc.batch_size
+        if knn_due(config, epoch + 1):
             if progress:
                 progress("knn", epoch + 1, tc.epochs)
             knn_started = time.perf_counter()
-            bank, _ = extract_features(model, train_images[knn_train], **feature_kwargs)
-            queries, _ = extract_features(model, test_images[knn_test], **feature_kwargs)
-            metrics.knn_acc = knn_accuracy(
-                bank, train_labels[knn_train], queries, test_labels[knn_test],
-                k=config.probe.knn_k, temperature=config.probe.knn_temperature,
-            )
-            knn_seconds += time.perf_counter() - knn_started
+            metrics.knn_acc = knn_monitor(config, setup, data)
+            seconds["knn"] += time.perf_counter() - knn_started
         history.append(metrics)
         if checkpoint_dir:
-            checkpoint.save(checkpoint_dir, checkpoint.Checkpoint(
-                model=model.state_dict(), optimizer=optimizer.state_dict(),
-                generators={name: stream.get_state() for name, stream in streams.items()},
-                config=config.to_plain(), epoch=epoch + 1, history=[asdict(m) for m in history]))
+            save_checkpoint(checkpoint_dir, config, setup, streams, history)
         if callback:
             callback(metrics)
 
-    probe = None
     probe_started = time.perf_counter()
-    if config.probe.enabled:
-        if progress:
-            progress("probe", 0, 1)
-        probe = linear_probe(model, train_images, train_labels, test_images, test_labels, config.probe,
-                             autocast_dtype=autocast_dtype, channels_last=channels_last)
-    probe_seconds = time.perf_counter() - probe_started
+    probe = final_probe(config, setup, data, progress)
+    seconds["probe"] = time.perf_counter() - probe_started
     knn_values = [m.knn_acc for m in history if m.knn_acc is not None]
     return RunResult(
         config=config.to_plain(),
@@ -367,12 +394,53 @@ def train(
         probe_z=probe.z_top1 if probe else None,
         knn_acc=knn_values[-1] if knn_values else None,
         wall_time_s=time.perf_counter() - started,
-        images_per_s=trained_images / train_seconds if train_seconds else 0.0,
+        images_per_s=trained_images / seconds["train"] if seconds["train"] else 0.0,
         device=describe_device(device),
         versions=library_versions(),
-        train_images=n_train,
-        test_images=len(test_images),
-        steps=step,
+        train_images=len(data.train_images),
+        test_images=len(data.test_images),
+        steps=max(start_epoch, tc.epochs) * schedule.steps_per_epoch,
         colour_ops=colour_path(config.augment, device),
-        phase_seconds={"setup": setup_seconds, "train": train_seconds, "knn": knn_seconds, "probe": probe_seconds},
+        phase_seconds=seconds,
     )
+
+
+def knn_due(config: RunConfig, epochs_done: int) -> bool:
+    """The kNN monitor runs every probe.knn_every epochs and after the last (never where it is 0)."""
+    every = config.probe.knn_every
+    return bool(every) and (epochs_done % every == 0 or epochs_done == config.train.epochs)
+
+
+def _feature_settings(setup: Setup) -> dict:
+    """How the monitor and the probe run the encoder: the training's precision and memory format."""
+    return dict(autocast_dtype=setup.autocast_dtype, channels_last=setup.memory_format == torch.channels_last)
+
+
+def knn_monitor(config: RunConfig, setup: Setup, data: StagedData) -> float:
+    """Weighted kNN test top-1 on h, on the first probe.knn_train_rows / knn_test_rows images."""
+    knn_train, knn_test = slice(0, config.probe.knn_train_rows), slice(0, config.probe.knn_test_rows)
+    settings = dict(batch_size=config.probe.batch_size, **_feature_settings(setup))
+    bank, _ = extract_features(setup.model, data.train_images[knn_train], **settings)
+    queries, _ = extract_features(setup.model, data.test_images[knn_test], **settings)
+    return knn_accuracy(bank, data.train_labels[knn_train], queries, data.test_labels[knn_test],
+                        k=config.probe.knn_k, temperature=config.probe.knn_temperature)
+
+
+def save_checkpoint(checkpoint_dir: str | Path, config: RunConfig, setup: Setup,
+                    streams: dict[str, torch.Generator], history: list[EpochMetrics]) -> None:
+    """Everything a resume needs to reach the same result as an uninterrupted run."""
+    checkpoint.save(checkpoint_dir, checkpoint.Checkpoint(
+        model=setup.model.state_dict(), optimizer=setup.optimizer.state_dict(),
+        generators={name: stream.get_state() for name, stream in streams.items()},
+        config=config.to_plain(), epoch=history[-1].epoch, history=[asdict(m) for m in history]))
+
+
+def final_probe(config: RunConfig, setup: Setup, data: StagedData,
+                progress: Callable[[str, int, int], None] | None = None):
+    """The linear probe on h and z (None where probe.enabled is off)."""
+    if not config.probe.enabled:
+        return None
+    if progress:
+        progress("probe", 0, 1)
+    return linear_probe(setup.model, data.train_images, data.train_labels, data.test_images, data.test_labels,
+                        config.probe, **_feature_settings(setup))

@@ -9,10 +9,10 @@ import pytest
 from optuna.trial import TrialState
 
 from ablations.stores.optuna_storage import (
-    HEARTBEAT_ATTR, Heartbeat, HeartbeatJournalStorage, RetryingRDBStorage, SearchError, open_storage,
+    HEARTBEAT_ATTR, Heartbeat, HeartbeatJournalStorage, RetryingRDBStorage, open_storage,
     repair_journal,
 )
-from ablations.stores.errors import StoreCannotWrite
+from ablations.stores.errors import SearchError, StoreCannotWrite
 
 
 @pytest.mark.parametrize("url, interval, message", [

@@ -15,7 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from ablations.run import main
-from ablations.run.study_file import StudyError, load_study
+from ablations.design.keys import StudyError
+from ablations.run.study_file import load_study
 from ablations.design.plan import RaceSpec, SearchSpec, StudySpec, TrackingSpec, expand_cells
 from ablations.stats.race import audit_survivors, draw_audit, needed_cells, race_state, rank_agreement
 from ablations.stores import race as race_store

@@ -2,7 +2,8 @@
 
 import math
 
-from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, pct_spread, strength_label, value_text
+from ablations.report.formatting import n_text, nan_to_zero, ordinal, pair_name, pct, pct_spread, value_text
+from ablations.stats.reference import strength_label
 
 
 def test_pct_writes_fractions_as_percent():

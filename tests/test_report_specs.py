@@ -10,7 +10,8 @@ import pandas as pd
 from test_report_records import SEED_OFFSET, FakeStudy, store  # noqa: F401 (store is a fixture)
 
 from ablations.report import main
-from ablations.report.specs import FIGURES, FigureInput, op_order
+from ablations.report.analysis import Analysis, analyse_tables
+from ablations.report.specs import FIGURES, op_order
 from ablations.report.tables import Tables
 
 
@@ -64,18 +65,20 @@ def test_op_order_follows_figure5_else_the_study():
     assert op_order(runs) == ["hflip", "crop"]
 
 
-def study_of(values: dict[str, list], probe_h: list[float], **columns) -> FigureInput:
-    """A finished, one-seed study of the given varied values, in memory (no MLflow); `columns` replace
-    the defaults (probe_z is not recorded unless given)."""
+def study_of(values: dict[str, list], probe_h: list[float], pair: bool = False, config_keys: list[str] | None = None,
+             **columns) -> Analysis:
+    """A finished, one-seed study of the given varied values, in memory (no MLflow), analysed; `columns`
+    replace the defaults (probe_z is not recorded unless given); `config_keys`: the varied values' keys."""
     n = len(probe_h)
     runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "run_name": [f"run {i}" for i in range(n)],
                          "seed": [0] * n, **values, "status": ["FINISHED"] * n, "pruned": [False] * n,
                          "probe_h": probe_h, "probe_z": [float("nan")] * n, **columns})
     records = SimpleNamespace(name="s", params={"data.dataset": "synthetic"})
-    return FigureInput(records, Tables(runs, pd.DataFrame(), list(values), ["probe_h"], pair=False), {}, None)
+    tables = Tables(runs, pd.DataFrame(), config_keys or list(values), ["probe_h"], pair=pair)
+    return analyse_tables(records, tables, None, {}, FIGURES)
 
 
-def drawn(study: FigureInput) -> dict[str, list[str]]:
+def drawn(study: Analysis) -> dict[str, list[str]]:
     """stem -> the two README lines, for every figure that applies."""
     readings = {}
     for spec in FIGURES:
@@ -116,7 +119,7 @@ def test_projection_head_reading_without_probe_z():
 
 def test_paired_differences_figure_draws_the_deciding_intervals_and_the_papers_values():
     from ablations.report import contrast_figures
-    from ablations.report.verdict import comparisons_table
+    from ablations.report.analysis import comparisons_table
     from ablations.stats.verdicts import decide
 
     runs = pd.DataFrame({"cell": ["cc"] * 3 + ["cn"] * 3 + ["cs"] * 3, "first": ["crop"] * 9,
@@ -143,9 +146,8 @@ def test_a_study_of_a_few_pairs_over_training_lengths_draws_its_grid_at_the_long
     # the grid shows the 24-epoch cells, in one row (every cell starts with crop).
     firsts, seconds = ["crop"] * 6, ["color", "sobel", "crop"] * 2
     study = study_of({"first": firsts, "second": seconds, "train.epochs": [6] * 3 + [24] * 3},
-                     [0.52, 0.51, 0.42, 0.58, 0.55, 0.45], cell=[f"c{i}" for i in range(6)])
-    study.tables.pair = True
-    study.tables.config_keys = ["augment.pipeline", "train.epochs"]
+                     [0.52, 0.51, 0.42, 0.58, 0.55, 0.45], pair=True, config_keys=["augment.pipeline", "train.epochs"],
+                     cell=[f"c{i}" for i in range(6)])
     readings = drawn(study)
     assert readings["pair_grid"] == [
         "Best cell at the longest budget, train.epochs = 24: crop+color at 58.0 %; "

@@ -8,7 +8,8 @@ import pytest
 from mlflow import MlflowClient
 from test_report_records import FakeStudy, store  # noqa: F401 (store is a fixture)
 
-from ablations.report.records import _cell_value, _typed, read_study, runs_table
+from ablations.report.records import _typed, read_study, runs_table
+from ablations.design.plan import table_value
 from ablations.report.tables import configuration_labels, duplicates, included, left_out_reasons, metric_columns, summarize
 
 
@@ -66,10 +67,10 @@ def test_a_configuration_and_seed_finished_twice_counts_once_and_the_copy_is_nam
 
 
 def test_cell_values_and_column_types():
-    assert _cell_value(["crop", "color"]) == "crop+color"
-    assert _cell_value([{"op": "blur", "sigma": 1.5}, "crop"]) == "blur(sigma=1.5)+crop"
-    assert _cell_value([]) == "[]" and _cell_value({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
-    assert _cell_value(0.5) == 0.5
+    assert table_value(["crop", "color"]) == "crop+color"
+    assert table_value([{"op": "blur", "sigma": 1.5}, "crop"]) == "blur(sigma=1.5)+crop"
+    assert table_value([]) == "[]" and table_value({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
+    assert table_value(0.5) == 0.5
     assert _typed([1, 2]).dtype == "int64" and _typed([1, None]).dtype == "Int64"
     assert _typed([1, 2.5]).dtype == "float64" and _typed([True, False]).dtype == "bool"
     text = _typed(["a", None])

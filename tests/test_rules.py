@@ -12,7 +12,8 @@ from ablations.stats import verdicts
 from ablations.stats.contrasts import Contrast
 from ablations.report import saved
 from ablations.report.build import build_report
-from ablations.run.study_file import StudyError, load_study
+from ablations.run.study_file import load_study
+from ablations.design.keys import StudyError
 from ablations.stores.tracking import VERDICT_TAG
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
-from ablations.stores import resume, search
+from ablations.stores import search
 from ablations.run import main
 from ablations.run.cli import build_parser
 from ablations.run.session import tracking_uri
 from ablations.run.study_file import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    EPOCHS, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
+    EPOCHS, cli, complete_once_per_unit, enqueue_plan, mlflow_runs, optuna_trials, start, study_file, wait_for_running_epoch,
     workdir,
 )
 
@@ -65,7 +65,7 @@ def test_partial_journal_line_from_a_killed_writer_is_repaired(workdir):
     spec = load_study(study_file(workdir, "torn", ""))
     journal = workdir / "torn.journal"
     study, _ = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     with open(journal, "ab") as handle:
         handle.write(b'{"op_code": 5, "worker_')  # what kill -9 during an append leaves
     study, created = search.open_study(spec, search.open_storage(str(journal), None, heartbeat_interval=30))

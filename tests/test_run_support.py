@@ -73,6 +73,17 @@ def complete_once_per_unit(trials) -> Counter:
     return counts
 
 
+def enqueue_plan(study: optuna.Study, spec) -> int:
+    """Every planned unit, in plan order, without `resume.prepare`'s checks: a study as its creator plans
+    it, for the tests that build one piece by piece (claiming, workers, sessions)."""
+    from ablations.stores.resume import plan_attrs
+
+    planned = spec.trials() if spec.search.sampler == "grid" else []
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(p))
+                      for p in planned])
+    return len(planned)
+
+
 # A wait in these tests ends when what it awaits appears or the process under test exits; this limit only
 # ends a hang, far above what any load makes of a wait that would succeed.
 SAFETY_LIMIT_S = 900

@@ -18,7 +18,7 @@ from ablations.run.cli import build_parser
 from ablations.run.workers import _worker_argv
 from ablations.run.study_file import load_study
 from test_run_support import (  # noqa: F401 (workdir is a fixture)
-    SAFETY_LIMIT_S, cli, complete_once_per_unit, mlflow_runs, optuna_trials, start, study_file, uri,
+    SAFETY_LIMIT_S, cli, complete_once_per_unit, enqueue_plan, mlflow_runs, optuna_trials, start, study_file, uri,
     wait_for_running_epoch, workdir,
 )
 
@@ -118,7 +118,7 @@ def test_concurrent_claims_are_exactly_once_even_with_duplicate_copies(workdir, 
     spec = load_study(study_path)
     storage_url = storage if storage.endswith(".journal") else f"sqlite:///{workdir}/race.db"
     study, created = search.open_study(spec, search.open_storage(storage_url, workdir / "unused", heartbeat_interval=30))
-    assert created and resume.enqueue_plan(study, spec) == 49
+    assert created and enqueue_plan(study, spec) == 49
     for planned in spec.trials()[::5]:
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=resume.plan_attrs(planned)))
     go = workdir / "go"

@@ -10,6 +10,7 @@ import time
 import optuna
 import pytest
 from optuna.trial import TrialState
+from test_run_support import enqueue_plan
 
 from ablations.stores import optuna_params, resume, search
 from ablations.run.study_file import load_study
@@ -45,7 +46,7 @@ def claim_all(study, spec, storage) -> list:
 def test_every_waiting_unit_is_claimed_once_with_its_plan(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    assert resume.enqueue_plan(study, spec) == 8
+    assert enqueue_plan(study, spec) == 8
     claims = claim_all(study, spec, storage)
     planned = {p.unit: p for p in spec.trials()}
     assert sorted(c.attrs["unit"] for c in claims) == sorted(planned)
@@ -68,7 +69,7 @@ def test_checkpoints_of_two_stores_sharing_a_runs_folder_do_not_meet(tmp_path):
     for name, uid in (("a", "1111111111112222"), ("b", "3333333333334444")):
         storage, study = opened(spec, str(tmp_path / f"{name}.journal"), tmp_path)
         study.set_user_attr(search.UID_ATTR, uid)
-        resume.enqueue_plan(study, spec)
+        enqueue_plan(study, spec)
         claim = search.claim_next(study, spec, storage)
         assert claim.number == 0
         folders.append(claim.attrs["checkpoint"])
@@ -77,8 +78,8 @@ def test_checkpoints_of_two_stores_sharing_a_runs_folder_do_not_meet(tmp_path):
 def test_a_duplicate_copy_of_a_unit_backs_off(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, ""))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
-    resume.enqueue_plan(study, spec)  # as two processes re-enqueueing one dead unit at once would
+    enqueue_plan(study, spec)
+    enqueue_plan(study, spec)  # as two processes re-enqueueing one dead unit at once would
     first = search.claim_next(study, spec, storage)
     assert first.number == 0
     assert search.claim_next(study, spec, storage) is None
@@ -90,7 +91,7 @@ def test_two_workers_claim_every_unit_exactly_once(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color, cutout]}\nseeds: [0, 1]\n"))
     workers = [opened(spec, storage_url, tmp_path) for _ in range(2)]
     study = workers[0][1]
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     for planned in spec.trials()[::4]:  # duplicate copies of 5 units
         study.add_trial(search.optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=resume.plan_attrs(planned)))
     done: list[list[str]] = [[], []]
@@ -115,7 +116,7 @@ def test_a_dead_trial_is_failed_and_its_unit_enqueued_again_once(tmp_path, stora
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
     other_storage, other_study = opened(spec, storage_url, tmp_path, heartbeat_interval=1, grace_period=1)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     dead, alive = search.claim_next(study, spec, storage), search.claim_next(study, spec, storage)
     with alive.heartbeat():
         time.sleep(3.5)  # past the grace period; SQLite's clock counts whole seconds
@@ -136,7 +137,7 @@ def test_a_dead_trial_is_failed_and_its_unit_enqueued_again_once(tmp_path, stora
 def test_callers_that_pass_no_storage_get_the_studys_own(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, ""))
     _, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     claim = search.claim_next(study, spec)
     with claim.heartbeat() as beating:
         assert beating.interval == 30
@@ -147,7 +148,7 @@ def test_callers_that_pass_no_storage_get_the_studys_own(tmp_path, storage_url):
 def test_resume_enqueues_what_is_missing_and_refuses_a_changed_configuration(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage)[:2]:
         search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
     more_seeds = load_study(study_file(tmp_path, FOUR_CELLS + "seeds: [0, 1]\n"))
@@ -161,7 +162,7 @@ def test_resume_enqueues_what_is_missing_and_refuses_a_changed_configuration(tmp
 def test_interrupted_units_come_back_and_failed_ones_only_when_asked(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     interrupted, failed, *_ = claim_all(study, spec, storage)
     search.finish(study, interrupted, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
     search.finish(study, failed, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
@@ -177,7 +178,7 @@ def test_a_sampled_study_samples_each_claim_and_keeps_to_its_budget(tmp_path, st
                                            "    train.lr: {type: float, low: 0.1, high: 1.0}\n"
                                            "    augment.pipeline: {type: categorical, choices: [[crop], [crop, color]]}\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    assert resume.enqueue_plan(study, spec) == 0
+    assert enqueue_plan(study, spec) == 0
     claims = claim_all(study, spec, storage)
     assert [c.attrs["unit"] for c in claims] == ["trial-0", "trial-1", "trial-2"]
     for claim in claims:
@@ -196,7 +197,7 @@ def test_grid_trials_carry_their_configuration_as_optuna_params(tmp_path, storag
     spec = load_study(study_file(tmp_path, "search: {pairs: [crop, color], grid: {train.temperature: [0.1, 0.5]}}\n"
                                            "floor: true\nseeds: [0, 1]\n"))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     claims = claim_all(study, spec, storage)
     for claim in claims:
         search.finish(study, claim, value=0.3 if claim.attrs.get("floor") else 0.4 + 0.1 * (claim.attrs["pair"][0] == "crop")
@@ -237,7 +238,7 @@ def test_a_sampled_study_is_importance_ready_too(tmp_path, storage_url):
 def test_a_key_added_to_a_studys_search_is_refused_naming_it(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage):
         search.finish(study, claim, value=0.5, state=TrialState.COMPLETE)
     resume.prepare(study, spec, storage=storage)  # unchanged: fine
@@ -252,7 +253,7 @@ def test_a_key_added_to_a_studys_search_is_refused_naming_it(tmp_path, storage_u
 def test_waiting_trials_take_an_edit_made_before_any_finished(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS))
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)  # an interrupted first start: all four still waiting
+    enqueue_plan(study, spec)  # an interrupted first start: all four still waiting
     edited = load_study(study_file(tmp_path, FOUR_CELLS), ["train.epochs=3"])
     prepared = resume.prepare(study, edited, storage=storage)
     assert prepared.replanned == 4 and prepared.enqueued == 0
@@ -263,7 +264,7 @@ def test_waiting_trials_take_an_edit_made_before_any_finished(tmp_path, storage_
 def test_a_configuration_that_failed_every_trial_may_be_corrected_and_rerun(tmp_path, storage_url):
     spec = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=10.0"])
     storage, study = opened(spec, storage_url, tmp_path)
-    resume.enqueue_plan(study, spec)
+    enqueue_plan(study, spec)
     for claim in claim_all(study, spec, storage):
         search.finish(study, claim, state=TrialState.FAIL, attrs={"error": "non-finite loss"})
     corrected = load_study(study_file(tmp_path, FOUR_CELLS), ["train.lr=0.1"])

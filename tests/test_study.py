@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from ablations.design.plan import expand_cells
-from ablations.run.study_file import StudyError, load_study
+from ablations.run.study_file import load_study
+from ablations.design.keys import StudyError
 from simclr_core.config import OpSpec, RunConfig
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"

@@ -10,7 +10,8 @@ import pytest
 
 from ablations.run.study_file import load_study
 from ablations.design.plan import cell_name
-from ablations.stores.tracking import Tracker, TrackingError
+from ablations.stores.tracking import Tracker
+from ablations.stores.tracking_store import TrackingError
 
 OPEN_AND_LOG = textwrap.dedent("""
     import sys

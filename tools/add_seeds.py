@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ablations.report.saved import HISTORY_NAME, RUNS_NAME  # noqa: E402
-from ablations.report.tables import write_parquet  # noqa: E402
+from ablations.report.parquet import write_parquet  # noqa: E402
 
 
 def read(folder: Path, name: str) -> tuple[pd.DataFrame, dict]:

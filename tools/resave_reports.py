@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from ablations.design.plan import flat_config  # noqa: E402
 from ablations.report.saved import HISTORY_COLUMNS, HISTORY_NAME  # noqa: E402
-from ablations.report.tables import write_parquet  # noqa: E402
+from ablations.report.parquet import write_parquet  # noqa: E402
 from ablations.run.study_file import load_study  # noqa: E402
 from ablations.stores.tracking import EPOCH_METRICS, VERDICT_TAG  # noqa: E402
 from simclr_core.trainer import train  # noqa: E402

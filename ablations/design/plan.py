@@ -1,8 +1,9 @@
 """What a study runs, as data: the checked study (`StudySpec`), the cells its search space expands
 to, the planned trials (a cell at one seed, with its resolved `RunConfig`), and how each is named.
 
-`study` builds a StudySpec from a file; `search` schedules its trials; `tracking` and the reports
-name runs with `run_name` and `format_value`. Nothing here reads files or talks to Optuna or MLflow.
+`ablations.run.study_file` builds a StudySpec from a file; `stores.search` schedules its trials;
+`stores.tracking` and the reports name runs with `run_name` and `format_value`, and the tables show a
+configuration's values as `table_value` and `configuration_keys` say. Nothing here reads files or talks to Optuna or MLflow.
 The seed is varied by a study's top-level `seeds` list and recorded under SEED_KEY.
 """
 
@@ -268,6 +269,23 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
+
+
+def table_value(value: Any) -> Any:
+    """A varied value (plain, as recorded) as a table cell: scalars as they are, a pipeline as `crop+color`
+    (format_value's spelling, the run names' own), any other list or dict as compact sorted JSON."""
+    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("op"), str))
+                                       for v in value):
+        return format_value([OpSpec.from_plain(op) for op in value])
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+def configuration_keys(varied_keys: Iterable[str], pair: bool) -> list[str]:
+    """The varied keys that name a configuration in the tables: all but the seed, and, in a pair study,
+    but the pipeline (its `first` and `second` name it)."""
+    return [key for key in varied_keys if key != SEED_KEY and not (pair and key == PIPELINE_KEY)]
 
 
 def key_labels(keys: Iterable[str]) -> dict[str, str]:

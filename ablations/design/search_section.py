@@ -1,6 +1,7 @@
 """A study file's `search:` section: a grid (`grid`, `pairs`) or a tpe/random search (`n_trials`, `params`,
 `pruner`), checked into a `plan.SearchSpec`. The section's keys and the values they take are described in
-`study`'s docstring; every value is coerced by the engine's typed config (`study_keys.coerce_value`)."""
+`ablations.run.study_file`'s docstring; every value is coerced by the engine's typed config
+(`keys.coerce_value`)."""
 
 from __future__ import annotations
 

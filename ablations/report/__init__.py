@@ -6,11 +6,14 @@ mean, SD and n over seeds), `figures/*.png` with their data as `*.csv`, and `REA
 also logged to the study's parent run under `report/`. It never trains and never changes a run. The
 schema users script against is in reports/README.md.
 
-One role per module: `records` reads MLflow, `tables` builds the tables, `stats` computes statistics of
-them, `specs` is the figure registry over the drawing functions in `figures` (`contrast_figures` draws a
-verdict's contrasts), `verdict` judges the study's rule, `saved` reads a report back from its Parquet, `race` the section of a race (every rung's grid, the audit, the
-cost),
-`readme` writes the README, `build` writes one study's report, `cli` is the command.
+Computed once, then written. `records` reads MLflow, `saved` reads a report back from its Parquet (both
+into one `StudyRecords`); `tables` builds the tables, `stats` computes descriptive statistics of them,
+`analysis` computes everything else the report says (the verdict of the study's rule and its contrasts,
+the floor, crop+color's lead against training length, the per-epoch history). The writers only read that
+`Analysis`: `parquet` writes every Parquet file, `specs` is the figure registry over the drawing functions
+in `figures` (`contrast_figures` draws a verdict's contrasts), `verdict` and `readme` write the README,
+`race` the section of a race (every rung's grid, the audit, the cost); `build` runs them for one study,
+`cli` is the command.
 """
 
 from ablations.report.build import build_report

@@ -26,7 +26,7 @@ def paired_differences(comparisons: pd.DataFrame, title: str) -> tuple[plt.Figur
     decides: a contrast is decided exactly when it excludes 0), in percentage points, one row each,
     coloured by the decision, with the paper's value of the same contrast marked where it has one.
 
-    comparisons: ablations.report.verdict.comparisons_table() (fractions). data: the same in points."""
+    comparisons: ablations.report.analysis.comparisons_table() (fractions). data: the same in points."""
     data = comparisons.copy()
     for column in ("estimate", "ci_low", "ci_high", "paper_margin"):
         data[f"{column}_points"] = percent(data[column])

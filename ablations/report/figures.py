@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ablations.stats import reference  # noqa: E402
-from ablations.report.formatting import strength_label  # noqa: E402
+from ablations.stats.reference import strength_label  # noqa: E402
 
 DPI = 200  # print quality
 ROW_MEAN = "row mean"

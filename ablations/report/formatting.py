@@ -61,8 +61,3 @@ def n_text(counts) -> str:
     return f"n = {low}" if low == high else f"n = {low} to {high}"
 
 
-def strength_label(value: float, _position=None) -> str:
-    """1/8, 1/4, 1/2, 1: the paper's notation for colour strengths (also a matplotlib tick formatter)."""
-    if 0 < value < 1 and float(1 / value).is_integer():
-        return f"1/{int(1 / value)}"
-    return f"{value:g}"

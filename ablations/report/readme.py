@@ -21,8 +21,9 @@ from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
 from ablations.stats.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, Tables, included
+from ablations.report.analysis import Analysis
 from ablations.report.verdict import (
-    METHOD_TEXT, Floor, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
+    METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
 from ablations.stores.errors import store_label
 from ablations.design.plan import PIPELINE_KEY, cell_name
@@ -37,14 +38,14 @@ BUDGET_KEYS = ("data.dataset", "data.train_subset", "data.test_subset", "model.e
 ANALYSIS_NAME = "ANALYSIS.md"
 
 
-def render_readme(records: StudyRecords, tables: Tables, verdict: Verdict | None,
-                  readings: dict[str, list[str]], floor: Floor | None = None) -> str:
+def render_readme(analysis: Analysis, readings: dict[str, list[str]]) -> str:
     """The README's text; `readings` holds two lines per figure drawn, by stem."""
+    records, tables, verdict = analysis.records, analysis.tables, analysis.verdict
     budget = _budget(records, tables)
     lines = _header(records, tables, budget) + _tables_section(tables)
     if verdict is not None:
         best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
-        lines += _verdict_section(verdict, budget, floor_line(floor, best))
+        lines += _verdict_section(verdict, budget, floor_line(analysis.floor, best))
     lines += _figures_section(readings)
     return "\n".join(lines).rstrip() + "\n"
 

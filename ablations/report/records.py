@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ablations.messages import one_line
-from ablations.design.plan import PIPELINE_KEY, SEED_KEY, cell_name, format_value
-from ablations.stores.errors import sqlite_path
+from ablations.design.plan import SEED_KEY, cell_name, configuration_keys, table_value
+from ablations.stores.errors import retry, sqlite_path
 from ablations.stores.tracking import (
     EPOCH_METRICS, FLOOR_ROLE, FLOOR_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, NOTE_TAG, PARENT_ROLE, ROLE_TAG,
-    SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column, retry,
+    SPREAD_METRICS, TRIAL_ROLE, VERDICT_TAG, phase_column,
 )
-from simclr_core.config import OpSpec
 
 # Final metrics every runs.parquet has (NaN where a run did not log them); others the runs logged follow.
 FINAL_METRICS = ("probe_h", "probe_z", "knn_acc", "loss", "wall_time_s")
@@ -231,9 +230,7 @@ def runs_table(trials: list[Any]) -> tuple[pd.DataFrame, list[str], bool]:
     for run in trials:
         row, varied = _run_row(run)
         if row["role"] != FLOOR_ROLE:  # the floor varies train.epochs, which is no configuration key
-            for key in varied:
-                if key != SEED_KEY and key not in varied_keys and not (pair and key == PIPELINE_KEY):
-                    varied_keys.append(key)
+            varied_keys += [key for key in configuration_keys(varied, pair) if key not in varied_keys]
         metric_keys += [key for key in sorted(_metrics(run)) if key not in metric_keys]
         rows.append(row)
     table = _typed_columns(rows, pair, varied_keys, metric_keys)
@@ -262,7 +259,7 @@ def _run_row(run) -> tuple[dict[str, Any], dict[str, Any]]:
         "second": tags.get("ablations.second"),
         "rung": as_int(tags.get("ablations.rung")),  # a race's training length (stores.tracking.RUNG_TAG)
         "race": tags.get("ablations.race"),
-        **{f"varied:{key}": _cell_value(value) for key, value in varied.items()},
+        **{f"varied:{key}": table_value(value) for key, value in varied.items()},
         **{f"metric:{key}": value for key, value in _metrics(run).items()},
         "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else math.nan,
         "start_time": info.start_time,
@@ -316,16 +313,6 @@ def _json(text: str | None) -> Any:
         return json.loads(text)
     except ValueError:
         return None
-
-
-def _cell_value(value: Any) -> Any:
-    """A varied value as a table cell: scalars as they are, a pipeline as `crop+color`, else JSON."""
-    if isinstance(value, list) and all(isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("op"), str))
-                                       for v in value):
-        return format_value([OpSpec.from_plain(op) for op in value])  # the run names' own spelling
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-    return value
 
 
 def _typed(values: list[Any]) -> pd.Series:

@@ -3,7 +3,7 @@ included under role `floor`, with the study's identity in the file's metadata) a
 (every finished run's per-epoch curves). `python -m ablations.report --from-parquet` rebuilds a report
 from them, so anyone who clones the project can re-analyse a committed study without its MLflow store.
 
-`save` writes both from a study's records; `read` reads them back into the same `StudyRecords` that
+`ablations.report.parquet` writes both from a study's records; `read` reads them back into the same `StudyRecords` that
 MLflow gives (`records.read_study`), so a report built from either is the same report.
 """
 
@@ -19,8 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ablations.report.records import ReportError, StudyRecords
-from ablations.report.tables import write_parquet
-from ablations.stores.errors import store_label
 from ablations.stores.tracking import EPOCH_METRICS
 
 RUNS_NAME = "runs.parquet"
@@ -35,22 +33,6 @@ def metadata(records: StudyRecords) -> dict[str, Any]:
     return {"study": records.name, "parent_run_id": records.parent_run_id, "parent_status": records.parent_status,
             "parent_tags": records.parent_tags, "params": records.params, "config_keys": records.config_keys,
             "pair": records.pair, "earlier_parents": records.earlier_parents, "notes": records.notes}
-
-
-def save(records: StudyRecords, study_dir: Path) -> list[Path]:
-    """runs.parquet (every run, floor included) and history.parquet into `study_dir`."""
-    frame = records.runs.copy()
-    frame.attrs = {"study": records.name, "parent_run_id": records.parent_run_id, "source": store_label(records.source),
-                   "config_keys": records.config_keys}
-    runs = write_parquet(frame, study_dir / RUNS_NAME, metadata(records))
-    rows = [{"run_id": run_id, "epoch": epoch, **{key: per_metric.get(key, {}).get(epoch) for key in EPOCH_METRICS}}
-            for run_id, per_metric in records.histories.items()
-            for epoch in sorted({step for values in per_metric.values() for step in values})]
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).astype({"run_id": "str", "epoch": "int64",
-                                                                 **{key: "float64" for key in EPOCH_METRICS}})
-    written = write_parquet(history, study_dir / HISTORY_NAME, {"study": records.name,
-                                                               "parent_run_id": records.parent_run_id})
-    return [runs, written]
 
 
 def read(path: str | Path) -> StudyRecords:

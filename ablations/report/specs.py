@@ -1,10 +1,12 @@
-"""The report's figure registry: one declarative entry per figure, and the functions that draw them.
+"""The report's figure registry: one declarative entry per figure, and the functions that compute and
+draw them.
 
-A FigureSpec says which studies a figure applies to (a predicate on the study's tables and records),
-its README heading, and the function that draws it: that function takes the figure's statistics from
-`stats`, plots them with a function of `figures` (matplotlib lives there) and writes the figure's two
-README lines. Adding a figure is one entry in FIGURES and one `draw_*` function (with its plot in
-`figures`); `build.write_figures` loops over FIGURES, and the README lists the figures in its order.
+A FigureSpec names the figure's file and README heading, the statistics it shows (a function of the
+study's `Analysis`, run by `analysis.analyse` with everything else the report computes; None where the
+figure does not apply) and the function that draws it from them: it plots them with a function of
+`figures` (matplotlib lives there) and writes the figure's two README lines, computing nothing. Adding a
+figure is one entry in FIGURES, its statistics function and one `draw_*` function (with its plot in
+`figures`); `build.write_figures` draws those the analysis holds, and the README lists them in FIGURES' order.
 """
 
 from __future__ import annotations
@@ -12,62 +14,42 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
 from ablations.stats import inference
-from ablations.stats.contrasts import Contrast
 from ablations.report import contrast_figures, figures
+from ablations.report.analysis import Analysis
 from ablations.report.formatting import (
-    n_text, nan_to_zero, ordinal, pair_name, pct, strength_label, value_text,
+    n_text, nan_to_zero, ordinal, pair_name, pct, value_text,
 )
-from ablations.report.records import StudyRecords, shared_param
+from ablations.report.records import PAIR_KEYS, shared_param
 from ablations.stats.reference import (
     FIGURE5, FIGURE5_OPS, HEAD_H_OVER_Z, HEAD_NONLINEAR_OVER_LINEAR, PAPER_BATCH_SIZE, TABLE1_SIMCLR,
-    TABLE5_TEMPERATURE,
+    TABLE5_TEMPERATURE, strength_label,
 )
 from ablations.report.stats import cell_stats, is_monotonic, spearman
-from ablations.report.tables import (
-    OBJECTIVE, PAIR_KEYS, Tables, configuration_labels, history_frame, included,
-)
-from ablations.report.verdict import comparisons_table
-from ablations.stats.verdicts import Verdict
+from ablations.report.tables import OBJECTIVE, included
 
 
-@dataclass
-class FigureInput:
-    """Everything a figure may be drawn from: the tables, the records, the per-epoch histories of the
-    finished runs and the study's verdict. Never MLflow itself."""
+def _scope(study: Analysis, used: list[str], stats: pd.DataFrame) -> str:
+    """`n = 2`, or `n = 8; averaged over model.head` when the figure pools other varied keys."""
+    rest = [k for k in study.tables.config_keys if k not in used]
+    return n_text(stats["n"]) + (f"; averaged over {', '.join(rest)}" if rest else "")
 
-    records: StudyRecords
-    tables: Tables
-    histories: dict[str, dict[str, dict[int, float]]]
-    verdict: Verdict | None  # the study's rule on paired comparisons (report.verdict.judge)
-    floor_percent: float | None = None  # the untrained floor's mean probe on h, percent (where the study ran it)
 
-    def scope(self, used: list[str], stats: pd.DataFrame) -> str:
-        """`n = 2`, or `n = 8; averaged over model.head` when the figure pools other varied keys."""
-        rest = [k for k in self.tables.config_keys if k not in used]
-        return n_text(stats["n"]) + (f"; averaged over {', '.join(rest)}" if rest else "")
+def _pooled(study: Analysis, used: list[str]) -> str:
+    """` (averaged over model.head)` for a reading that pools other varied keys, else nothing."""
+    rest = [k for k in study.tables.config_keys if k not in used]
+    return f" (averaged over {', '.join(rest)})" if rest else ""
 
-    def pooled(self, used: list[str]) -> str:
-        """` (averaged over model.head)` for a reading that pools other varied keys, else nothing."""
-        rest = [k for k in self.tables.config_keys if k not in used]
-        return f" (averaged over {', '.join(rest)})" if rest else ""
 
-    def label(self, suffix: str = "") -> str:
-        """`this study (cifar10)` + suffix: how a legend names the study beside the paper; the data set
-        only when every run used the same one."""
-        dataset = shared_param(self.records, "data.dataset")
-        return f"this study ({dataset}){suffix}" if dataset else "this study"
-
-    @cached_property
-    def history(self) -> pd.DataFrame:
-        runs = self.tables.runs
-        labels = configuration_labels(runs, self.tables.config_keys, self.tables.pair)
-        return history_frame(runs, self.histories, labels)
+def _label(study: Analysis, suffix: str = "") -> str:
+    """`this study (cifar10)` + suffix: how a legend names the study beside the paper; the data set
+    only when every run used the same one."""
+    dataset = shared_param(study.records, "data.dataset")
+    return f"this study ({dataset}){suffix}" if dataset else "this study"
 
 
 @dataclass(frozen=True)
@@ -81,13 +63,22 @@ class Drawn:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure of the report: its file stem, README heading, when it applies and how it is drawn."""
+    """One figure of the report: its file stem, README heading, the statistics it shows (computed with
+    the study's analysis, before anything is drawn; None where the figure does not apply to the study) and
+    how it is drawn from them."""
 
     stem: str  # figures/<stem>.png and .csv
     title: str  # the README heading
-    applies: Callable[[FigureInput], bool]
-    draw: Callable[[FigureInput], Drawn]
+    compute: Callable[[Analysis], Any]
+    plot: Callable[[Analysis, Any], Drawn]
     index: bool = False  # whether the CSV keeps the data's index (the pair grid's row labels)
+
+    def applies(self, study: Analysis) -> bool:
+        return self.stem in study.figures
+
+    def draw(self, study: Analysis) -> Drawn:
+        """The figure and its reading, from the statistics its analysis holds."""
+        return self.plot(study, study.figures[self.stem])
 
 
 def op_order(runs: pd.DataFrame) -> list[str]:
@@ -101,53 +92,87 @@ def op_order(runs: pd.DataFrame) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Which studies a figure applies to
+# Each figure's statistics (None: the figure does not apply)
 
 
-def _has_pairs(study: FigureInput) -> bool:
+def _has_pairs(study: Analysis) -> bool:
     return study.tables.pair and study.tables.has_results
 
 
-def _shares_paper_cells(study: FigureInput) -> bool:
-    return _has_pairs(study) and len(_paper_cells(cell_stats(study.tables.runs, PAIR_KEYS))) > 0
+def _pair_grid_stats(study: Analysis) -> tuple[pd.DataFrame, str, str] | None:
+    return _grid_stats(study) if _has_pairs(study) else None
 
 
-def _varies(*keys: str) -> Callable[[FigureInput], bool]:
-    """Applies when the study varies every one of `keys` and some value of them has a finished probe_h."""
-    def applies(study: FigureInput) -> bool:
-        return set(keys) <= set(study.tables.config_keys) and len(cell_stats(study.tables.runs, list(keys))) > 0
-    return applies
+def _paper_stats(study: Analysis) -> tuple[pd.DataFrame, str, pd.DataFrame, float] | None:
+    """The grid's statistics, its budget, the cells the paper's Figure 5 shares and the rank correlation
+    with it; where the study shares some cell with the paper."""
+    if not (_has_pairs(study) and len(_paper_cells(cell_stats(study.tables.runs, PAIR_KEYS))) > 0):
+        return None
+    stats, budget, _ = _grid_stats(study)
+    common = _paper_cells(stats)
+    rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
+    return stats, budget, common, rho
 
 
-def _varies_head(study: FigureInput) -> bool:
-    return "model.head" in study.tables.config_keys and bool(_head_stats(study))
+def _varies(*keys: str) -> Callable[[Analysis], pd.DataFrame | None]:
+    """The statistics over `keys` where the study varies every one of them and some value of them has a
+    finished probe_h."""
+    def compute(study: Analysis) -> pd.DataFrame | None:
+        if not set(keys) <= set(study.tables.config_keys):
+            return None
+        stats = cell_stats(study.tables.runs, list(keys))
+        return stats if len(stats) > 0 else None
+    return compute
 
 
-def _has_comparisons(study: FigureInput) -> bool:
-    return study.verdict is not None and len(study.verdict.estimates) > 0
+def _color_stats(study: Analysis) -> tuple[pd.DataFrame, bool] | None:
+    """The statistics per colour strength, and whether the mean rises with strength."""
+    stats = _varies("augment.color_strength")(study)
+    if stats is None:
+        return None
+    return stats, is_monotonic(figures.percent(stats.sort_values("augment.color_strength")["mean"]))
 
 
-CROP_COLOR = ("crop", "color")
+def _head_stats(study: Analysis) -> pd.DataFrame | None:
+    """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
+    if "model.head" not in study.tables.config_keys:
+        return None
+    kept = included(study.tables.runs)
+    parts = [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
+             for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
 
 
-def _gap_cells(study: FigureInput) -> dict[tuple[tuple[str, str], int], str]:
-    """((first, second), epochs) -> cell, for pair studies that vary train.epochs."""
-    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
-    if not (study.tables.pair and "train.epochs" in study.tables.config_keys) or runs.empty:
-        return {}
-    cells = runs.drop_duplicates("cell")
-    return {((f, s), int(e)): cell for cell, f, s, e in
-            zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
+def _comparisons(study: Analysis) -> pd.DataFrame | None:
+    return study.comparisons if study.verdict is not None and len(study.verdict.estimates) > 0 else None
 
 
-def _has_gaps(study: FigureInput) -> bool:
-    cells = _gap_cells(study)
-    pairs = {pair for pair, _ in cells}
-    return CROP_COLOR in pairs and len(pairs) > 1 and len({e for _, e in cells}) > 1
+@dataclass(frozen=True)
+class Curves:
+    """What the training-curves reading says: the metric of the first panel, each run's first and last
+    value of it, and each run's last kNN accuracy (None where none was logged)."""
+
+    metric: str
+    first: pd.DataFrame
+    last: pd.DataFrame
+    knn: pd.Series | None
 
 
-def _has_history(study: FigureInput) -> bool:
-    return len(study.history) > 0
+def _curves(study: Analysis) -> Curves | None:
+    history = study.history
+    if len(history) == 0:
+        return None
+    # The figure's first panel (figures.training_curves): where tau varies, the loss's scale does too, so
+    # it draws the contrastive top-1 instead; the caption describes what is drawn.
+    metric = "contrastive_acc" if "train.temperature" in study.tables.config_keys and "contrastive_acc" in history \
+        and history["contrastive_acc"].notna().any() else "loss"
+    curves = history.dropna(subset=[metric]).sort_values("epoch")
+    knn = None
+    if "knn_acc" in history and history["knn_acc"].notna().any():
+        knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
+    return Curves(metric, curves.groupby("run_id").first(), curves.groupby("run_id").last(), knn)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -159,7 +184,7 @@ def _paper_cells(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[[f in FIGURE5 and s in FIGURE5_OPS for f, s in zip(stats["first"], stats["second"])]]
 
 
-def _grid_stats(study: FigureInput) -> tuple[pd.DataFrame, str, str]:
+def _grid_stats(study: Analysis) -> tuple[pd.DataFrame, str, str]:
     """The pair cells' statistics for the grid figures, the budget they are read at ("" where the study
     does not vary it) and the scope their titles state. A study that varies training length draws its grid
     at the longest budget: averaged over budgets, a cell would mix 6 and 24 epochs, and a cell missing at
@@ -167,15 +192,15 @@ def _grid_stats(study: FigureInput) -> tuple[pd.DataFrame, str, str]:
     runs = study.tables.runs
     if "train.epochs" not in study.tables.config_keys:
         stats = cell_stats(runs, PAIR_KEYS)
-        return stats, "", study.scope(PAIR_KEYS, stats)
+        return stats, "", _scope(study, PAIR_KEYS, stats)
     longest = included(runs).dropna(subset=[OBJECTIVE])["train.epochs"].max()
     stats = cell_stats(runs[runs["train.epochs"] == longest], PAIR_KEYS)
     budget = f"at the longest budget, train.epochs = {longest:g}"
-    return stats, budget, f"{budget}; " + study.scope(PAIR_KEYS + ["train.epochs"], stats)
+    return stats, budget, f"{budget}; " + _scope(study, PAIR_KEYS + ["train.epochs"], stats)
 
 
-def draw_pair_grid(study: FigureInput) -> Drawn:
-    stats, budget, scope = _grid_stats(study)
+def draw_pair_grid(study: Analysis, grid: tuple[pd.DataFrame, str, str]) -> Drawn:
+    stats, budget, scope = grid
     title = f"{study.records.name}: linear probe on h, test top-1 %, mean ± SD over seeds ({scope})"
     figure, data = figures.pair_grid(stats, op_order(study.tables.runs), title, floor_percent=study.floor_percent)
     best = stats.loc[stats["mean"].idxmax()]
@@ -195,14 +220,12 @@ def draw_pair_grid(study: FigureInput) -> Drawn:
     ])
 
 
-def draw_paper_comparison(study: FigureInput) -> Drawn:
-    stats, budget, _ = _grid_stats(study)
+def draw_paper_comparison(study: Analysis, paper: tuple[pd.DataFrame, str, pd.DataFrame, float]) -> Drawn:
+    stats, budget, common, rho = paper
     budget = f" ({budget})" if budget else ""
-    common = _paper_cells(stats)
-    rho = spearman(common["mean"], [FIGURE5[f][s] for f, s in zip(common["first"], common["second"])])
     figure, data = figures.paper_comparison(
         stats, op_order(study.tables.runs), rho, len(common), f"{study.records.name}{budget} against SimCLR Figure 5",
-        study_label=study.label(", mean ± SD over seeds"), floor_percent=study.floor_percent)
+        study_label=_label(study, ", mean ± SD over seeds"), floor_percent=study.floor_percent)
     paper_best = data.loc[data["paper_rank"].idxmin()]
     here_best = data.loc[data["study_rank"].idxmin()]
     rho_text = f"{rho:.2f}" if math.isfinite(rho) else "undefined (under 3 cells, or a constant side)"
@@ -216,18 +239,17 @@ def draw_paper_comparison(study: FigureInput) -> Drawn:
     ])
 
 
-def draw_temperature_batch(study: FigureInput) -> Drawn:
+def draw_temperature_batch(study: Analysis, stats: pd.DataFrame) -> Drawn:
     used = ["train.temperature", "train.batch_size"]
-    stats = cell_stats(study.tables.runs, used)
     figure, data = figures.temperature_batch(
-        stats, f"{study.records.name}: linear probe on h, top-1 %, mean ± SD ({study.scope(used, stats)})")
+        stats, f"{study.records.name}: linear probe on h, top-1 %, mean ± SD ({_scope(study, used, stats)})")
     best = data.loc[data["mean_percent"].idxmax()]
     best_tau = data.loc[data.groupby("train.batch_size")["mean_percent"].idxmax()]
     paper_best = max(TABLE5_TEMPERATURE, key=TABLE5_TEMPERATURE.get)
     return Drawn(figure, data, [
         f"Best: τ = {value_text(best['train.temperature'])}, batch {value_text(best['train.batch_size'])} "
         f"at {best['mean_percent']:.1f} ± {nan_to_zero(best['std_percent']):.1f} % (n = {int(best['n'])})"
-        f"{study.pooled(used)}.",
+        f"{_pooled(study, used)}.",
         "Best τ per batch size: " + ", ".join(
             f"{value_text(b)}: {value_text(t)}" for b, t in zip(best_tau["train.batch_size"],
                                                                best_tau["train.temperature"]))
@@ -236,12 +258,12 @@ def draw_temperature_batch(study: FigureInput) -> Drawn:
     ])
 
 
-def draw_color_strength(study: FigureInput) -> Drawn:
+def draw_color_strength(study: Analysis, color: tuple[pd.DataFrame, bool]) -> Drawn:
     used = ["augment.color_strength"]
-    stats = cell_stats(study.tables.runs, used)
+    stats, rises = color
     figure, data = figures.color_strength(
-        stats, f"{study.records.name}: linear probe on h against colour strength ({study.scope(used, stats)})",
-        study_label=study.label(), floor_percent=study.floor_percent)
+        stats, f"{study.records.name}: linear probe on h against colour strength ({_scope(study, used, stats)})",
+        study_label=_label(study), floor_percent=study.floor_percent)
     low, high = data.iloc[0], data.iloc[-1]
     best = data.loc[data["mean_percent"].idxmax()]
     weakest, strongest = min(TABLE1_SIMCLR), max(TABLE1_SIMCLR)
@@ -249,32 +271,24 @@ def draw_color_strength(study: FigureInput) -> Drawn:
         f"From s = {value_text(low['augment.color_strength'])} to s = {value_text(high['augment.color_strength'])} "
         f"the probe goes from {low['mean_percent']:.1f} % to {high['mean_percent']:.1f} % "
         f"({high['mean_percent'] - low['mean_percent']:+.1f} points); best s = "
-        f"{value_text(best['augment.color_strength'])} at {best['mean_percent']:.1f} %{study.pooled(used)}.",
+        f"{value_text(best['augment.color_strength'])} at {best['mean_percent']:.1f} %{_pooled(study, used)}.",
         f"The paper (ImageNet, Table 1) rises monotonically from {TABLE1_SIMCLR[weakest]} % at "
         f"s = {strength_label(weakest)} to {TABLE1_SIMCLR[strongest]} % at s = {strength_label(strongest)}; "
-        + ("here too." if is_monotonic(data["mean_percent"]) else "here the curve is not monotonic."),
+        + ("here too." if rises else "here the curve is not monotonic."),
     ])
 
 
-def _head_stats(study: FigureInput) -> list[pd.DataFrame]:
-    """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
-    kept = included(study.tables.runs)
-    return [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
-            for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
-
-
-def draw_projection_head(study: FigureInput) -> Drawn:
+def draw_projection_head(study: Analysis, stats: pd.DataFrame) -> Drawn:
     used = ["model.head"]
-    stats = pd.concat(_head_stats(study), ignore_index=True)[["model.head", "representation", "mean", "std", "n"]]
     figure, data = figures.projection_head(
         stats, f"{study.records.name}: linear probe on h and z by projection head, mean ± SD "
-               f"({study.scope(used, stats)})", floor_percent=study.floor_percent)
+               f"({_scope(study, used, stats)})", floor_percent=study.floor_percent)
     h = data[data["representation"] == "h"].set_index("model.head")["mean_percent"]
     z = data[data["representation"] == "z"].set_index("model.head")["mean_percent"]
     gaps = (h - z).dropna()
     return Drawn(figure, data, [
         f"Best head on h: {h.idxmax()} at {h.max():.1f} %; " + ", ".join(
-            f"{head} {value:.1f} %" for head, value in h.items()) + f"{study.pooled(used)}.",
+            f"{head} {value:.1f} %" for head, value in h.items()) + f"{_pooled(study, used)}.",
         ("h minus z: " + ", ".join(f"{head} {gap:+.1f}" for head, gap in gaps.items())
          + f" points (paper: h beats z by more than {HEAD_H_OVER_Z:g} %, a nonlinear head beats a linear one by "
            f"about {HEAD_NONLINEAR_OVER_LINEAR:g} %).")
@@ -282,9 +296,8 @@ def draw_projection_head(study: FigureInput) -> Drawn:
     ])
 
 
-def draw_paired_differences(study: FigureInput) -> Drawn:
+def draw_paired_differences(study: Analysis, table: pd.DataFrame) -> Drawn:
     verdict = study.verdict
-    table = comparisons_table(verdict)
     figure, data = contrast_figures.paired_differences(
         table, f"{study.records.name}: {verdict.rule}, {len(table)} contrasts judged together; each interval "
                "is simultaneous; colour and line show the decision")
@@ -299,23 +312,17 @@ def draw_paired_differences(study: FigureInput) -> Drawn:
     ])
 
 
-def draw_training_curves(study: FigureInput) -> Drawn:
-    history = study.history
-    highlight = _highlighted(study)
+def draw_training_curves(study: Analysis, curves: Curves) -> Drawn:
+    history, metric, first, last = study.history, curves.metric, curves.first, curves.last
+    highlight = study.highlighted
     temperatures_differ = "train.temperature" in study.tables.config_keys
-    # The figure's first panel (figures.training_curves): where tau varies, the loss's scale does too, so
-    # it draws the contrastive top-1 instead; the caption describes what is drawn.
-    metric = "contrastive_acc" if temperatures_differ and "contrastive_acc" in history \
-        and history["contrastive_acc"].notna().any() else "loss"
     shown = "contrastive top-1 (the loss's scale changes with τ)" if metric == "contrastive_acc" else "NT-Xent loss"
     figure, data = figures.training_curves(
         history, f"{study.records.name}: per-epoch training curves ({shown}), one line per configuration",
         highlight=highlight, temperatures_differ=temperatures_differ)
-    curves = history.dropna(subset=[metric]).sort_values("epoch")
-    last, first = curves.groupby("run_id").last(), curves.groupby("run_id").first()
     knn_line = "No kNN accuracy was logged (probe.knn_every: 0)."
-    if "knn_acc" in history and history["knn_acc"].notna().any():
-        knn = history.dropna(subset=["knn_acc"]).sort_values("epoch").groupby("run_id")["knn_acc"].last()
+    if curves.knn is not None:
+        knn = curves.knn
         knn_line = f"Last kNN accuracy: {pct(knn.min())} to {pct(knn.max())} (median {pct(knn.median())})."
     if metric == "loss":
         trend = (f"loss from a median {first['loss'].median():.3f} at the first epoch to "
@@ -334,41 +341,7 @@ def draw_training_curves(study: FigureInput) -> Drawn:
     ])
 
 
-def _highlighted(study: FigureInput) -> list[str]:
-    """The configurations a crowded curve figure names: the best, those that could still be best, those
-    in the verdict's contrasts that are not decided above 0, and the worst two."""
-    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
-    labels = dict(zip(study.tables.runs["cell"],
-                      configuration_labels(study.tables.runs, study.tables.config_keys, study.tables.pair)))
-    means = runs.groupby("cell")[OBJECTIVE].mean().sort_values()
-    chosen: list[str] = list(means.index[-1:])
-    if study.verdict is not None:
-        chosen += list(study.verdict.candidates)
-        chosen += [c for e in study.verdict.estimates if e.decision != "above" for c in e.contrast.cells]
-    chosen += list(means.index[:2])
-    return list(dict.fromkeys(labels[c] for c in chosen if c in labels))
-
-
-def draw_gaps(study: FigureInput) -> Drawn:
-    cells = _gap_cells(study)
-    runs = included(study.tables.runs).dropna(subset=[OBJECTIVE])
-    budgets = sorted({e for _, e in cells})
-    others = [pair for pair in dict.fromkeys(p for p, _ in cells) if pair != CROP_COLOR]
-    contrasts, keys = [], []
-    for first, second in others:
-        paper = (FIGURE5["crop"]["color"] - FIGURE5[first][second]
-                 if first in FIGURE5 and second in FIGURE5[first] else None)
-        name = f"{pair_name(CROP_COLOR)} − {pair_name((first, second))}"
-        for epochs in budgets:
-            if (CROP_COLOR, epochs) in cells and ((first, second), epochs) in cells:
-                contrasts.append(Contrast.pair(cells[(CROP_COLOR, epochs)], cells[((first, second), epochs)],
-                                                         name, None if paper is None else paper / 100))
-                keys.append((name, epochs))
-    judged = inference.judge(runs, contrasts)
-    gaps = pd.DataFrame([{"gap": name, "epochs": epochs, "estimate": e.estimate, "ci_low": e.low, "ci_high": e.high,
-                          "n": e.n, "basis": e.basis, "decision": e.decision,
-                          "paper_gap": e.contrast.margin if e.contrast.margin is not None else math.nan}
-                         for (name, epochs), e in zip(keys, judged)])
+def draw_gaps(study: Analysis, gaps: pd.DataFrame) -> Drawn:
     figure, data = contrast_figures.gaps_by_length(
         gaps, f"{study.records.name}: crop+color's lead against training length, simultaneous 95 % intervals "
               f"over the {len(gaps)} gap{'s' if len(gaps) != 1 else ''} shown (a description beside the verdict, not its rule)")
@@ -382,16 +355,16 @@ def draw_gaps(study: FigureInput) -> Drawn:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("pair_grid", "Pair grid in the layout of SimCLR Figure 5", _has_pairs, draw_pair_grid, index=True),
-    FigureSpec("pair_grid_vs_paper", "Pair grid beside the paper's Figure 5 (ImageNet)", _shares_paper_cells,
+    FigureSpec("pair_grid", "Pair grid in the layout of SimCLR Figure 5", _pair_grid_stats, draw_pair_grid,
+               index=True),
+    FigureSpec("pair_grid_vs_paper", "Pair grid beside the paper's Figure 5 (ImageNet)", _paper_stats,
                draw_paper_comparison),
     FigureSpec("temperature_batch", "Temperature × batch size", _varies("train.temperature", "train.batch_size"),
                draw_temperature_batch),
-    FigureSpec("color_strength", "Colour-distortion strength", _varies("augment.color_strength"),
-               draw_color_strength),
-    FigureSpec("projection_head", "Projection head, probe on h and on z", _varies_head, draw_projection_head),
-    FigureSpec("gaps_by_length", "crop+color's lead against training length", _has_gaps, draw_gaps),
+    FigureSpec("color_strength", "Colour-distortion strength", _color_stats, draw_color_strength),
+    FigureSpec("projection_head", "Projection head, probe on h and on z", _head_stats, draw_projection_head),
+    FigureSpec("gaps_by_length", "crop+color's lead against training length", lambda study: study.gaps, draw_gaps),
     FigureSpec("paired_differences", "Contrasts behind the verdict, with their simultaneous intervals",
-               _has_comparisons, draw_paired_differences),
-    FigureSpec("training_curves", "Training curves", _has_history, draw_training_curves),
+               _comparisons, draw_paired_differences),
+    FigureSpec("training_curves", "Training curves", _curves, draw_training_curves),
 )

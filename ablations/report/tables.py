@@ -1,30 +1,26 @@
 """The report's tables, built from a study's records: `runs` (one row per trial run of a configuration,
 whatever its status; the untrained floor's runs apart), `summary` (one row per configuration: mean, SD
-and n over the seeds of its finished runs), the per-epoch history of the finished runs, and Parquet
-files with `ablations.*` metadata.
+and n over the seeds of its finished runs) and the per-epoch history of the finished runs; the rules'
+results table from the runs (`results`, defined in `ablations.stats.results`). `parquet` writes them.
 
 The columns users script against are documented in reports/README.md; keep the two in step.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ablations.design.plan import key_labels
 from ablations.report.formatting import pair_name, value_text
 from ablations.report.records import FINAL_METRICS, PAIR_KEYS, StudyRecords
 from ablations.stores.errors import store_label
 from ablations.design.plan import cell_name
+from ablations.stats.results import RunResult, counting, results_table
 from ablations.stores.tracking import EPOCH_METRICS, FLOOR_ROLE
 
 # The objective, and the metric every figure shows.
@@ -51,10 +47,34 @@ class Tables:
 
 
 def included(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs that count: FINISHED and not pruned (a pruned trial stopped early, by design), one per
-    configuration and seed (`duplicates`)."""
-    finished = runs[(runs["status"] == "FINISHED") & ~runs["pruned"]]
-    return finished.drop(index=duplicates(finished).index)
+    """The runs that count (`ablations.stats.results.counting`: finished, not pruned, one per configuration
+    and seed)."""
+    return runs[counting(run_results(runs))]
+
+
+def run_results(runs: pd.DataFrame, config_keys: list[str] | None = None) -> list[RunResult]:
+    """The runs table's rows as the rules' results (`ablations.stats.results`): this source's adapter, for
+    MLflow's records and a saved runs.parquet alike; `config_keys`: the columns of the configuration's values."""
+    def column(name: str, default: Any = None) -> list[Any]:
+        return runs[name].tolist() if name in runs.columns else [default] * len(runs)
+
+    def present(value: Any) -> Any:
+        return None if value is None or value is pd.NA or value is pd.NaT or value != value else value
+
+    starts = [None if pd.isna(t) else pd.Timestamp(t).value / 1e6 for t in column("start_time")]
+    values = {key: column(key) for key in config_keys or []}
+    return [RunResult(cell=present(cell), seed=present(seed), probe_h=present(h), probe_z=present(z),
+                      finished=status == "FINISHED", pruned=bool(pruned), floor=role == FLOOR_ROLE, started=start,
+                      rung=present(rung), race=present(race),
+                      values={key: present(column_values[i]) for key, column_values in values.items()})
+            for i, (cell, seed, h, z, status, pruned, role, start, rung, race) in enumerate(zip(
+                column("cell"), column("seed"), column(OBJECTIVE), column("probe_z"), column("status"),
+                column("pruned", False), column("role"), starts, column("rung"), column("race")))]
+
+
+def results(tables: Tables) -> pd.DataFrame:
+    """The rules' results table of the study's configurations (`ablations.stats.results.results_table`)."""
+    return results_table(run_results(tables.runs, tables.config_keys))
 
 
 # Why a finished run is left out of n: another run of its configuration and seed finished first.
@@ -63,14 +83,9 @@ DUPLICATE = "duplicate"
 
 def duplicates(finished: pd.DataFrame) -> pd.DataFrame:
     """The finished runs that repeat a configuration and seed already finished by an earlier run (a store
-    that lost a result had the unit trained again): one seed's result counted twice would shrink the
-    spread and raise n. The earliest run is kept (by start time, then trial number)."""
-    if not {"cell", "seed"} <= set(finished.columns) or finished.empty:
-        return finished.iloc[0:0]
-    named = finished[finished["cell"].notna() & finished["seed"].notna()]
-    order = [column for column in ("start_time", "trial") if column in named.columns]
-    ordered = named.sort_values(order, kind="stable") if order else named
-    return ordered[ordered.duplicated(subset=["cell", "seed"], keep="first")]
+    that lost a result had the unit trained again; `ablations.stats.results.counting`)."""
+    finished = finished[(finished["status"] == "FINISHED") & ~finished["pruned"]]
+    return finished[[not counts for counts in counting(run_results(finished))]]
 
 
 def left_out_reasons(runs: pd.DataFrame) -> dict[str, int]:
@@ -113,7 +128,7 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def build_tables(records: StudyRecords) -> Tables:
-    """Both tables, with the study's identity in their attrs (which write_parquet stores)."""
+    """Both tables, with the study's identity in their attrs (which `parquet.write_parquet` stores)."""
     is_floor = records.runs["role"] == FLOOR_ROLE
     runs = records.runs[~is_floor].reset_index(drop=True)
     floor = records.runs[is_floor].reset_index(drop=True) if is_floor.any() else None
@@ -125,21 +140,6 @@ def build_tables(records: StudyRecords) -> Tables:
     runs.attrs.update(attrs)
     summary.attrs.update(attrs, left_out=sum(tables.left_out.values()), left_out_by_reason=tables.left_out)
     return tables
-
-
-def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
-    """Parquet through pyarrow, with `ablations.*` keys in the schema metadata (and pandas attrs)."""
-    with warnings.catch_warnings():
-        # pyarrow reads tz-aware columns through Series.values, which pandas 3.1 deprecates; the values
-        # it gets are the right UTC instants, and the column keeps its UTC type in the file.
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    schema_metadata = dict(table.schema.metadata or {})
-    schema_metadata[b"PANDAS_ATTRS"] = json.dumps(frame.attrs, default=str).encode()  # pandas reads it back
-    for key, value in metadata.items():
-        schema_metadata[f"ablations.{key}".encode()] = (value if isinstance(value, str) else json.dumps(value)).encode()
-    pq.write_table(table.replace_schema_metadata(schema_metadata), path)
-    return path
 
 
 def configuration_labels(runs: pd.DataFrame, config_keys: list[str], pair: bool) -> list[str]:

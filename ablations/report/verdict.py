@@ -1,103 +1,19 @@
-"""The study's verdict in its report: the rule its study file named, the contrasts it rests on
-(`comparisons.parquet`), the model's checks, and the untrained floor beside it.
-
-The rule is the one the study file named (`verdict:`, recorded on the parent run as the tag
-`ablations.verdict`); a study that named none gets no verdict at all. The statistics are
-`ablations.stats.inference`'s, the rules `ablations.stats.verdicts'`; this module picks the inputs and writes the
-tables and the README's rows.
+"""The study's verdict as the README says it: the parts, the contrasts (open ones first), their per-seed
+values, the model's checks, the untrained floor beside it and the method. It formats what
+`ablations.report.analysis` computed and computes nothing itself.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
-from ablations.stats.paired import compare
-from ablations.report.records import StudyRecords, as_int
-from ablations.report.tables import OBJECTIVE, Tables, included, write_parquet
+from ablations.report.analysis import Floor
 from ablations.design.plan import cell_name
-from ablations.stores.tracking import VERDICT_TAG
-from ablations.stats.verdicts import RULES, Verdict, decide
-
-
-@dataclass(frozen=True)
-class Floor:
-    """The same encoder untrained (train.epochs 0) under the same probe: what training adds to."""
-
-    mean: float
-    std: float  # NaN with one seed
-    n: int
-
-
-def rule_for(records: StudyRecords) -> str | None:
-    """The rule the study file named (the parent's tag), or None: a study without one gets no verdict."""
-    tagged = records.parent_tags.get(VERDICT_TAG)
-    return tagged if tagged in RULES else None
-
-
-def judge(records: StudyRecords, tables: Tables) -> Verdict | None:
-    """The verdict of the study's rule on its finished runs; None where it named no rule."""
-    rule = rule_for(records)
-    if rule is None or not tables.has_results:
-        return None
-    epochs = None if "train.epochs" in tables.config_keys else as_int(records.params.get("train.epochs"))
-    return decide(rule, included(tables.runs).dropna(subset=[OBJECTIVE]), epochs)
-
-
-def floor_of(tables: Tables) -> Floor | None:
-    """The untrained floor's probe over its seeds, where the study ran one (`floor: true`)."""
-    if tables.floor is None:
-        return None
-    kept = included(tables.floor).dropna(subset=[OBJECTIVE])
-    if kept.empty:
-        return None
-    return Floor(float(kept[OBJECTIVE].mean()), float(kept[OBJECTIVE].std(ddof=1)), len(kept))
-
-
-COLUMNS = ["part", "part_status", "contrast", "better", "worse", "basis", "n", "estimate", "se", "df", "ci_low",
-           "ci_high", "critical", "critical_low", "critical_high", "p_adjusted", "p_is_bound", "decision",
-           "paper_margin", "paper_margin_kind", "margin_relation", "own_sd", "implied_sd", "p_improvement",
-           "paired_low", "paired_high", "per_seed", "seeds_needed"]
-
-
-def comparisons_table(verdict: Verdict) -> pd.DataFrame:
-    """One row per contrast of the verdict, the columns documented in reports/README.md
-    (`comparisons.parquet`); accuracies and differences as fractions."""
-    rows = []
-    for part in verdict.parts:
-        for e in part.estimates:
-            paired = compare(e.per_seed.to_numpy()) if len(e.per_seed) else None
-            rows.append({
-                "part": part.name, "part_status": part.status, "contrast": e.contrast.name,
-                "better": e.contrast.better, "worse": e.contrast.worse, "basis": e.basis, "n": e.n,
-                "estimate": e.estimate, "se": e.se, "df": e.df, "ci_low": e.low, "ci_high": e.high,
-                "critical": e.critical, "critical_low": e.critical_low, "critical_high": e.critical_high,
-                "p_adjusted": e.p_adjusted, "p_is_bound": e.p_bound, "decision": e.decision,
-                "paper_margin": math.nan if e.contrast.margin is None else e.contrast.margin,
-                "paper_margin_kind": "" if e.contrast.margin is None else e.contrast.margin_kind,
-                "margin_relation": e.margin_relation, "own_sd": e.own_sd, "implied_sd": e.implied_sd,
-                "p_improvement": e.p_improvement,
-                "paired_low": paired.low if paired else math.nan, "paired_high": paired.high if paired else math.nan,
-                "per_seed": json.dumps({str(seed): round(float(v), 6) for seed, v in e.per_seed.items()}),
-                "seeds_needed": pd.NA if e.seeds_needed is None else e.seeds_needed,
-            })
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.astype({"n": "int64", "seeds_needed": "Int64", "p_is_bound": "bool"})
-
-
-def write_comparisons(verdict: Verdict, path: Path, metadata: dict) -> Path:
-    """comparisons.parquet: one row per contrast of the verdict (reports/README.md)."""
-    checks = verdict.checks
-    return write_parquet(comparisons_table(verdict), path, {
-        **metadata, "verdict_rule": verdict.rule, "verdict": verdict.status, "claim": verdict.claim,
-        "sentence": verdict.sentence, "best_candidates": verdict.candidates,
-        "model_sigma": checks.sigma if checks else None, "model_df": checks.df if checks else None})
+from ablations.stats.inference import DECISIONS, MIN_SEEDS, Estimate
+from ablations.stats.verdicts import Verdict
 
 
 def _interval(e: Estimate) -> str:
@@ -158,7 +74,7 @@ def per_seed_rows(verdict: Verdict, limit: int = 8) -> list[str]:
     rows = ["| contrast | " + " | ".join(f"seed {s}" for s in seeds) + " | paired 95 % interval (this contrast alone) |",
             "|---|" + "---|" * (len(seeds) + 1)]
     for e in chosen:
-        paired = compare(e.per_seed.to_numpy())
+        paired = e.paired
         cells = [f"{e.per_seed[s] * 100:+.2f}" if s in e.per_seed.index else "" for s in seeds]
         interval = f"[{paired.low * 100:+.2f}, {paired.high * 100:+.2f}]" if paired.n >= 2 else "n/a"
         rows.append(f"| {e.contrast.name} | " + " | ".join(cells) + f" | {interval} |")

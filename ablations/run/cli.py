@@ -31,7 +31,8 @@ from ablations.messages import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STORE_LOST
 EXIT_ALL_FAILED = 1
 from ablations.design.plan import StudySpec
 from ablations.stores.errors import DEFAULT_RETRY_FOR_S, SearchError, StoreUnavailable, check_storage
-from ablations.run.study_file import StudyError, load_study
+from ablations.run.study_file import load_study
+from ablations.design.keys import StudyError
 from ablations.stores.tracking_store import TrackingError, resolve_tracking_uri
 from simclr_core.config import ConfigError, DataConfig
 from simclr_core.data_sources import DatasetError
@@ -131,7 +132,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
     """The study, once its input is known good: the heavy modules (torch, Optuna, MLflow) load here."""
-    from ablations.run import console
+    from ablations.run import console, final_report
     from ablations.run.op_loading import load_ops
     from ablations.run.runner import DataCache
     from ablations.run.session import finalize, open_session
@@ -159,7 +160,7 @@ def run_study(spec: StudySpec, args: argparse.Namespace) -> int:
         status, stopped = run_workers(session, args)
     finished = finalize(session, interrupted=status == EXIT_INTERRUPTED)
     console.print_summary(session, args.top)
-    report = console.write_report(session) if finished and not args.no_report else None
+    report = final_report.write_report(session) if finished and not args.no_report else None
     console.print_locations(session, report)
     if status == EXIT_INTERRUPTED:
         print("interrupted: the running trial is marked failed in Optuna and KILLED in MLflow; "

@@ -1,5 +1,5 @@
 """What a study prints: the opening line, progress bars, one line per finished trial, the table of the
-best cells, the report step and where the results are.
+best cells and where the results are (the report step is `final_report`).
 
 Only formatting and printing: the numbers come from the Optuna study (`Session.study`) and MLflow.
 """
@@ -17,12 +17,10 @@ from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
 from ablations.stores import resume
-from ablations.messages import describe_os_error, one_line
-from ablations.messages import redact
 from ablations.stores.errors import mask_url
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
-from ablations.stores.ui_view import command_path, runs_url, ui_command
+from ablations.stores.ui_view import runs_url, ui_command
 
 if TYPE_CHECKING:
     from ablations.run.session import Session
@@ -302,27 +300,3 @@ def print_locations(session: Session, report: Path | None) -> None:
         print(f"Report: {report}")
     print(f"Open the MLflow UI:  {ui_command(uri)}")
     print(f"  then the study's runs: {runs_url(session.tracker.uri, session.tracker.experiment_id)}")
-
-
-def write_report(session: Session) -> Path | None:
-    """The study's report (tables, figures, README under reports/<study>/), built from MLflow alone
-    by ablations.report; its failure is reported, not raised: the study itself is done."""
-    try:
-        # Here, not at the top: a checkout without the report module still runs studies.
-        from ablations import report
-    except ImportError:
-        return None
-    command = ["--study", session.spec.name, "--parent", session.parent_run_id, "--tracking-uri", session.tracker.uri]
-    python = command_path(Path(sys.executable).name)
-    print(f"\nReport ({python} -m ablations.report {redact(' '.join(command))}):")
-    try:
-        uri = session.tracker.uri
-        written = report.report_study(report.open_client(uri), uri, session.spec.name, Path("reports"),
-                                      parent_id=session.parent_run_id)
-    except Exception as error:  # ReportError, or a store failing: the study's records are complete anyway
-        why = (describe_os_error(error) if isinstance(error, OSError) and error.filename
-               else one_line(error, limit=500, with_type=True))
-        print(f"warning: the report failed ({why}); the study's records "
-              "are complete: rerun the report with the command above", file=sys.stderr)
-        return None
-    return next((path for path in written.paths if path.name == "README.md"), None)

@@ -137,29 +137,22 @@ def log_parent_summary(session: Session) -> None:
     """On the parent run, what a researcher looks for first (the UI shows a collapsed parent's metrics):
     the best configuration's mean probe on h and the best mean probe on z (each over seeds, and each
     configuration named by a tag), how many trials finished, and, where the study names a verdict rule,
-    the verdict as a tag and in the run's description."""
-    trials = session.study.get_trials(deepcopy=False)
-    results = confirm.results_frame(trials)
-    if session.spec.race is not None and "rung" in results:  # a race's best is at its last rung reached
-        results = results[(results["rung"] == results["rung"].max()) & (results["race"] != "audit")]
-    metrics: dict[str, float] = {"finished_trials": float(sum(t.state.name == "COMPLETE" for t in trials))}
+    the verdict as a tag and in the run's description; computed by `confirm.summary_of`, written here."""
+    summary = confirm.summary_of(session.spec, session.study.get_trials(deepcopy=False))
+    metrics: dict[str, float] = {"finished_trials": float(summary.finished)}
     tags: dict[str, str] = {}
-    if not results.empty:
-        means = results.groupby("cell")[["probe_h", "probe_z"]].mean()
-        best = means["probe_h"].idxmax()
-        metrics.update(best_probe_h=float(means.loc[best, "probe_h"]), configurations=float(len(means)))
-        tags["ablations.best_config"] = cell_name(best)
-        if means["probe_z"].notna().any():
-            best_z = means["probe_z"].idxmax()
-            metrics["best_probe_z"] = float(means.loc[best_z, "probe_z"])
-            tags["ablations.best_config_z"] = cell_name(best_z)
-    floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state.name == "COMPLETE"]
-    if floor:
-        metrics["floor_probe_h"] = sum(floor) / len(floor)
-    verdict = confirm.verdict_of(session.spec, trials)
+    best = summary.best
+    if best is not None:
+        metrics.update(best_probe_h=best.probe_h, configurations=float(best.configurations))
+        tags["ablations.best_config"] = cell_name(best.cell)
+        if best.cell_z is not None:
+            metrics["best_probe_z"] = best.probe_z
+            tags["ablations.best_config_z"] = cell_name(best.cell_z)
+    if summary.floor_probe_h is not None:
+        metrics["floor_probe_h"] = summary.floor_probe_h
     note = session.spec.description or session.spec.name
-    if verdict is not None:
-        tags[VERDICT_STATUS_TAG] = verdict.status
-        note += f"\n\nVerdict ({verdict.rule}): {verdict.sentence}"
+    if summary.verdict is not None:
+        tags[VERDICT_STATUS_TAG] = summary.verdict.status
+        note += f"\n\nVerdict ({summary.verdict.rule}): {summary.verdict.sentence}"
     tags[NOTE_TAG] = note
     session.tracker.log_summary(session.parent_run_id, metrics, tags)

@@ -28,8 +28,8 @@ This module knows nothing of Optuna or MLflow, and imports nothing heavy (no tor
 the engine's config, the op table and the rules' names are light), so a bad file is refused in a
 fraction of a second: it turns a file into a StudySpec, whose planned trials `search` schedules and
 `tracking` records. Leaving `search` out runs the base configuration alone over the seeds. The `search:`
-section is read by `study_search`; the key and value checks all sections share, and `StudyError`, are
-`study_keys`'.
+section is read by `design.search_section`; the key and value checks all sections share, and `StudyError`, are
+`design.keys`'.
 """
 
 from __future__ import annotations

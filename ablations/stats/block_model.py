@@ -63,9 +63,16 @@ class BlockModel:
 
     def contrast_vector(self, contrast: Contrast) -> np.ndarray:
         vector = np.zeros(len(self.coefficients))
-        for term in contrast.terms:
-            vector[self.cells.index(term.cell)] += term.weight
+        for cell, weight in contrast.cell_weights().items():
+            vector[self.cells.index(cell)] = weight
         return vector
+
+    def relative_means(self) -> dict[str, float]:
+        """Each cell's fitted mean less the first cell's (the seeds' shared level is not separable from
+        the cells' under the block model: only differences of cells are estimable)."""
+        first = self.cells[0]
+        return {cell: float(self.contrast_vector(Contrast.pair(cell, first, "")) @ self.coefficients)
+                for cell in self.cells}
 
     def run_weights(self, contrast: Contrast) -> np.ndarray:
         """The contrast's estimate as a weighted sum of the runs: L'A."""

@@ -29,7 +29,6 @@ from scipy import stats
 
 from ablations.stats import inference
 from ablations.stats.block_model import fit_blocks
-from ablations.stats.contrasts import Contrast
 from ablations.stats.verdicts import RULES
 
 # A method: (runs, contrasts) -> one decision per contrast ("above", "below", or anything else).
@@ -59,9 +58,7 @@ class Shape:
         if "probe_z" in runs.columns:  # h - z has no model to simulate: the shape is probe_h's alone
             runs = runs.assign(probe_z=math.nan)
         model = fit_blocks(runs, moderate=False)
-        first = model.cells[0]
-        means = {c: float(model.contrast_vector(Contrast.pair(c, first, "")) @ model.coefficients)
-                 for c in model.cells}
+        means = model.relative_means()
         seed_effects = np.asarray(model.coefficients[len(model.cells):], dtype=float)
         seed_sd = float(np.std(np.concatenate([[0.0], seed_effects]), ddof=1)) if len(seed_effects) else 0.0
         cell_sd = {c: math.sqrt(v) if math.isfinite(v) else model.sigma for c, v in model.cell_variance.items()}

@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ from scipy import stats
 
 from ablations.stats.block_model import BlockModel, SeedTable, fit_blocks
 from ablations.stats.contrasts import Contrast
-from ablations.stats.paired import probability_of_improvement
+from ablations.stats.paired import Comparison, compare, probability_of_improvement
 
 LEVEL = 0.95
 MIN_SEEDS = 3  # never decide on fewer seeds per side
@@ -112,6 +113,11 @@ class Estimate:
     def p_improvement(self) -> float:
         """The share of seeds on which the contrast was above 0 (ties half): P(better > worse) for a pair."""
         return probability_of_improvement(self.per_seed)
+
+    @cached_property
+    def paired(self) -> Comparison:
+        """The per-seed view of this contrast alone (`ablations.stats.paired`), beside the family's judgement."""
+        return compare(self.per_seed.to_numpy())
 
     @property
     def margin_relation(self) -> str:
@@ -267,7 +273,7 @@ def best_candidates(runs: pd.DataFrame, model: BlockModel, level: float = LEVEL)
     many-to-one (Dunnett) critical value with i as the control, on the same moderated variances as
     `judge`. Ordered by mean, largest first."""
     cells = model.cells
-    means = {c: float(model.contrast_vector(Contrast.pair(c, cells[0], "")) @ model.coefficients) for c in cells}
+    means = model.relative_means()
     ordered = sorted(cells, key=lambda c: -means[c])
     k = len(cells)
     if k < 2:

@@ -1,6 +1,6 @@
 """Racing over budgets (issue 28): which cells of a grid go on to a longer training length, decided on a
 results table (enqueueing them on Optuna is `ablations.stores.race`'s; the study file's `race:` is
-`spec.plan.RaceSpec`).
+`design.plan.RaceSpec`).
 
 A race has rungs of training length (say 2, 6, 24 epochs), every rung with the study's seeds. Every cell
 runs at the first rung. When every unit (cell x seed) of a rung is settled (a result, or a failure kept as

@@ -1,4 +1,5 @@
-"""Published SimCLR numbers the reports compare against, as plain data.
+"""Published SimCLR numbers the reports compare against, as plain data, and the paper's notation for
+colour strengths (`strength_label`).
 
 Source: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual
 Representations", ICML 2020, arXiv 2002.05709 (transcribed in /work/shared/REFERENCE.md). All values
@@ -37,6 +38,14 @@ FIGURE5_ROW_MEAN: dict[str, float] = {
 
 # Table 1: colour distortion strength s (jitter 0.8s/0.8s/0.8s/0.2s with p = 0.8, then grayscale p = 0.2).
 TABLE1_SIMCLR: dict[float, float] = {0.125: 59.6, 0.25: 61.0, 0.5: 62.6, 1.0: 63.2}
+
+
+def strength_label(value: float, _position=None) -> str:
+    """1/8, 1/4, 1/2, 1: Table 1's notation for colour strengths (also a matplotlib tick formatter)."""
+    if 0 < value < 1 and float(1 / value).is_integer():
+        return f"1/{int(1 / value)}"
+    return f"{value:g}"
+
 
 # Table 5: NT-Xent temperature, batch PAPER_BATCH_SIZE, l2-normalised embeddings.
 TABLE5_TEMPERATURE: dict[float, float] = {0.05: 59.7, 0.1: 64.4, 0.5: 60.7, 1.0: 58.0}

@@ -248,13 +248,9 @@ def color_strength_rises(runs: pd.DataFrame) -> Plan:
     for (low, low_cells), (high, high_cells) in zip(strengths, strengths[1:]):
         paper = (reference.TABLE1_SIMCLR[high] - reference.TABLE1_SIMCLR[low]
                  if low in reference.TABLE1_SIMCLR and high in reference.TABLE1_SIMCLR else None)
-        name = f"s = {_strength(high)} > s = {_strength(low)}"
+        name = f"s = {reference.strength_label(high)} > s = {reference.strength_label(low)}"
         parts.append(PartPlan(name, [_pair_contrast(high_cells[0], low_cells[0], paper)]))
     return Plan(claim, parts)
-
-
-def _strength(value: float) -> str:
-    return f"1/{int(round(1 / value))}" if 0 < value < 1 and float(1 / value).is_integer() else f"{value:g}"
 
 
 @rule("head_order", ("model.head",),
@@ -309,9 +305,7 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
              "(Figure 5 against training length)")
     if not {"first", "second", "train.epochs"} <= set(runs.columns):
         return Plan(claim, note="needs pair cells at several train.epochs")
-    cells = runs.drop_duplicates("cell")
-    by = {(first, second, int(epochs)): cell for cell, first, second, epochs
-          in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
+    by = {(first, second, epochs): cell for ((first, second), epochs), cell in pair_cells_by_epochs(runs).items()}
     budgets = sorted({e for (first, second, e) in by if (first, second) in (("crop", "color"), ("crop", "sobel"))})
     if len(budgets) < 2 or any(("crop", op, e) not in by for op in ("color", "sobel") for e in (budgets[0], budgets[-1])):
         return Plan(claim, note="needs crop+color and crop+sobel at two training lengths or more")
@@ -325,6 +319,16 @@ def crop_color_lead_grows(runs: pd.DataFrame) -> Plan:
                       None, f"lead at {long} epochs", f"lead at {short} epochs")
     return Plan(claim, [PartPlan(f"lead above zero at {long} epochs", [lead]),
                         PartPlan(f"lead grows from {short} to {long} epochs", [growth])])
+
+
+def pair_cells_by_epochs(runs: pd.DataFrame) -> dict[tuple[tuple[str, str], int], str]:
+    """((first, second), epochs) -> cell of a pair study that varies train.epochs (its first run's cell
+    where two share them); empty for any other study."""
+    if not {"cell", "first", "second", "train.epochs"} <= set(runs.columns):
+        return {}
+    cells = runs.drop_duplicates("cell")
+    return {((first, second), int(epochs)): cell for cell, first, second, epochs
+            in zip(cells["cell"], cells["first"], cells["second"], cells["train.epochs"])}
 
 
 def cell_of(side: str) -> str:

@@ -1,5 +1,6 @@
-"""The confirmation step on Optuna: the study's results read from its trials, and the next round's units
-enqueued (which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
+"""A study's results read from its Optuna trials (`run_result`: the trials as the rules' results rows;
+`summary_of`: what the parent run shows at the end), and the confirmation step's next round enqueued
+(which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
 
 A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
 one more seed for the cells of the comparisons that can still change its verdict, until none is left.
@@ -23,7 +24,6 @@ Each added unit records why it was added (user attr and MLflow tag `ablations.co
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import optuna
@@ -31,32 +31,55 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ablations.stores import resume, search
-from ablations.design.plan import PlannedTrial, StudySpec
+from ablations.design.plan import PlannedTrial, StudySpec, configuration_keys, table_value
 from ablations.stats import confirmation
 from ablations.stats.confirmation import RoundPlan
+from ablations.stats.results import Best, RunResult, best_of, results_table
 from ablations.stats.verdicts import Verdict
 
 
+def run_result(trial: FrozenTrial) -> RunResult:
+    """A trial as the rules' results read it (`ablations.stats.results`): this source's adapter. A trial
+    that backed off as a duplicate of another (`duplicate_of`, a trial number: 0 is one) is not finished:
+    the other holds its unit."""
+    attrs = trial.user_attrs
+    pair = attrs.get("pair")
+    values = {"first": pair[0], "second": pair[1]} if pair else {}
+    varied = attrs.get("varied", {})
+    values.update({key: table_value(varied[key]) for key in configuration_keys(varied, bool(pair))})
+    return RunResult(cell=attrs.get("cell"), seed=attrs.get("seed"), probe_h=attrs.get("probe_h"),
+                     probe_z=attrs.get("probe_z"),
+                     finished=trial.state == TrialState.COMPLETE and "duplicate_of" not in attrs,
+                     pruned=trial.state == TrialState.PRUNED, floor=bool(attrs.get("floor")),
+                     started=trial.datetime_start.timestamp() * 1000 if trial.datetime_start else None,
+                     rung=int(attrs["rung"]) if "rung" in attrs else None, race=attrs.get("race"), values=values)
+
+
 def results_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per finished (COMPLETE) trial of the study's configurations, the floor left out:
-    cell, seed, probe_h, probe_z and the varied values (pairs as first/second), as the rules read them."""
-    rows = []
-    for trial in trials:
-        attrs = trial.user_attrs
-        if trial.state != TrialState.COMPLETE or attrs.get("floor") or attrs.get("duplicate_of"):
-            continue
-        if "cell" not in attrs or attrs.get("probe_h") is None:
-            continue
-        row = {"cell": attrs["cell"], "seed": attrs["seed"], "probe_h": attrs["probe_h"],
-               "probe_z": attrs.get("probe_z", math.nan)}
-        row.update({key: value for key, value in attrs.get("varied", {}).items()
-                    if not isinstance(value, (list, dict))})
-        if attrs.get("pair"):
-            row["first"], row["second"] = attrs["pair"]
-        if "rung" in attrs:  # a race's unit: its training length and role (ablations.stats.race)
-            row["rung"], row["race"] = int(attrs["rung"]), attrs.get("race", "survivor")
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """The rules' results table of the study's trials (`ablations.stats.results.results_table`)."""
+    return results_table(run_result(trial) for trial in trials)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the parent run shows of a finished study, computed once from its trials."""
+
+    finished: int  # COMPLETE trials, the floor's and duplicates' included
+    best: Best | None
+    floor_probe_h: float | None  # the untrained floor's mean objective, where the study ran one
+    verdict: Verdict | None
+
+
+def summary_of(spec: StudySpec, trials: list[FrozenTrial]) -> Summary:
+    """The study's summary from its trials: the best configuration (a race's at its last rung reached),
+    the floor and the verdict."""
+    results = results_frame(trials)
+    best = results
+    if spec.race is not None and "rung" in results:  # a race's best is at its last rung reached
+        best = results[(results["rung"] == results["rung"].max()) & (results["race"] != "audit")]
+    floor = [t.value for t in trials if t.user_attrs.get("floor") and t.state == TrialState.COMPLETE]
+    return Summary(sum(t.state == TrialState.COMPLETE for t in trials), best_of(best),
+                   sum(floor) / len(floor) if floor else None, confirmation.verdict_of(spec, results))
 
 
 def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
@@ -67,11 +90,6 @@ def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
         if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
             seeds.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
     return seeds
-
-
-def verdict_of(spec: StudySpec, trials: list[FrozenTrial]) -> Verdict | None:
-    """The verdict of the study's rule on its finished trials, None without a rule or results."""
-    return confirmation.verdict_of(spec, results_frame(trials))
 
 
 def plan_round(spec: StudySpec, trials: list[FrozenTrial]) -> RoundPlan:

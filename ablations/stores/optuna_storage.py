@@ -8,7 +8,7 @@ trials whose process died) and each safe for many workers at once.
   process killed mid-append.
 - `sqlite:///...`, `postgresql://...`: `RetryingRDBStorage`, Optuna's RDBStorage (heartbeats built
   in, on the database's clock) whose every call is retried through a lost connection
-  (`stores.retry`): a database restart pauses the workers and they carry on. A retried call repeats
+  (`errors.retry`): a database restart pauses the workers and they carry on. A retried call repeats
   a transaction that was rolled back, so nothing is recorded twice. Workers started at the same
   instant on a new PostgreSQL database create Optuna's tables under an advisory lock
   (`_schema_lock`); SQLite transactions are serialised so that claiming a trial is atomic there too.
@@ -128,7 +128,7 @@ class Heartbeat:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         if self._thread is not None:
-            # Short: a beat waiting out a lost storage (stores.retry) need not hold up this worker;
+            # Short: a beat waiting out a lost storage (errors.retry) need not hold up this worker;
             # the thread is a daemon and records nothing once the trial has ended.
             self._thread.join(timeout=5)
 
@@ -205,7 +205,7 @@ def _open_database(url: str, heartbeat_interval: int, grace_period: int | None, 
 
 
 class RetryingRDBStorage(RDBStorage):
-    """Optuna's RDBStorage whose calls are retried through a lost connection (`stores.retry`, transient
+    """Optuna's RDBStorage whose calls are retried through a lost connection (`errors.retry`, transient
     errors only: a finished trial or a duplicated study is raised at once), for at most `retry_for`
     seconds. Each wrapped method is one transaction of its own, rolled back when the connection
     drops, so repeating it records nothing twice."""

@@ -129,15 +129,6 @@ def prepare(study: optuna.Study, spec: StudySpec, *, retry_failed: bool = False,
                     changed_failures={} if retry_failed else changed_failures(study.get_trials(deepcopy=False), spec))
 
 
-def enqueue_plan(study: optuna.Study, spec: StudySpec) -> int:
-    """Every planned unit, in plan order, without `prepare`'s checks: a study as its creator plans it, for
-    callers that build one piece by piece (the tests of claiming)."""
-    planned = spec.trials() if spec.search.sampler == "grid" else []
-    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=plan_attrs(p))
-                      for p in planned])
-    return len(planned)
-
-
 def requeue_orphans(study: optuna.Study, retry_failed: bool = False) -> int:
     """Enqueue a WAITING copy of every unit whose last trial ended FAIL without an error and that has no
     trial waiting, running or done: a worker died between failing a dead trial and enqueueing its copy,

@@ -73,7 +73,8 @@ from ablations.stores.identity import DONE_STATES, check_ops, unit_of
 from ablations.messages import one_line
 from ablations.stores.optuna_params import grid_params, suggest
 from ablations.stores.optuna_private import storage_of
-from ablations.stores.optuna_storage import Heartbeat, SearchError, record_heartbeat
+from ablations.stores.errors import SearchError
+from ablations.stores.optuna_storage import Heartbeat, record_heartbeat
 from ablations.design.plan import StudySpec, format_value, run_name, varied_plain
 
 # The study's own id (a uuid), set by its creator: MLflow runs and checkpoint folders are keyed by it.

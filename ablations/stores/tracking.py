@@ -21,7 +21,7 @@ What a study leaves in MLflow (the report module reads exactly this):
 Optuna is the source of truth for a trial's fate; `sweep` brings MLflow in line with it (a run whose
 process died is still RUNNING in MLflow until a later process marks it KILLED).
 
-Every call goes through `stores.retry`: an SQLite store shared by several worker processes answers
+Every call goes through `errors.retry`: an SQLite store shared by several worker processes answers
 "database is locked" now and then, and a tracking server shared by many machines may restart. Over
 HTTP, MLflow's own retries are turned off (unless MLFLOW_HTTP_REQUEST_MAX_RETRIES is set) so that
 one policy, with one bound (--retry-for), decides how long a worker waits for a lost server.
@@ -155,7 +155,7 @@ class Tracker:
                 check_tracking_server(uri)
             except ValueError as error:
                 raise TrackingError(f"--tracking-uri {mask_url(uri)}: {error}") from None
-            # One retry policy with one bound (stores.retry), not MLflow's own on top of it (up to
+            # One retry policy with one bound (errors.retry), not MLflow's own on top of it (up to
             # 7 retries with backoff doubling from 2 s: minutes before a lost server is reported).
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
             # Each trial prints its one line; MLflow would add two lines of URLs per ended run.
@@ -167,7 +167,7 @@ class Tracker:
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
         # MLflow logs a traceback for every SQLite error it then raises ("database is locked" under two
-        # workers, "disk is full"); stores.retry handles each and says what matters in one line.
+        # workers, "disk is full"); errors.retry handles each and says what matters in one line.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         try:
             self.client = open_sqlite_store(uri) if sqlite_path(uri) is not None else MlflowClient(uri)
@@ -179,7 +179,7 @@ class Tracker:
         self.file = StoreFile.of(uri)  # an SQLite store's file, checked before each call
 
     def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A client call through the retry policy of the stores (stores.retry), on the store it opened."""
+        """A client call through the retry policy of the stores (errors.retry), on the store it opened."""
         if self.file is not None:  # StoreReplaced where another file has taken the store's name
             self.file.check(self.label)
         return retry(method, *args, retry_for=self.retry_for, store=self.label, **kwargs)
