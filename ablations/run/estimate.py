@@ -162,7 +162,7 @@ def unit_states(trials: list[FrozenTrial]) -> dict[str, str]:
     states: dict[str, str] = {}
     rank = {state: index for index, state in enumerate(STATE_ORDER)}
     for trial in trials:
-        if trial.user_attrs.get("duplicate_of"):
+        if "duplicate_of" in trial.user_attrs:
             continue
         if resume.is_done(trial, retry_failed=False):
             state = "failed" if trial.state == TrialState.FAIL else "done"

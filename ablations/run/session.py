@@ -117,7 +117,7 @@ def log_spread(session: Session, cell: str | None = None) -> None:
     by_cell: dict[tuple[str, int | None], list[dict]] = {}
     for trial in session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
-        if attrs.get("duplicate_of") or "mlflow_run_id" not in attrs or "cell" not in attrs:
+        if "duplicate_of" in attrs or "mlflow_run_id" not in attrs or "cell" not in attrs:
             continue
         if cell is None or attrs["cell"] == cell:
             rung = attrs.get("rung")  # a race: a cell's spread is over its seeds at one rung

@@ -158,7 +158,7 @@ def _poll_workers(session: Session, processes: list[subprocess.Popen], seen: set
         for trial in trials:
             if trial.state.is_finished() and trial.number not in seen:
                 seen.add(trial.number)
-                if not trial.user_attrs.get("duplicate_of"):
+                if "duplicate_of" not in trial.user_attrs:
                     console.write(console.trial_line(trial), bar)
         if bar is not None:
             bar.n = resume.units_done(session.study)

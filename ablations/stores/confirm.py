@@ -87,7 +87,7 @@ def seeds_of(trials: list[FrozenTrial]) -> dict[str, set[int]]:
     seeds: dict[str, set[int]] = {}
     for trial in trials:
         attrs = trial.user_attrs
-        if "cell" in attrs and "seed" in attrs and not attrs.get("duplicate_of"):
+        if "cell" in attrs and "seed" in attrs and "duplicate_of" not in attrs:
             seeds.setdefault(attrs["cell"], set()).add(int(attrs["seed"]))
     return seeds
 

@@ -79,7 +79,7 @@ def _check_design(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial
     now = sorted(spec.search.varied_keys)
     recorded = study.user_attrs.get(DESIGN_ATTR)
     if recorded is None:
-        seen = {key for t in trials if not t.user_attrs.get("floor") and not t.user_attrs.get("duplicate_of")
+        seen = {key for t in trials if not t.user_attrs.get("floor") and "duplicate_of" not in t.user_attrs
                 for key in t.user_attrs.get("varied", {}) if key != SEED_KEY}
         recorded = sorted(seen) if seen else now
         if write:

@@ -25,7 +25,7 @@ from ablations.stores.identity import unit_of
 def settled_units(trials: list[FrozenTrial]) -> set[tuple[str, int, int]]:
     """(cell, epochs, seed) of every race unit with a result or a kept failure, duplicates left out."""
     return {(t.user_attrs["cell"], int(t.user_attrs["rung"]), int(t.user_attrs["seed"])) for t in trials
-            if "rung" in t.user_attrs and not t.user_attrs.get("duplicate_of") and resume.is_done(t)}
+            if "rung" in t.user_attrs and "duplicate_of" not in t.user_attrs and resume.is_done(t)}
 
 
 def state_of(spec: StudySpec, trials: list[FrozenTrial], frame: pd.DataFrame | None = None) -> RaceState:

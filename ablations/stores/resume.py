@@ -138,7 +138,7 @@ def requeue_orphans(study: optuna.Study, retry_failed: bool = False) -> int:
                if t.state in (TrialState.WAITING, TrialState.RUNNING) or is_done(t, retry_failed)}
     latest: dict[str, FrozenTrial] = {}
     for trial in trials:
-        if not trial.user_attrs.get("duplicate_of"):
+        if "duplicate_of" not in trial.user_attrs:
             latest[unit_of(trial)] = trial
     orphans = [t for unit, t in latest.items() if unit not in covered and t.state == TrialState.FAIL]
     for trial in orphans:
@@ -166,7 +166,7 @@ def fail_stale(study: optuna.Study, storage: BaseStorage | None = None) -> list[
 
 def units_known(study: optuna.Study) -> int:
     """Units the study holds a trial for (planned, sampled, or added by confirmation), each once."""
-    return len({unit_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate_of")})
+    return len({unit_of(t) for t in study.get_trials(deepcopy=False) if "duplicate_of" not in t.user_attrs})
 
 
 def units_done(study: optuna.Study) -> int:

@@ -279,7 +279,7 @@ def claim_next(study: optuna.Study, spec: StudySpec, storage: BaseStorage | None
     if spec.search.sampler == "grid":
         return None
     units = {unit_of(t) for t in study.get_trials(deepcopy=False)
-             if not t.user_attrs.get("duplicate_of") and SEED_OF not in t.user_attrs}  # n_trials counts samples
+             if "duplicate_of" not in t.user_attrs and SEED_OF not in t.user_attrs}  # n_trials counts samples
     if len(units) >= spec.search.n_trials:
         return None
     # With several workers the budget can be overshot by at most workers - 1 trials, as with
