@@ -12,7 +12,7 @@ from test_run_support import cli, optuna_trials, study_file, uri, workdir  # noq
 from ablations.report import saved
 from ablations.report.parquet import write_records
 from ablations.report.records import open_client, read_study
-from ablations.report.tables import build_tables, results
+from ablations.report.tables import build_tables
 from ablations.run import main
 from ablations.stats.results import COLUMNS, RunResult, counting, results_table
 from ablations.stores.confirm import results_frame
@@ -69,9 +69,9 @@ floor: true
     from_optuna = results_frame(optuna_trials(workdir, "both"))
 
     records = read_study(open_client(uri(workdir)), uri(workdir), "both")
-    from_mlflow = results(build_tables(records))
+    from_mlflow = build_tables(records).results
     write_records(records, workdir)
-    from_parquet = results(build_tables(saved.read(workdir)))
+    from_parquet = build_tables(saved.read(workdir)).results
 
     assert len(from_optuna) == 4 * 2 and "floor" not in set(from_optuna["cell"])
     assert list(from_optuna.columns) == [*COLUMNS, "first", "second", "train.temperature"]

@@ -24,7 +24,7 @@ from ablations.report.formatting import pair_name
 from ablations.report.race import RaceReport
 from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import (
-    OBJECTIVE, Tables, build_tables, configuration_labels, history_frame, included, results,
+    OBJECTIVE, Tables, build_tables, history_frame, included,
 )
 from ablations.stats import inference
 from ablations.stats.contrasts import Contrast
@@ -81,11 +81,12 @@ def analyse(records: StudyRecords, figures: Iterable[FigureStatistics] = ()) -> 
     """The study's analysis from its records, the statistics of each of `figures` (the report's registry,
     `specs.FIGURES`) included."""
     full, records = records, race.last_rung(records) if race.is_race(records) else records
+    rule = rule_for(full)  # the parent's tag, which a race's last rung keeps
     tables = build_tables(records)
-    analysis = analyse_tables(records, tables, judge(records, tables), records.histories, figures)
+    analysis = analyse_tables(records, tables, judge(records, tables, rule), records.histories, figures)
     analysis.saved = full
-    if full is not records and rule_for(full):
-        analysis.race = race.analyse(full, rule_for(full))
+    if full is not records and rule:
+        analysis.race = race.analyse(full, rule)
     return analysis
 
 
@@ -94,7 +95,7 @@ def analyse_tables(records: StudyRecords, tables: Tables, verdict: Verdict | Non
                    figures: Iterable[FigureStatistics] = ()) -> Analysis:
     """The analysis of tables whose verdict is given (the figures' tests build tables by hand);
     `histories`: run_id -> metric -> epoch -> value (`StudyRecords.histories`)."""
-    labels = configuration_labels(tables.runs, tables.config_keys, tables.pair)
+    labels = tables.labels
     analysis = Analysis(
         records, tables, verdict,
         comparisons=comparisons_table(verdict) if verdict is not None else None,
@@ -114,13 +115,12 @@ def rule_for(records: StudyRecords) -> str | None:
     return tagged if tagged in RULES else None
 
 
-def judge(records: StudyRecords, tables: Tables) -> Verdict | None:
-    """The verdict of the study's rule on its finished runs; None where it named no rule."""
-    rule = rule_for(records)
+def judge(records: StudyRecords, tables: Tables, rule: str | None) -> Verdict | None:
+    """The verdict of `rule` (the study's, `rule_for`) on its finished runs; None where it named no rule."""
     if rule is None or not tables.has_results:
         return None
     epochs = None if "train.epochs" in tables.config_keys else as_int(records.params.get("train.epochs"))
-    return decide(rule, results(tables), epochs)
+    return decide(rule, tables.results, epochs)
 
 
 def floor_of(tables: Tables) -> Floor | None:
@@ -168,7 +168,7 @@ def gaps_table(tables: Tables) -> pd.DataFrame | None:
     """crop+color's lead over every other pair at each training length, judged together (simultaneous 95 %
     intervals): a description beside the verdict, not its rule. None unless the study has crop+color and
     another pair at two lengths or more."""
-    runs = included(tables.runs).dropna(subset=[OBJECTIVE])
+    runs = tables.counted.dropna(subset=[OBJECTIVE])
     if not (tables.pair and "train.epochs" in tables.config_keys) or runs.empty:
         return None
     cells = pair_cells_by_epochs(runs)
@@ -197,7 +197,7 @@ def gaps_table(tables: Tables) -> pd.DataFrame | None:
 def highlighted(tables: Tables, verdict: Verdict | None, labels: list[str]) -> list[str]:
     """The configurations a crowded curve figure names: the best, those that could still be best, those
     in the verdict's contrasts that are not decided above 0, and the worst two."""
-    runs = included(tables.runs).dropna(subset=[OBJECTIVE])
+    runs = tables.counted.dropna(subset=[OBJECTIVE])
     if "cell" not in runs.columns:
         return []
     by_cell = dict(zip(tables.runs["cell"], labels))

@@ -20,7 +20,7 @@ from ablations.report.formatting import n_text, pct, pct_spread
 from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
 from ablations.stats.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
-from ablations.report.tables import OBJECTIVE, Tables, included
+from ablations.report.tables import OBJECTIVE, Tables
 from ablations.report.analysis import Analysis
 from ablations.report.verdict import (
     METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
@@ -62,7 +62,7 @@ def with_analysis(text: str, study_dir: Path) -> str:
 
 def _header(records: StudyRecords, tables: Tables, budget: str) -> list[str]:
     """Title, provenance and the evidence table (lesson 10: hardware, versions and wall time)."""
-    runs, kept = tables.runs, included(tables.runs)
+    runs, kept = tables.runs, tables.counted
     statuses = Counter(runs["status"])
     devices = Counter(d for d in runs["device"] if isinstance(d, str))
     hardware = "; ".join(f"{device} ({count} runs)" for device, count in devices.most_common())
@@ -158,7 +158,7 @@ def _wall_time_row(runs: pd.DataFrame, kept: pd.DataFrame) -> str:
 
 def _tables_section(tables: Tables) -> list[str]:
     """What runs.parquet and summary.parquet hold, their extremes, and the runs left out and why."""
-    runs, summary, kept = tables.runs, tables.summary, included(tables.runs)
+    runs, summary, kept = tables.runs, tables.summary, tables.counted
     left_out = sum(tables.left_out.values())
     lines = ["", "## Tables", "", "### `runs.parquet`: one row per trial run", ""]
     if len(kept) and kept[OBJECTIVE].notna().any():

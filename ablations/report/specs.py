@@ -137,7 +137,7 @@ def _head_stats(study: Analysis) -> pd.DataFrame | None:
     """Per head, the probe on h and the probe on z (each where some run that counts recorded it)."""
     if "model.head" not in study.tables.config_keys:
         return None
-    kept = included(study.tables.runs)
+    kept = study.tables.counted
     parts = [cell_stats(study.tables.runs, ["model.head"], metric).assign(representation=representation)
              for metric, representation in ((OBJECTIVE, "h"), ("probe_z", "z")) if kept[metric].notna().any()]
     if not parts:

@@ -8,6 +8,8 @@ The columns users script against are documented in reports/README.md; keep the t
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,11 +41,26 @@ class Tables:
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> runs left out of the summary
     # The study's untrained-floor runs (tag ablations.floor), apart from its configurations; None if none.
     floor: pd.DataFrame | None = None
+    # Found once, when first read: the analysis and the writers read these rather than recompute them.
+    @functools.cached_property
+    def counted(self) -> pd.DataFrame:
+        """The runs that count (`included`)."""
+        return included(self.runs)
+
+    @functools.cached_property
+    def labels(self) -> list[str]:
+        """Each run's configuration name (`configuration_labels`)."""
+        return configuration_labels(self.runs, self.config_keys, self.pair)
+
+    @functools.cached_property
+    def results(self) -> pd.DataFrame:
+        """The rules' results table of the study's configurations (`ablations.stats.results.results_table`)."""
+        return results_table(run_results(self.runs, self.config_keys))
 
     @property
     def has_results(self) -> bool:
         """Some run that counts has the objective: there is something to compare."""
-        return bool(included(self.runs)[OBJECTIVE].notna().any())
+        return bool(self.counted[OBJECTIVE].notna().any())
 
 
 def included(runs: pd.DataFrame) -> pd.DataFrame:
@@ -70,11 +87,6 @@ def run_results(runs: pd.DataFrame, config_keys: list[str] | None = None) -> lis
             for i, (cell, seed, h, z, status, pruned, role, start, rung, race) in enumerate(zip(
                 column("cell"), column("seed"), column(OBJECTIVE), column("probe_z"), column("status"),
                 column("pruned", False), column("role"), starts, column("rung"), column("race")))]
-
-
-def results(tables: Tables) -> pd.DataFrame:
-    """The rules' results table of the study's configurations (`ablations.stats.results.results_table`)."""
-    return results_table(run_results(tables.runs, tables.config_keys))
 
 
 # Why a finished run is left out of n: another run of its configuration and seed finished first.
