@@ -84,3 +84,32 @@ def test_a_ctrl_c_inside_a_store_call_waits_for_the_call_to_return():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
         pytest.fail("not raised")
+
+
+def test_a_ctrl_c_a_library_turned_into_its_own_error_ends_the_trial_as_interrupted(tmp_path, monkeypatch):
+    # torch.save's zip writer reports a KeyboardInterrupt raised in its write callback as a RuntimeError
+    # ("unexpected pos"): the trial was recorded as failed and the worker went on to the next one, exit 0
+    # (seen in test_ctrl_c_marks_the_trial_and_a_rerun_resumes). With an interrupt pending, it is an interruption.
+    import contextlib
+    from types import SimpleNamespace
+
+    from ablations.run.runner import Runner
+
+    interrupted = []
+    runner = object.__new__(Runner)
+    runner.session = SimpleNamespace(runs_dir=tmp_path)
+    monkeypatch.setattr(Runner, "_interrupted", lambda self, attempt: interrupted.append(attempt.claim.number))
+    monkeypatch.setattr(Runner, "_failed", lambda self, attempt, error: pytest.fail(f"recorded as failed: {error}"))
+
+    def train_cut_by_a_ctrl_c(self, attempt):
+        interrupts.pending = True  # what the handler sets before its KeyboardInterrupt is swallowed
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(Runner, "_train", train_cut_by_a_ctrl_c)
+    claim = SimpleNamespace(number=7, attrs={"checkpoint": "t7"}, heartbeat=contextlib.nullcontext)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_trial(claim)
+    finally:
+        interrupts.handled()
+    assert interrupted == [7]

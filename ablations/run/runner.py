@@ -202,6 +202,12 @@ class Runner:
                 self._interrupted(attempt)
                 raise
             except Exception as error:
+                if interrupts.pending:
+                    # A Ctrl-C that a library turned into its own error (torch.save's zip writer reports a
+                    # KeyboardInterrupt raised in its write callback as "RuntimeError: [enforce fail at
+                    # inline_container.cc] unexpected pos"): an interruption, not the configuration's failure.
+                    self._interrupted(attempt)
+                    raise KeyboardInterrupt from error
                 if is_disk_error(error):
                     # A full or read-only disk is no result of the configuration: handled as a lost store
                     # (the trial runs again on the rerun), not recorded as its failure.
