@@ -11,14 +11,12 @@ A round spends only where it can help, by question:
   at which its simultaneous interval would exclude 0 if its estimate and spread held
   (`inference.seeds_needed`); a contrast whose need is above the cap is named, once, and not spent on;
 - for a rule that names a best cell, the cells that could still be best (Hsu's MCB) are named too.
-`plan_round` says all of it in lines the runner prints and `--dry-run` shows; `enqueue_round` adds the
-round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
+`plan_round` says all of it in lines the runner prints and `--dry-run` shows; `stores.confirm.enqueue_round` adds
+the round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
 cell of the round, so the new runs pair with each other (common random numbers).
 
-The decision reads only the Optuna study, through `ablations.stores.confirm` (the finished trials' probe results, recorded in their user
-attrs), which every worker and machine shares: whichever process finds the planned work done first
-enqueues the round, and a unit enqueued twice is run once (`search.claim_next`'s duplicate check).
-Each added unit records why it was added (user attr and MLflow tag `ablations.confirm`).
+It reads a results table and the seeds each cell has; reading them from the Optuna study that every
+worker shares, and enqueueing the round exactly once, is `ablations.stores.confirm`'s.
 """
 
 from __future__ import annotations

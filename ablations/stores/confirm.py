@@ -2,20 +2,6 @@
 `summary_of`: what the parent run shows at the end), and the confirmation step's next round enqueued
 (which seeds a round adds, and why, is `ablations.stats.confirmation`'s).
 
-A study with `verdict:` and `confirm: {max_seeds: N}` runs its planned seeds, then, one round at a time,
-one more seed for the cells of the comparisons that can still change its verdict, until none is left.
-A round spends only where it can help, by question:
-- only contrasts that are open (undecided, "at the edge", or "too few seeds") in a part that is itself open: a part
-  already decided against, or a verdict outside the claim's regime, is not changed by more seeds;
-- a contrast with fewer than 3 seeds per side (below which nothing is decided) gets seeds up to 3 when
-  the cap allows; one with 3 or more only when its estimated need fits within the cap: the seeds per cell
-  at which its simultaneous interval would exclude 0 if its estimate and spread held
-  (`inference.seeds_needed`); a contrast whose need is above the cap is named, once, and not spent on;
-- for a rule that names a best cell, the cells that could still be best (Hsu's MCB) are named too.
-`plan_round` says all of it in lines the runner prints and `--dry-run` shows; `enqueue_round` adds the
-round's units. A round's seed is one past the largest seed any unit of the study has, the same for every
-cell of the round, so the new runs pair with each other (common random numbers).
-
 The decision reads only the Optuna study (the finished trials' probe results, recorded in their user
 attrs), which every worker and machine shares: whichever process finds the planned work done first
 enqueues the round, and a unit enqueued twice is run once (`search.claim_next`'s duplicate check).
