@@ -7,8 +7,9 @@ worker that may share them with many others over a network (PostgreSQL, `mlflow 
   dropped, a server restarting, SQLite's "database is locked", an HTTP 5xx) is retried with
   jittered exponential backoff for at most `retry_for` seconds; past that the worker stops with
   `StoreUnavailable` (exit status 75). Errors that retrying cannot fix are raised at once.
-- Passwords found in store URLs are remembered (`remember_secrets`) so that `redact` can take them
-  out of anything printed or recorded (error messages end up in MLflow tags).
+- Each call through `retry` is a `store_call`, during which a Ctrl-C waits for the call to return.
+- Passwords found in store URLs are remembered (`messages.remember_secrets`) so that `messages.redact` can
+  take them out of anything printed or recorded (error messages end up in MLflow tags).
 """
 
 from __future__ import annotations
