@@ -2,10 +2,12 @@
 
 import sys
 
+from ablations.messages import EXIT_INTERRUPTED, exit_with  # standard library only: loads in a blink
+
 try:
     from ablations.run.cli import main
 except KeyboardInterrupt:  # Ctrl-C while the command itself loads (a fraction of a second): nothing began
     print("\ninterrupted", file=sys.stderr)
-    sys.exit(130)  # messages.EXIT_INTERRUPTED, which may not have loaded yet
+    exit_with(EXIT_INTERRUPTED)
 
-sys.exit(main())
+exit_with(main())

@@ -34,8 +34,10 @@ class interrupts:
     """
 
     pending = False
+    active = 0  # contexts open: a raise-again timer that fires after the last has closed does nothing
 
     def __enter__(self) -> interrupts:
+        interrupts.active += 1
         self._previous: dict[int, Handler] = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -57,7 +59,10 @@ class interrupts:
 
     @classmethod
     def _again(cls, signum: int) -> None:
-        if cls.pending:
+        # Not once the contexts have closed: the command may be exiting by then, and a signal that lands
+        # after Python has restored the default handlers ends the process by SIGINT (status -2) after it
+        # printed its one line.
+        if cls.pending and cls.active:
             os.kill(os.getpid(), signum)
 
     @classmethod
@@ -65,9 +70,12 @@ class interrupts:
         cls.pending = False
 
     def __exit__(self, *exc_info: object) -> None:
-        interrupts.handled()
+        # Handlers back first, then the flag: a signal between the two would otherwise set `pending`
+        # again after it was cleared.
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+        interrupts.active -= 1
+        interrupts.handled()
 
 
 class ignoring_sigint:
