@@ -358,3 +358,37 @@ def test_a_race_with_no_result_yet_is_at_its_first_rung():
     old = runs({CC: 0.6, CS: 0.4}).drop(columns=["rung", "race"])
     state = race_state("crop_color_best", old, grid, [1, 2], [0, 1, 2], settled(grid, 1), 1, 0)
     assert state.rungs[0].go_on == [] and state.stopped == {CC: 1, CS: 1}
+
+
+def test_another_race_on_resume_is_refused_naming_both(tmp_path):
+    from ablations.stores.errors import SearchError
+    from ablations.stores.identity import RACE_ATTR, check_race
+
+    spec = race_spec()
+    study = optuna.create_study(direction="maximize")
+    cells = {cell.id: cell for cell in expand_cells(spec.search)}
+    for seed in (0, 1, 2):  # one rung-1 result per seed: a race under way
+        attrs = {**plan_attrs(spec.planned(cells[CC], seed, 1)), "probe_h": 0.5, "probe_z": 0.4}
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs=attrs))
+    trials = study.get_trials(deepcopy=False)
+    check_race(study, spec, trials)  # first start (or a study from before the record): the file's race
+    assert study.user_attrs[RACE_ATTR] == {"rungs": [1, 2, 3], "audit": {"cells": 1, "seed": 0}}
+    check_race(study, spec, trials)  # the same race resumes
+    edits = {"rungs": RaceSpec([1, 4, 8], audit_cells=1, audit_seed=0),
+             "audit seed": RaceSpec([1, 2, 3], audit_cells=1, audit_seed=7), "none": None}
+    for what, race in edits.items():
+        edited = StudySpec("raced", "raced.yaml", RunConfig(), spec.search, [0, 1, 2], TrackingSpec(),
+                           verdict="crop_color_best", race=race)
+        with pytest.raises(SearchError) as refused:
+            check_race(study, edited, trials)
+        message = str(refused.value)
+        assert message.startswith("raced.yaml: study 'raced' ran with race: {rungs: [1, 2, 3], audit: {cells: 1, seed: 0}}, "
+                                  "and the file now says "), (what, message)
+        assert ("race: {rungs: [1, 4, 8]" in message if what == "rungs" else
+                "audit: {cells: 1, seed: 7}" in message if what == "audit seed" else "now says no race:" in message)
+        assert "give the file a new name: (e.g. raced-2)" in message
+    # A race added to a study that has results without one is another study too.
+    plain = optuna.create_study(direction="maximize")
+    plain.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"varied": {}}))
+    with pytest.raises(SearchError, match="ran with no race, and the file now says race: {rungs: \\[1, 2, 3\\]"):
+        check_race(plain, spec, plain.get_trials(deepcopy=False))

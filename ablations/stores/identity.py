@@ -39,6 +39,7 @@ def check_identity(study: optuna.Study, spec: StudySpec, trials: list[FrozenTria
     and how many waiting trials took (or, with write=False, the dry run's, would take) the edit."""
     _check_design(study, spec, trials, write)
     check_ops(study, spec, write)
+    check_race(study, spec, trials, write)
     planned = spec.trials() if spec.search.sampler == "grid" else []
     # A race's later rungs are enqueued as it goes: their units are checked against the file too.
     by_unit = {p.unit: p.config for p in (spec.possible_trials() if planned else [])}
@@ -149,3 +150,45 @@ def check_ops(study: optuna.Study, spec: StudySpec, write: bool = True) -> None:
 def _short(value: object) -> str:
     text = "none" if value in (None, "", {}) else str(value)
     return text[:12] if len(text) == 64 else text  # a sha256, as git shortens a commit
+
+
+RACE_ATTR = "ablations.race"
+
+
+def _race_plain(spec: StudySpec) -> dict | None:
+    race = spec.race
+    return None if race is None else {"rungs": list(race.rungs), "audit": {"cells": race.audit_cells,
+                                                                            "seed": race.audit_seed}}
+
+
+def _race_text(plain: dict | None) -> str:
+    if plain is None:
+        return "no race"
+    audit = plain["audit"]
+    return (f"race: {{rungs: {plain['rungs']}, audit: {{cells: {audit['cells']}, seed: {audit['seed']}}}}}"
+            .replace("'", ""))
+
+
+def check_race(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial], write: bool = True) -> None:
+    """A race's rungs and audit are its design: the rungs decide which cells stop where, the audit seed
+    which eliminated cells run on. Edited mid-race, the next rung would be enqueued by another rule than
+    the one that stopped cells at the last (another audit seed drew new audit cells beside those run). So
+    the `race:` a study started with is recorded, and another `race:` (or one added to or removed from a
+    study with results) is refused on resume. Studies begun before it was recorded: a study whose trials
+    carry a rung is taken to have raced as its file now says; one with results and no rung did not race."""
+    now = _race_plain(spec)
+    if RACE_ATTR in study.user_attrs:
+        recorded = study.user_attrs[RACE_ATTR]
+    elif any("rung" in t.user_attrs for t in trials):
+        recorded = now
+    elif any(t.state in DONE_STATES and not t.user_attrs.get("floor") for t in trials):
+        recorded = None
+    else:
+        recorded = now  # nothing ran yet: the file's race is the study's
+    if recorded != now:
+        raise SearchError(
+            f"{spec.source}: study {spec.name!r} ran with {_race_text(recorded)}, and the file now says "
+            f"{_race_text(now)}: the rungs and the audit decide which cells stop where, so another race is "
+            f"another study: give the file a new name: (e.g. {spec.name}-2), or restore its race: to resume")
+    if write and RACE_ATTR not in study.user_attrs:
+        study.set_user_attr(RACE_ATTR, now)
