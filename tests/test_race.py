@@ -392,3 +392,26 @@ def test_another_race_on_resume_is_refused_naming_both(tmp_path):
     plain.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"varied": {}}))
     with pytest.raises(SearchError, match="ran with no race, and the file now says race: {rungs: \\[1, 2, 3\\]"):
         check_race(plain, spec, plain.get_trials(deepcopy=False))
+
+
+def test_a_race_not_over_says_so_and_its_verdict_is_provisional():
+    """A rule judges the cells it is given: a race (or any study) reported half run could hold on the half.
+    Until its parent run is FINISHED the README says the verdict is provisional and the race not over."""
+    from ablations.report import race as race_report
+    from ablations.report.readme import _verdict_section
+    from ablations.stats.verdicts import decide
+
+    records = race_records()
+    assert records.unfinished is None  # race_records is a finished race: nothing said
+    verdict = decide("crop_color_best", runs({CC: 0.60, CROP: 0.40}))  # the first rung, half run
+    assert verdict.status == "holds"
+    assert not any("Provisional" in line for line in _verdict_section(verdict, "", "floor", records.unfinished))
+    records.parent_status = "KILLED"
+    assert records.unfinished == ("the study has not finished (parent run KILLED: it was interrupted; rerunning its "
+                                  "command resumes it)")
+    text = "\n".join(_verdict_section(verdict, "", "floor", records.unfinished))
+    assert ("**Provisional**: the study has not finished (parent run KILLED: it was interrupted; rerunning its command "
+            "resumes it). What follows is judged on the runs recorded so far") in text
+    assert text.index("**Provisional**") < text.index("**holds**")
+    section = "\n".join(race_report.section(race_report.analyse(records, "crop_color_best"), True, records.unfinished))
+    assert section.startswith("## The race\n\n**Not over**: the study has not finished (parent run KILLED")

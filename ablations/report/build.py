@@ -87,7 +87,7 @@ def _write(analysis: Analysis, study_dir: Path) -> Written:
     readme = study_dir / "README.md"
     text = render_readme(analysis, written.readings)
     if analysis.race is not None:
-        text += "\n" + "\n".join(race.section(analysis.race, analysis.records.pair))
+        text += "\n" + "\n".join(race.section(analysis.race, analysis.records.pair, analysis.records.unfinished))
     readme.write_text(with_analysis(text, study_dir))
     written.paths = table_paths + [readme] + written.paths
     return written

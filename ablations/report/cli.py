@@ -113,5 +113,7 @@ def _print_written(records: StudyRecords, written: Written, log: bool) -> None:
         print(f"  wrote {path}")
     if written.verdict is not None:
         print(f"  {written.verdict.sentence}")
+        if records.unfinished:
+            print(f"  provisional: {records.unfinished}")
     if log:
         print(f"  logged to MLflow parent run {records.parent_run_id} under report/")

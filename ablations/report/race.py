@@ -103,10 +103,13 @@ def _why(verdict: Verdict, cell: str) -> str:
     return "in no comparison the rule makes, and not among the cells that could be best"
 
 
-def section(report: RaceReport, pair: bool) -> list[str]:
-    """The README's race section, in Markdown lines."""
-    lines = ["## The race", "",
-             f"Rungs reached: {', '.join(f'{r} epochs' for r in report.rungs)}. Every cell ran at the first rung; "
+def section(report: RaceReport, pair: bool, unfinished: str | None = None) -> list[str]:
+    """The README's race section, in Markdown lines; `unfinished` says why the race is not over, if it is not."""
+    lines = ["## The race", ""]
+    if unfinished:
+        lines += [f"**Not over**: {unfinished}. The rungs below are those reached so far, and the last of them "
+                  "may not be complete nor the race's last: what is said of the last rung reached is provisional.", ""]
+    lines += [f"Rungs reached: {', '.join(f'{r} epochs' for r in report.rungs)}. Every cell ran at the first rung; "
              "after each rung the cells the study's rule still needed (those that could be best by MCB, and those of "
              "its open contrasts, on that rung's runs alone) went on, the rest stopped there. The tables, figures "
              f"and verdict above are of the last rung, {report.rungs[-1]} epochs, on the cells that reached it; "

@@ -45,7 +45,7 @@ def render_readme(analysis: Analysis, readings: dict[str, list[str]]) -> str:
     lines = _header(records, tables, budget) + _tables_section(tables)
     if verdict is not None:
         best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
-        lines += _verdict_section(verdict, budget, floor_line(analysis.floor, best))
+        lines += _verdict_section(verdict, budget, floor_line(analysis.floor, best), records.unfinished)
     lines += _figures_section(readings)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -194,11 +194,16 @@ def _tables_section(tables: Tables) -> list[str]:
     return lines
 
 
-def _verdict_section(verdict: Verdict, budget: str, floor: str) -> list[str]:
+def _verdict_section(verdict: Verdict, budget: str, floor: str, unfinished: str | None = None) -> list[str]:
     """The study's claim, its rule and parts, the verdict, the contrasts it rests on, the per-seed view,
-    the model's checks and the floor."""
-    lines = ["", f"## Verdict: {verdict.claim}", "", f"**{verdict.status}** (rule `{verdict.rule}`, chosen in the "
-             "study file before it ran). " + verdict.sentence, "", f"- {floor}"]
+    the model's checks and the floor; provisional while the study has not finished (`unfinished` says why):
+    a rule judges the cells it is given, so a grid half run could hold on the half."""
+    lines = ["", f"## Verdict: {verdict.claim}", ""]
+    if unfinished:
+        lines += [f"**Provisional**: {unfinished}. What follows is judged on the runs recorded so far, cells "
+                  "not yet run left out, and may change when the study ends.", ""]
+    lines += [f"**{verdict.status}** (rule `{verdict.rule}`, chosen in the "
+              "study file before it ran). " + verdict.sentence, "", f"- {floor}"]
     if verdict.regime:
         lines.append(f"- Regime: {verdict.regime}.")
     if verdict.candidates:

@@ -59,6 +59,18 @@ class StudyRecords:
     from_mlflow: bool = True
     notes: list[str] = field(default_factory=list)  # what the source says of itself (a saved report's notes)
 
+    @property
+    def unfinished(self) -> str | None:
+        """Why the study is not finished, from its parent run's status (None once it is FINISHED): a report
+        of an interrupted or running study is of the runs recorded so far, and its verdict may change."""
+        if self.parent_status == "FINISHED":
+            return None
+        why = {"KILLED": "it was interrupted; rerunning its command resumes it",
+               "RUNNING": "it is running, or stopped without ending its records",
+               "FAILED": "its workers stopped with work left; rerunning its command resumes it"}
+        return (f"the study has not finished (parent run {self.parent_status}: "
+                f"{why.get(self.parent_status, 'not ended')})")
+
 
 def open_client(uri: str) -> MlflowClient:
     """An MlflowClient on an existing store; a missing SQLite file is an error, not a new empty store."""
