@@ -26,6 +26,7 @@ from ablations.report.records import StudyRecords, as_int
 from ablations.report.tables import (
     OBJECTIVE, Tables, build_tables, history_frame, included,
 )
+from ablations.design.plan import cell_name
 from ablations.stats import inference
 from ablations.stats.contrasts import Contrast
 from ablations.stats.reference import FIGURE5
@@ -54,6 +55,7 @@ class Analysis:
     comparisons: pd.DataFrame | None = None  # one row per contrast of the verdict (comparisons.parquet)
     floor: Floor | None = None
     gaps: pd.DataFrame | None = None  # crop+color's lead per training length, where the study has one
+    differences: pd.DataFrame | None = None  # a study without a rule: its configurations compared (differences.parquet)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per epoch of each included run
     highlighted: list[str] = field(default_factory=list)  # configurations a crowded curve figure names
     figures: dict[str, Any] = field(default_factory=dict)  # figure stem -> the statistics it shows (`specs`)
@@ -100,6 +102,7 @@ def analyse_tables(records: StudyRecords, tables: Tables, verdict: Verdict | Non
         records, tables, verdict,
         comparisons=comparisons_table(verdict) if verdict is not None else None,
         floor=floor_of(tables), gaps=gaps_table(tables),
+        differences=differences_table(tables) if verdict is None else None,
         history=history_frame(tables.runs, histories, labels),
         highlighted=highlighted(tables, verdict, labels))
     for figure in figures:  # each from what is above, in the registry's order
@@ -192,6 +195,58 @@ def gaps_table(tables: Tables) -> pd.DataFrame | None:
                           "n": e.n, "basis": e.basis, "decision": e.decision,
                           "paper_gap": e.contrast.margin if e.contrast.margin is not None else math.nan}
                          for (name, epochs), e in zip(keys, judged)])
+
+
+# Above this many configurations a study without a rule compares each with the best only (Dunnett-like,
+# k - 1 contrasts) instead of every pair (k(k-1)/2: 1,176 for a 49-cell grid, too many to read).
+ALL_PAIRS_UP_TO = 12
+DIFFERENCE_COLUMNS = ["contrast", "better", "worse", "basis", "n", "estimate", "se", "df", "ci_low", "ci_high",
+                      "critical", "p_adjusted", "p_is_bound", "decision", "paper_margin", "paired_low",
+                      "paired_high", "per_seed"]
+
+
+def differences_table(tables: Tables) -> pd.DataFrame | None:
+    """A study that named no rule still gets estimates with intervals: its configurations compared, every
+    pair of them (each with the best where there are more than ALL_PAIRS_UP_TO), the higher mean first,
+    judged together by the study-wide inference as one family (simultaneous 95 % intervals). No claim was
+    fixed before the run, so these describe and decide nothing; the paper's difference of the same two
+    cells is set beside where Figure 5 has both. None where fewer than two configurations have results."""
+    runs = tables.results
+    if runs.empty or "cell" not in runs.columns:
+        return None
+    means = runs.dropna(subset=[OBJECTIVE]).groupby("cell", sort=False)[OBJECTIVE].mean().sort_values(ascending=False)
+    cells = list(means.index)
+    if len(cells) < 2:
+        return None
+    pairs = ([(a, b) for i, a in enumerate(cells) for b in cells[i + 1:]] if len(cells) <= ALL_PAIRS_UP_TO
+             else [(cells[0], b) for b in cells[1:]])
+    pair_of = ({c: (f, s) for c, f, s in zip(runs["cell"], runs["first"], runs["second"])}
+               if {"first", "second"} <= set(runs.columns) else {})
+
+    def paper(a: str, b: str) -> float | None:
+        (fa, sa), (fb, sb) = pair_of.get(a, ("", "")), pair_of.get(b, ("", ""))
+        if sa in FIGURE5.get(fa, {}) and sb in FIGURE5.get(fb, {}):
+            return (FIGURE5[fa][sa] - FIGURE5[fb][sb]) / 100
+        return None
+
+    contrasts = [Contrast.pair(a, b, f"{cell_name(a)} − {cell_name(b)}", paper(a, b)) for a, b in pairs]
+    rows = []
+    for e in inference.judge(runs, contrasts):
+        view = e.paired
+        rows.append({
+            "contrast": e.contrast.name, "better": e.contrast.better, "worse": e.contrast.worse, "basis": e.basis,
+            "n": e.n, "estimate": e.estimate, "se": e.se, "df": e.df, "ci_low": e.low, "ci_high": e.high,
+            "critical": e.critical, "p_adjusted": e.p_adjusted, "p_is_bound": e.p_bound, "decision": e.decision,
+            "paper_margin": math.nan if e.contrast.margin is None else e.contrast.margin,
+            "paired_low": view.low if view.n else math.nan, "paired_high": view.high if view.n else math.nan,
+            "per_seed": json.dumps({str(seed): round(float(v), 6) for seed, v in e.per_seed.items()})})
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS).astype({"n": "int64", "p_is_bound": "bool"})
+
+
+def differences_compared(differences: pd.DataFrame) -> str:
+    """Which comparisons `differences_table` made: "every pair" or "each with the best"."""
+    cells = set(differences["better"]) | set(differences["worse"])
+    return "every pair" if len(cells) <= ALL_PAIRS_UP_TO else "each with the best"
 
 
 def highlighted(tables: Tables, verdict: Verdict | None, labels: list[str]) -> list[str]:

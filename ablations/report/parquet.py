@@ -1,6 +1,7 @@
 """Every Parquet file a report writes, from its `Analysis`: runs.parquet and history.parquet (the study's
 records, which `saved.read` reads back: a rebuild needs no MLflow store), summary.parquet and
-comparisons.parquet (the verdict's contrasts), each with `ablations.*` keys in its schema metadata. The
+comparisons.parquet (the verdict's contrasts) or, for a study without a rule, differences.parquet (its
+configurations compared), each with `ablations.*` keys in its schema metadata. The
 columns are documented in reports/README.md.
 """
 
@@ -15,13 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ablations.report.analysis import Analysis
+from ablations.report.analysis import Analysis, differences_compared
 from ablations.report.records import StudyRecords
 from ablations.report.saved import HISTORY_COLUMNS, HISTORY_NAME, RUNS_NAME, metadata
 from ablations.stores.errors import store_label
 from ablations.stores.tracking import EPOCH_METRICS
 
 COMPARISONS_NAME = "comparisons.parquet"
+DIFFERENCES_NAME = "differences.parquet"
 SUMMARY_NAME = "summary.parquet"
 
 
@@ -34,6 +36,12 @@ def write_tables(analysis: Analysis, study_dir: Path) -> list[Path]:
     paths.append(write_parquet(tables.summary, study_dir / SUMMARY_NAME, {
         **meta, "left_out": sum(tables.left_out.values()), "left_out_by_reason": tables.left_out,
         "included": int(tables.summary["n"].sum())}))
+    if analysis.differences is None:  # nor does an earlier report's table of differences outlive its study's state
+        (study_dir / DIFFERENCES_NAME).unlink(missing_ok=True)
+    else:
+        paths.append(write_parquet(analysis.differences, study_dir / DIFFERENCES_NAME, {
+            "study": records.name, "parent_run_id": records.parent_run_id, "family": "simultaneous 95 %",
+            "compared": differences_compared(analysis.differences)}))
     verdict = analysis.verdict
     if verdict is None:
         (study_dir / COMPARISONS_NAME).unlink(missing_ok=True)

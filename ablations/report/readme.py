@@ -21,7 +21,7 @@ from ablations.report.records import PAIR_KEYS, StudyRecords, shared_param
 from ablations.stats.reference import PAPER_BATCH_SIZE, PAPER_EPOCHS
 from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, Tables
-from ablations.report.analysis import Analysis
+from ablations.report.analysis import ALL_PAIRS_UP_TO, Analysis, differences_compared
 from ablations.report.verdict import (
     METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
@@ -46,6 +46,9 @@ def render_readme(analysis: Analysis, readings: dict[str, list[str]]) -> str:
     if verdict is not None:
         best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
         lines += _verdict_section(verdict, budget, floor_line(analysis.floor, best), records.unfinished)
+    elif analysis.differences is not None:
+        best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
+        lines += _differences_section(analysis.differences, floor_line(analysis.floor, best), records.unfinished)
     lines += _figures_section(readings)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -226,6 +229,35 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str, unfinished: str 
                    "every contrast is decided above 0; the closest to 0")
         lines += ["", f"### Per seed (percentage points): {heading}", "", *seeds]
     lines += ["", "### Checks of the model", "", *checks_lines(verdict)]
+    return lines
+
+
+def _differences_section(differences: pd.DataFrame, floor: str, unfinished: str | None) -> list[str]:
+    """A study without a rule: its configurations compared with intervals, said as estimates, not a verdict."""
+    compared = differences_compared(differences)
+    what = ("every pair of configurations, the higher mean first" if compared == "every pair" else
+            f"each configuration with the best, more than {ALL_PAIRS_UP_TO} being too many to compare in pairs")
+    lines = ["", "## Differences between configurations (estimates: the study named no rule)", ""]
+    if unfinished:
+        lines += [f"**Provisional**: {unfinished}. These are of the runs recorded so far.", ""]
+    lines += [f"The study file named no `verdict:`, so no claim was fixed before the run and nothing here is a "
+              f"verdict. It compares {what}, in percentage points of probe_h, judged together as one family by the "
+              "study-wide inference (the method below, as for a verdict): simultaneous 95 % intervals, so an interval that "
+              "excludes 0 says the two differ at this budget whichever of the comparisons one reads. Beside each, "
+              "the paper's difference of the same two cells where Figure 5 has both.", "", f"- {floor}",
+              f"- {METHOD_TEXT}", "- Table: [`differences.parquet`](differences.parquet).", "",
+              "| contrast | n | estimate | simultaneous 95 % interval | differs? | its own paired 95 % (uncorrected) | "
+              "paper's value: in the interval? |",
+              "|---|---|---|---|---|---|---|"]
+    for row in differences.itertuples():
+        differs = {"above": "yes", "below": "yes (reversed)"}.get(row.decision, row.decision)
+        seeds = (f"[{row.paired_low * 100:+.2f}, {row.paired_high * 100:+.2f}]"
+                 if not pd.isna(row.paired_low) else "")
+        paper = "" if pd.isna(row.paper_margin) else f"{row.paper_margin * 100:+.1f}: " + (
+            "**excluded** (below)" if row.ci_high < row.paper_margin else
+            "**excluded** (above)" if row.ci_low > row.paper_margin else "inside")
+        lines.append(f"| {row.contrast} | {row.n} | {row.estimate * 100:+.2f} | "
+                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {differs} | {seeds} | {paper} |")
     return lines
 
 
