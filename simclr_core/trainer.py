@@ -136,9 +136,19 @@ def keep_freed_memory() -> None:
 
 
 def describe_device(device: torch.device) -> str:
+    """The device as a run records it; a CPU with its instruction-set family, which decides `auto` precision
+    and the speed (a study run on two machines shows it)."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return (f"cpu ({platform.processor() or platform.machine()}, {cpu_isa.isa_family()}, "
+            f"{torch.get_num_threads()} threads)")
+
+
+def describe_numerics(autocast_dtype: torch.dtype | None) -> str:
+    """What a run computed in: `auto` resolves per machine (bf16 where native, else fp32), so two machines
+    of one study can differ, and the record must say which each run used."""
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return "fp32" if autocast_dtype is None else f"{names.get(autocast_dtype, str(autocast_dtype))} autocast"
 
 
 def library_versions() -> dict[str, str]:
@@ -395,7 +405,7 @@ def train(
         knn_acc=knn_values[-1] if knn_values else None,
         wall_time_s=time.perf_counter() - started,
         images_per_s=trained_images / seconds["train"] if seconds["train"] else 0.0,
-        device=describe_device(device),
+        device=f"{describe_device(device)}, {describe_numerics(setup.autocast_dtype)}",
         versions=library_versions(),
         train_images=len(data.train_images),
         test_images=len(data.test_images),

@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# A study with a rule has its verdict's contrasts (comparisons.parquet); one without, its configurations
+# compared (differences.parquet).
+TABLES = ("comparisons.parquet", "differences.parquet")
 REPORTS = sorted(p.parent.name for p in (ROOT / "reports").glob("*/ANALYSIS.md")
-                 if (p.parent / "comparisons.parquet").is_file())
+                 if any((p.parent / table).is_file() for table in TABLES))
 NUMBER = r"[+−-]?\d+\.\d+"
 TRIPLE = re.compile(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
 INTERVAL = re.compile(rf"\[({NUMBER}), ({NUMBER})\]")
@@ -39,8 +42,9 @@ class Tables:
 
     def __init__(self, name: str):
         folder = ROOT / "reports" / name
-        self.comparisons = pd.read_parquet(folder / "comparisons.parquet")
-        c = self.comparisons
+        c = self.comparisons = pd.read_parquet(next(folder / t for t in TABLES if (folder / t).is_file()))
+        if "part" not in c.columns:  # differences: one family, no parts
+            c = c.assign(part="all")
         self.triples = [(e * 100, lo * 100, hi * 100) for e, lo, hi in zip(c["estimate"], c["ci_low"], c["ci_high"])]
         self.intervals = [(lo, hi) for _, lo, hi in self.triples]
         self.intervals += [(lo * 100, hi * 100) for lo, hi in zip(c["paired_low"], c["paired_high"])]

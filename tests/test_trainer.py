@@ -1,9 +1,11 @@
 import math
+import platform
 
 import pytest
 import torch
 
 import simclr_core.trainer as trainer_module
+from simclr_core import cpu_isa
 from simclr_core.config import ConfigError, OpSpec, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from simclr_core.data import load_dataset
 from simclr_core.optim import LARS, build_optimizer, learning_rate
@@ -73,7 +75,10 @@ def test_training_reports_every_epoch_and_returns_a_full_result(cpp_compiler):
     assert seen[-1].lr == pytest.approx(learning_rate(9, peak_lr=0.0625, warmup_steps=2, total_steps=10))
     assert 0.0 <= result.probe_h <= 1.0 and 0.0 <= result.probe_z <= 1.0
     assert result.history == seen
-    assert result.device.startswith("cpu")
+    # The device with its instruction-set family, and what `auto` resolved to on it (tiny_config's precision).
+    dtype, _ = numeric_settings(tiny_config().train, torch.device("cpu"))
+    assert result.device == (f"cpu ({platform.processor() or platform.machine()}, {cpu_isa.isa_family()}, "
+                             f"{torch.get_num_threads()} threads), {'bf16 autocast' if dtype else 'fp32'}")
     assert result.versions["torch"] == torch.__version__
     assert result.metrics["probe_h"] == result.probe_h
     assert result.train_images == 160 and result.steps == 10
