@@ -29,6 +29,7 @@ def test_ctrl_c_marks_the_trial_and_a_rerun_resumes(workdir):
     assert interrupted.state == TrialState.FAIL and interrupted.user_attrs["outcome"] == "interrupted"
     _, parents, children = mlflow_runs(workdir, "stopped")
     assert [r.info.status for r in children] == ["KILLED"]
+    assert children[0].data.tags["ablations.killed"].startswith("interrupted (Ctrl-C or SIGTERM); rerunning")
     assert parents[0].info.status == "KILLED"
 
     assert main(args) == 0

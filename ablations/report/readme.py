@@ -188,10 +188,14 @@ def _tables_section(tables: Tables) -> list[str]:
         lines += ["No configuration has a finished run.  ", f"{left_out} run(s) left out."]
     if left_out:
         lines += ["", "| run | trial | status | why |", "|---|---|---|---|"]
+        finished = set(zip(kept["cell"], kept["seed"]))
         for _, row in runs[~runs.index.isin(kept.index)].head(20).iterrows():
             why = row["error"] if isinstance(row["error"], str) else \
                 "duplicate: its configuration and seed finished in an earlier run; not counted in n" \
-                if row["status"] == "FINISHED" and not row["pruned"] else ""
+                if row["status"] == "FINISHED" and not row["pruned"] else \
+                "interrupted (recorded before runs said why)" + (  # a pause by Ctrl-C, say
+                    "; its configuration and seed finished in a later run" if (row["cell"], row["seed"]) in finished
+                    else "") if row["status"] == "KILLED" else ""
             lines.append(f"| `{row['run_name']}` | {row['trial']} | {row['status']}"
                          f"{' (pruned)' if row['pruned'] else ''} | {why.replace('|', '/')[:200]} |")
     return lines

@@ -269,6 +269,8 @@ class Runner:
         with ignoring_sigint():
             search.finish(self.session.study, attempt.claim, state=TrialState.FAIL, attrs={"outcome": "interrupted"})
             if attempt.run is not None:
+                _quietly(attempt.run.set_tags, {"ablations.killed": "interrupted (Ctrl-C or SIGTERM); rerunning the "
+                                                "study runs its cell again, from its last checkpoint"})
                 _quietly(attempt.run.end, "KILLED")
 
     def _failed(self, attempt: _Attempt, error: Exception) -> Outcome:
