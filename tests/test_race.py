@@ -228,7 +228,7 @@ race: {rungs: [2, 4, 8], audit: {cells: 1, seed: 0}}
 
 
 @pytest.mark.slow
-def test_a_three_rung_race_with_a_worker_killed_mid_rung_runs_each_unit_once_and_eliminates_as_inferred(workdir):
+def test_a_three_rung_race_with_a_worker_killed_mid_rung_runs_each_unit_once_and_eliminates_as_inferred(workdir, capsys):
     study = workdir / "raced.yaml"
     study.write_text(EDGE_RACE)
     parent = start(workdir, cli(workdir, study, "--workers", "2", "--heartbeat-interval", "1"))
@@ -240,6 +240,11 @@ def test_a_three_rung_race_with_a_worker_killed_mid_rung_runs_each_unit_once_and
     assert "race: after 2 epochs, 2 of 3 cells go on" in output and "race: after 4 epochs, " in output, output[-3000:]
     assert re.search(r"race: \d+ trial\(s\) added at 8 epochs", output), output[-3000:]
     assert main(cli(workdir, study)) == 0  # the resume: nothing is left, nothing is added
+    capsys.readouterr()
+    assert main(cli(workdir, study, "--dry-run")) == 0  # a finished race's dry run: its own decisions, nothing left
+    dry = capsys.readouterr().out
+    assert re.search(r"expected: [^;]+; left: 0\.0 s \(the race's own decisions", dry), dry
+    assert re.search(r"run so far: \S+ (s|min) of trial time", dry), dry
     trials = optuna_trials(workdir, "raced")
     counts = complete_once_per_unit(trials)
     assert any(t.state == TrialState.FAIL and t.number == victim.number for t in trials)  # the killed one

@@ -53,8 +53,15 @@ def dry_run(spec: StudySpec, args: argparse.Namespace) -> int:
     worst = sum(seconds[(cell.id, r)] for r in race.rungs for cell in cells) * len(seeds)
     expected, assumed = _expected(spec, state, seconds, [cell.id for cell in cells])
     per = f" with {args.workers} worker{'s' if args.workers > 1 else ''}"
-    print(f"worst case (nothing eliminated): {spec.race_limit()} trials, {duration(worst / args.workers)}{per}")
-    print(f"expected: {duration(expected / args.workers)}{per} ({assumed})")
+    # What a resume has left: the costs above are of the whole race, the trials already run included.
+    spent = sum(float(t.user_attrs["wall_time_s"]) for t in trials
+                if t.state.name == "COMPLETE" and "rung" in t.user_attrs and "wall_time_s" in t.user_attrs)
+    left = (lambda total: f"; left: {duration(max(0.0, total - spent) / args.workers)}" if spent else "")
+    print(f"worst case (nothing eliminated): {spec.race_limit()} trials, {duration(worst / args.workers)}{per}"
+          + left(worst))
+    print(f"expected: {duration(expected / args.workers)}{per}{left(expected)} ({assumed})")
+    if spent:
+        print(f"run so far: {duration(spent)} of trial time (the measured trials of every rung)")
     print(f"trial times: {how}")
     print("nothing was trained (--dry-run)")
     return 0
