@@ -99,3 +99,30 @@ def test_the_quickstarts_report_is_not_offered_to_git_beside_the_real_ones():
     assert ignored.stdout.split() == demo
     kept = subprocess.run(["git", "-C", str(root), "check-ignore", "reports/aug_pairs/README.md"], capture_output=True)
     assert kept.returncode == 1  # a real study's report is not ignored
+
+
+def test_a_resume_on_a_machine_of_other_numerics_is_warned():
+    """train.precision auto resolves per machine: finished trials computed in fp32 and a machine that computes
+    this study in bf16 (pinned here, so the test needs no particular CPU) would pool both numerics."""
+    from types import SimpleNamespace
+
+    from ablations.design.plan import SearchSpec, StudySpec, TrackingSpec
+    from ablations.run.console import numerics_change
+    from simclr_core.config import RunConfig, TrainConfig
+
+    def session(precision: str, devices: list[str]):
+        study = optuna.create_study(direction="maximize")
+        for device in devices:
+            study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"device": device}))
+        spec = StudySpec("s", "s.yaml", RunConfig(train=TrainConfig(precision=precision)),
+                         SearchSpec(grid={"train.lr": [0.1, 0.2]}), [0, 1, 2], TrackingSpec())
+        return SimpleNamespace(spec=spec, study=study)
+
+    fp32 = "cpu (x86_64, AVX-512, 1 threads), fp32"
+    bf16 = "cpu (x86_64, AVX-512 with BF16, 1 threads), bf16 autocast"
+    warned = numerics_change(session("bf16", [fp32, fp32, bf16]))
+    assert warned.startswith("warning: 2 finished trial(s) in fp32, and this machine computes in bf16 autocast "
+                             "(train.precision bf16 on cpu (")
+    assert "the study will pool runs of both numerics" in warned
+    assert numerics_change(session("bf16", [bf16, bf16])) is None  # the same numerics
+    assert numerics_change(session("fp32", ["cpu (x86_64, 1 threads)"])) is None  # recorded before numerics were

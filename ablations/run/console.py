@@ -9,11 +9,12 @@ from __future__ import annotations
 import signal
 import statistics
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from ablations.stores import resume
@@ -21,6 +22,7 @@ from ablations.stores.errors import mask_url
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
 from ablations.stores.ui_view import runs_url, ui_command
+from simclr_core.trainer import describe_device, describe_numerics, numeric_settings, select_device
 
 if TYPE_CHECKING:
     from ablations.run.session import Session
@@ -68,6 +70,9 @@ def print_header(session: Session) -> None:
     if prepared.added:
         print(f"study {name}: the study file adds {_count(len(prepared.added), 'trial')} to those planned before "
               f"({_listed(unit.run_name for unit in prepared.added)}); new values or seeds extend a study", flush=True)
+    mixed = numerics_change(session)
+    if mixed:
+        print(f"study {name}: {mixed}", flush=True)
     if prepared.dropped_cells:
         dropped = len(prepared.dropped_cells)
         print(f"study {name}: {_count(dropped, 'cell')} recorded before {'is' if dropped == 1 else 'are'} no longer "
@@ -75,6 +80,30 @@ def print_header(session: Session) -> None:
               f"({_listed(cell_name(cell) for cell in prepared.dropped_cells)}); their trials stay in the records, "
               "marked in the summary",
               flush=True)
+
+
+def numerics_change(session: Session) -> str | None:
+    """A warning where this machine computes the study's trials in other numerics than its finished ones:
+    `train.precision: auto` resolves per machine (bf16 where the CPU has it natively, else fp32), so a study
+    resumed on another kind of machine would pool both. None where they agree, where the precision is a
+    searched key, or where no finished trial recorded its numerics (runs before 2026-12-08)."""
+    spec = session.spec
+    if "train.precision" in spec.search.varied_keys:
+        return None
+    device = select_device(spec.base.train.device)
+    here = describe_numerics(numeric_settings(spec.base.train, device)[0])
+    before = Counter()
+    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        tail = str(trial.user_attrs.get("device", "")).rsplit(", ", 1)[-1]
+        if tail == "fp32" or tail.endswith(" autocast"):
+            before[tail] += 1
+    other = {numerics: count for numerics, count in before.items() if numerics != here}
+    if not other:
+        return None
+    return (f"warning: {_listed(f'{count} finished trial(s) in {numerics}' for numerics, count in other.items())}, "
+            f"and this machine computes in {here} (train.precision {spec.base.train.precision} on "
+            f"{describe_device(device)}): the study will pool runs of both numerics (the README's hardware line "
+            "shows each run's); to keep one, resume on a machine of the earlier kind")
 
 
 # Names listed in one line of the header, before `and N more`.
