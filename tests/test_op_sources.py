@@ -172,3 +172,37 @@ def test_a_module_named_like_one_already_imported_is_refused_not_swapped(with_so
     import json
 
     assert json.dumps([1]) == "[1]"
+
+
+def test_the_ops_hash_covers_the_helper_modules_of_its_own_folder(tmp_path):
+    """An edit in a helper module the op imports from beside it (or, in a package, relatively) is an edit of
+    the op; a library it imports, or a file it does not import, is not part of it."""
+    import hashlib
+
+    ops = tmp_path / "ops"
+    (ops / "pkg").mkdir(parents=True)
+    (ops / "lonely.py").write_text("import torch\n\ndef op(images, generator):\n    return images\n")
+    (ops / "helper.py").write_text("from deeper import k\nSCALE = 1.0\n")
+    (ops / "deeper.py").write_text("k = 2\n")
+    (ops / "unrelated.py").write_text("x = 1\n")
+    (ops / "mine.py").write_text("import torch\nfrom helper import SCALE\n\ndef op(images, generator):\n"
+                                 "    return images * SCALE\n")
+    (ops / "pkg" / "__init__.py").write_text("")
+    (ops / "pkg" / "util.py").write_text("Y = 1\n")
+    (ops / "pkg" / "packed.py").write_text("from .util import Y\n\ndef op(images, generator):\n    return images\n")
+
+    def hashed(name: str) -> str:
+        path = ops / name
+        return op_sources.code_hash(path, path.read_bytes())
+
+    # Only libraries imported: the file's own sha256, the hash recorded before helpers counted.
+    assert hashed("lonely.py") == hashlib.sha256((ops / "lonely.py").read_bytes()).hexdigest()
+    assert op_sources._local_imports(ops / "mine.py", (ops / "mine.py").read_bytes()) == {
+        (ops / "helper.py").resolve(), (ops / "deeper.py").resolve()}  # followed through the helper's import
+    before, packed = hashed("mine.py"), hashed("pkg/packed.py")
+    (ops / "unrelated.py").write_text("x = 2\n")
+    assert hashed("mine.py") == before
+    (ops / "deeper.py").write_text("k = 3\n")  # two imports away
+    assert hashed("mine.py") != before
+    (ops / "pkg" / "util.py").write_text("Y = 2\n")  # a relative import in a package
+    assert hashed("pkg/packed.py") != packed

@@ -24,6 +24,7 @@ import ast
 import hashlib
 import importlib.machinery
 import inspect
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class OpSource:
     path: str = ""  # the module's file (user, entry point)
     package: str = ""  # the distribution (entry point) or library
     version: str = ""
-    sha256: str = ""  # of the module's file (an edit anywhere in it counts: a helper the op calls may live there)
+    sha256: str = ""  # of the module's file and the helper modules it imports from its folder (code_hash)
     checks: dict[str, tuple[Callable[[Any], bool], str]] = field(default_factory=dict, compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
@@ -184,8 +185,64 @@ def _resolve(name: str, target: str, defaults: dict[str, Any], key: str, search:
     if unknown:
         raise OpSourceError(f"{key}.{unknown[0]}", f"unknown parameter; {function} takes {', '.join(checks) or 'none'}")
     package, version = _installed_from(target, path, search[0]) if kind == USER else ("", "")
-    return OpSource(name, kind, target, dict(defaults), str(path), package, version,
-                    hashlib.sha256(text).hexdigest(), checks)
+    return OpSource(name, kind, target, dict(defaults), str(path), package, version, code_hash(path, text), checks)
+
+
+def code_hash(path: Path, text: bytes) -> str:
+    """The sha256 of the code behind an op: its module's file and, where that imports modules of its own
+    folder (a helper module beside it, a relative import in its package), theirs too, followed through
+    their own local imports. Read without importing anything. An op whose module imports only libraries
+    hashes its file alone (the hash studies recorded before helpers counted)."""
+    local = _local_imports(path, text)
+    if not local:
+        return hashlib.sha256(text).hexdigest()
+    digest = hashlib.sha256()
+    for file in [path, *sorted(local)]:
+        name = file.name if file == path else os.path.relpath(file, path.parent)
+        digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _local_imports(path: Path, text: bytes) -> set[Path]:
+    """The .py files of the op's own folder (and, for relative imports, its package) that its module
+    imports, directly or through one another."""
+    found: set[Path] = set()
+    pending = [(path, text)]
+    while pending:
+        file, source = pending.pop()
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # the op's own file is checked by _parameters_from_source; a broken helper fails at import
+        for node in ast.walk(tree):
+            names: list[tuple[str, Path]] = []
+            if isinstance(node, ast.Import):
+                names = [(alias.name, file.parent) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = file.parent
+                for _ in range(max(0, node.level - 1)):
+                    base = base.parent
+                if node.module:
+                    names = [(node.module, base)] + [(f"{node.module}.{alias.name}", base) for alias in node.names]
+                elif node.level:
+                    names = [(alias.name, base) for alias in node.names]
+            for module, where in names:
+                if not _is_local(module, where, node):
+                    continue
+                helper = _find_module(module, [str(where)])
+                if helper is not None and helper.resolve() != path.resolve() and helper.resolve() not in found:
+                    found.add(helper.resolve())
+                    pending.append((helper, helper.read_bytes()))
+    return found
+
+
+def _is_local(module: str, where: Path, node: ast.AST) -> bool:
+    """A relative import is the package's own; an absolute one is local only where the op's folder holds it
+    (not a library of the same name installed elsewhere)."""
+    if isinstance(node, ast.ImportFrom) and node.level:
+        return True
+    top = module.split(".")[0]
+    return (where / f"{top}.py").is_file() or (where / top / "__init__.py").is_file()
 
 
 def _installed_from(target: str, path: Path, study_dir: str) -> tuple[str, str]:
