@@ -40,9 +40,10 @@ def exit_with(status: int) -> None:
     if status != EXIT_INTERRUPTED:
         sys.exit(status)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the stores' clients close waits
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # As the interpreter's own exit: the thread pools' exit hooks first (concurrent.futures tells its idle
+    # workers to stop: torch.compile leaves one, which a bare join would wait on for ever), then the
+    # non-daemon threads joined, then the exit handlers.
+    threading._shutdown()
     atexit._run_exitfuncs()  # MLflow's and torch's own exit handlers
     sys.stdout.flush()
     sys.stderr.flush()

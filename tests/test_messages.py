@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from ablations import messages
 from ablations.messages import exit_with, remember_secrets
+from test_run_support import SAFETY_LIMIT_S
 
 
 def test_one_line_joins_lines_cuts_long_text_and_names_empty_errors():
@@ -71,6 +73,7 @@ def test_a_file_system_error_says_where_what_and_what_to_do(capsys, code, advice
 # an import), then an exit with 130.
 _CAUGHT_IN_EXEC = """
 import sys
+import textwrap
 from ablations.messages import exit_with
 try:
     exec("raise KeyboardInterrupt")
@@ -97,3 +100,19 @@ def test_exit_with_any_other_status_is_sys_exit():
     with pytest.raises(SystemExit) as exit_:
         exit_with(2)
     assert exit_.value.code == 2
+
+
+def test_exit_with_130_ends_a_process_an_idle_thread_pool_would_keep(tmp_path):
+    """torch.compile leaves an idle concurrent.futures worker (a non-daemon thread that stops only when the
+    pools' exit hook tells it to); exit_with runs that hook before joining, as the interpreter does."""
+    (tmp_path / "pooled.py").write_text(textwrap.dedent("""\
+        from concurrent.futures import ThreadPoolExecutor
+        from ablations.messages import exit_with
+        pool = ThreadPoolExecutor(max_workers=1)
+        pool.submit(int).result()  # its worker now waits for more work
+        exit_with(130)
+        """))
+    root = Path(messages.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "pooled"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=SAFETY_LIMIT_S)
+    assert done.returncode == 130, done.stderr

@@ -197,8 +197,8 @@ def test_the_ops_hash_covers_the_helper_modules_of_its_own_folder(tmp_path):
 
     # Only libraries imported: the file's own sha256, the hash recorded before helpers counted.
     assert hashed("lonely.py") == hashlib.sha256((ops / "lonely.py").read_bytes()).hexdigest()
-    assert op_sources._local_imports(ops / "mine.py", (ops / "mine.py").read_bytes()) == {
-        (ops / "helper.py").resolve(), (ops / "deeper.py").resolve()}  # followed through the helper's import
+    assert op_sources._local_imports((ops / "mine.py").resolve(), (ops / "mine.py").read_bytes(), ops.resolve(),
+                                     None) == {(ops / "helper.py").resolve(), (ops / "deeper.py").resolve()}
     before, packed = hashed("mine.py"), hashed("pkg/packed.py")
     (ops / "unrelated.py").write_text("x = 2\n")
     assert hashed("mine.py") == before
@@ -206,3 +206,32 @@ def test_the_ops_hash_covers_the_helper_modules_of_its_own_folder(tmp_path):
     assert hashed("mine.py") != before
     (ops / "pkg" / "util.py").write_text("Y = 2\n")  # a relative import in a package
     assert hashed("pkg/packed.py") != packed
+
+
+def test_the_ops_hash_follows_a_helper_package_not_a_library_and_not_the_path_spelling(tmp_path):
+    """An absolute import inside a helper package is resolved from where the op is imported (its folder), as
+    Python does; an installed op's hash takes its own package only (a library beside it in site-packages is
+    recorded by version, not hashed); a symlinked folder hashes as the real one."""
+    ops = tmp_path / "ops"
+    (ops / "helpers").mkdir(parents=True)
+    (ops / "myop.py").write_text("import helpers\n\ndef op(images, generator):\n    return images\n")
+    (ops / "helpers" / "__init__.py").write_text("from helpers.sub import g\n")
+    (ops / "helpers" / "sub.py").write_text("g = 1\n")
+    path = ops / "myop.py"
+    before = op_sources.code_hash(path, path.read_bytes())
+    (tmp_path / "linked").symlink_to(ops)
+    assert op_sources.code_hash(tmp_path / "linked" / "myop.py", path.read_bytes()) == before
+    (ops / "helpers" / "sub.py").write_text("g = 2\n")
+    assert op_sources.code_hash(path, path.read_bytes()) != before
+
+    site = tmp_path / "site"
+    (site / "mypkg").mkdir(parents=True)
+    (site / "fakelib").mkdir()
+    (site / "fakelib" / "__init__.py").write_text("x = 1\n")
+    (site / "mypkg" / "__init__.py").write_text("")
+    (site / "mypkg" / "util.py").write_text("y = 1\n")
+    (site / "mypkg" / "ops.py").write_text("import fakelib\nfrom mypkg import util\n\ndef op(images, generator):\n"
+                                           "    return images\n")
+    installed = site / "mypkg" / "ops.py"
+    assert op_sources._local_imports(installed.resolve(), installed.read_bytes(), site.resolve(), "mypkg") == {
+        (site / "mypkg" / "util.py").resolve(), (site / "mypkg" / "__init__.py").resolve()}

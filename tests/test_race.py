@@ -392,6 +392,14 @@ def test_another_race_on_resume_is_refused_naming_both(tmp_path):
         assert ("race: {rungs: [1, 4, 8]" in message if what == "rungs" else
                 "audit: {cells: 1, seed: 7}" in message if what == "audit seed" else "now says no race:" in message)
         assert "give the file a new name: (e.g. raced-2)" in message
+    # A race begun before the record (trials with rungs, no attr) whose file now drops race: is refused too.
+    older = optuna.create_study(direction="maximize")
+    for trial in trials:
+        older.add_trial(trial)
+    dropped = StudySpec("raced", "raced.yaml", RunConfig(), spec.search, [0, 1, 2], TrackingSpec(),
+                        verdict="crop_color_best", race=None)
+    with pytest.raises(SearchError, match="ran with a race \\(its trials ran at 1 epochs\\), and the file now says no race"):
+        check_race(older, dropped, older.get_trials(deepcopy=False))
     # A race added to a study that has results without one is another study too.
     plain = optuna.create_study(direction="maximize")
     plain.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"varied": {}}))

@@ -185,27 +185,36 @@ def _resolve(name: str, target: str, defaults: dict[str, Any], key: str, search:
     if unknown:
         raise OpSourceError(f"{key}.{unknown[0]}", f"unknown parameter; {function} takes {', '.join(checks) or 'none'}")
     package, version = _installed_from(target, path, search[0]) if kind == USER else ("", "")
-    return OpSource(name, kind, target, dict(defaults), str(path), package, version, code_hash(path, text), checks)
+    root, own_top = path.parent, None
+    if not FILE_TARGET_PATTERN.fullmatch(target):  # module:function: imported from its search entry
+        parts = target.split(":")[0].split(".")
+        root = path.parents[len(parts) - (0 if path.name == "__init__.py" else 1)]
+        own_top = None if root.resolve() == Path(search[0]).resolve() else parts[0]
+    return OpSource(name, kind, target, dict(defaults), str(path), package, version,
+                    code_hash(path, text, root, own_top), checks)
 
 
-def code_hash(path: Path, text: bytes) -> str:
-    """The sha256 of the code behind an op: its module's file and, where that imports modules of its own
-    folder (a helper module beside it, a relative import in its package), theirs too, followed through
-    their own local imports. Read without importing anything. An op whose module imports only libraries
-    hashes its file alone (the hash studies recorded before helpers counted)."""
-    local = _local_imports(path, text)
+def code_hash(path: Path, text: bytes, root: Path | None = None, own_top: str | None = None) -> str:
+    """The sha256 of the code behind an op: its module's file and the modules of its own that it imports,
+    followed through their imports, read without importing anything. Its own: under `root`, the folder its
+    module is imported from (the op file's folder, or the study file's), through absolute or relative
+    imports; for a module found elsewhere on sys.path (an installed package), only its own top-level
+    package's (`own_top`), never a library beside it. An op whose module imports only libraries hashes its
+    file alone (the hash studies recorded before helpers counted)."""
+    path = path.resolve()
+    root = (root or path.parent).resolve()
+    local = _local_imports(path, text, root, own_top)
     if not local:
         return hashlib.sha256(text).hexdigest()
     digest = hashlib.sha256()
     for file in [path, *sorted(local)]:
-        name = file.name if file == path else os.path.relpath(file, path.parent)
-        digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
+        digest.update(os.path.relpath(file, root).encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def _local_imports(path: Path, text: bytes) -> set[Path]:
-    """The .py files of the op's own folder (and, for relative imports, its package) that its module
-    imports, directly or through one another."""
+def _local_imports(path: Path, text: bytes, root: Path, own_top: str | None) -> set[Path]:
+    """The .py files of the op's own code (see `code_hash`) that its module imports, directly or through one
+    another."""
     found: set[Path] = set()
     pending = [(path, text)]
     while pending:
@@ -217,32 +226,25 @@ def _local_imports(path: Path, text: bytes) -> set[Path]:
         for node in ast.walk(tree):
             names: list[tuple[str, Path]] = []
             if isinstance(node, ast.Import):
-                names = [(alias.name, file.parent) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
+                names = [(alias.name, root) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level:  # relative: from the importing file's package
                 base = file.parent
-                for _ in range(max(0, node.level - 1)):
+                for _ in range(node.level - 1):
                     base = base.parent
-                if node.module:
-                    names = [(node.module, base)] + [(f"{node.module}.{alias.name}", base) for alias in node.names]
-                elif node.level:
-                    names = [(alias.name, base) for alias in node.names]
+                names = ([(node.module, base)] if node.module else []) + [
+                    (f"{node.module}.{alias.name}" if node.module else alias.name, base) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:  # absolute: from where the op is imported
+                names = [(node.module, root)] + [(f"{node.module}.{alias.name}", root) for alias in node.names]
             for module, where in names:
-                if not _is_local(module, where, node):
-                    continue
+                top = module.split(".")[0]
+                if where == root and (own_top not in (None, top) or not (
+                        (root / f"{top}.py").is_file() or (root / top / "__init__.py").is_file())):
+                    continue  # a library, or another package beside an installed op's
                 helper = _find_module(module, [str(where)])
-                if helper is not None and helper.resolve() != path.resolve() and helper.resolve() not in found:
+                if helper is not None and helper.resolve() != path and helper.resolve() not in found:
                     found.add(helper.resolve())
                     pending.append((helper, helper.read_bytes()))
     return found
-
-
-def _is_local(module: str, where: Path, node: ast.AST) -> bool:
-    """A relative import is the package's own; an absolute one is local only where the op's folder holds it
-    (not a library of the same name installed elsewhere)."""
-    if isinstance(node, ast.ImportFrom) and node.level:
-        return True
-    top = module.split(".")[0]
-    return (where / f"{top}.py").is_file() or (where / top / "__init__.py").is_file()
 
 
 def _installed_from(target: str, path: Path, study_dir: str) -> tuple[str, str]:

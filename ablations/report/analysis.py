@@ -197,8 +197,10 @@ def gaps_table(tables: Tables) -> pd.DataFrame | None:
                          for (name, epochs), e in zip(keys, judged)])
 
 
-# Above this many configurations a study without a rule compares each with the best only (Dunnett-like,
-# k - 1 contrasts) instead of every pair (k(k-1)/2: 1,176 for a 49-cell grid, too many to read).
+# Above this many configurations a study without a rule shows each compared with the best only (k - 1 rows
+# instead of every pair's k(k-1)/2: 1,176 for a 49-cell grid, too many to read); the best is chosen by the
+# data, so their intervals still take the family of every pair (Bonferroni: max-t draws over 1,176 contrasts
+# would need gigabytes).
 ALL_PAIRS_UP_TO = 12
 DIFFERENCE_COLUMNS = ["contrast", "better", "worse", "basis", "n", "estimate", "se", "df", "ci_low", "ci_high",
                       "critical", "p_adjusted", "p_is_bound", "decision", "paper_margin", "paired_low",
@@ -207,8 +209,9 @@ DIFFERENCE_COLUMNS = ["contrast", "better", "worse", "basis", "n", "estimate", "
 
 def differences_table(tables: Tables) -> pd.DataFrame | None:
     """A study that named no rule still gets estimates with intervals: its configurations compared, every
-    pair of them (each with the best where there are more than ALL_PAIRS_UP_TO), the higher mean first,
-    judged together by the study-wide inference as one family (simultaneous 95 % intervals). No claim was
+    pair of them, the higher mean first, judged together by the study-wide inference as one family
+    (simultaneous 95 % intervals, max-t); where there are more than ALL_PAIRS_UP_TO, only each against the
+    best is shown, its intervals still of the family of every pair (Bonferroni). No claim was
     fixed before the run, so these describe and decide nothing; the paper's difference of the same two
     cells is set beside where Figure 5 has both. None where fewer than two configurations have results."""
     runs = tables.results
@@ -230,8 +233,11 @@ def differences_table(tables: Tables) -> pd.DataFrame | None:
         return None
 
     contrasts = [Contrast.pair(a, b, f"{cell_name(a)} − {cell_name(b)}", paper(a, b)) for a, b in pairs]
+    k = len(cells)
+    judged = (inference.judge(runs, contrasts) if k <= ALL_PAIRS_UP_TO
+              else inference.judge_within(runs, contrasts, family=k * (k - 1) // 2))
     rows = []
-    for e in inference.judge(runs, contrasts):
+    for e in judged:
         view = e.paired
         rows.append({
             "contrast": e.contrast.name, "better": e.contrast.better, "worse": e.contrast.worse, "basis": e.basis,

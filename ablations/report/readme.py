@@ -239,15 +239,19 @@ def _verdict_section(verdict: Verdict, budget: str, floor: str, unfinished: str 
 def _differences_section(differences: pd.DataFrame, floor: str, unfinished: str | None) -> list[str]:
     """A study without a rule: its configurations compared with intervals, said as estimates, not a verdict."""
     compared = differences_compared(differences)
-    what = ("every pair of configurations, the higher mean first" if compared == "every pair" else
-            f"each configuration with the best, more than {ALL_PAIRS_UP_TO} being too many to compare in pairs")
+    what = ("every pair of configurations, the higher mean first, judged together as one family by the "
+            "study-wide inference (the method below, as for a verdict; max-t over the pairs)"
+            if compared == "every pair" else
+            f"each configuration with the best (more than {ALL_PAIRS_UP_TO} are too many to list in pairs), by the "
+            "study-wide inference (the method below, as for a verdict); the best is the data's choice, so each "
+            "interval takes Bonferroni's share of the family of every pair, which covers that choice")
     lines = ["", "## Differences between configurations (estimates: the study named no rule)", ""]
     if unfinished:
         lines += [f"**Provisional**: {unfinished}. These are of the runs recorded so far.", ""]
     lines += [f"The study file named no `verdict:`, so no claim was fixed before the run and nothing here is a "
-              f"verdict. It compares {what}, in percentage points of probe_h, judged together as one family by the "
-              "study-wide inference (the method below, as for a verdict): simultaneous 95 % intervals, so an interval that "
-              "excludes 0 says the two differ at this budget whichever of the comparisons one reads. Beside each, "
+              f"verdict. It compares {what}, in percentage points of probe_h: simultaneous 95 % intervals, so an "
+              "interval that excludes 0 says the two differ at this budget whichever of the comparisons one reads. "
+              "Beside each, "
               "the paper's difference of the same two cells where Figure 5 has both.", "", f"- {floor}",
               f"- {METHOD_TEXT}", "- Table: [`differences.parquet`](differences.parquet).", "",
               "| contrast | n | estimate | simultaneous 95 % interval | differs? | its own paired 95 % (uncorrected) | "
@@ -257,11 +261,13 @@ def _differences_section(differences: pd.DataFrame, floor: str, unfinished: str 
         differs = {"above": "yes", "below": "yes (reversed)"}.get(row.decision, row.decision)
         seeds = (f"[{row.paired_low * 100:+.2f}, {row.paired_high * 100:+.2f}]"
                  if not pd.isna(row.paired_low) else "")
+        interval = "no interval" if pd.isna(row.ci_low) else f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}]"
         paper = "" if pd.isna(row.paper_margin) else f"{row.paper_margin * 100:+.1f}: " + (
+            "no interval" if pd.isna(row.ci_low) else
             "**excluded** (below)" if row.ci_high < row.paper_margin else
             "**excluded** (above)" if row.ci_low > row.paper_margin else "inside")
-        lines.append(f"| {row.contrast} | {row.n} | {row.estimate * 100:+.2f} | "
-                     f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {differs} | {seeds} | {paper} |")
+        lines.append(f"| {row.contrast} | {row.n} | {row.estimate * 100:+.2f} | {interval} | {differs} | {seeds} | "
+                     f"{paper} |")
     return lines
 
 

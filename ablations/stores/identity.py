@@ -165,6 +165,8 @@ def _race_text(plain: dict | None) -> str:
     if plain is None:
         return "no race"
     audit = plain["audit"]
+    if not isinstance(audit, dict):  # a race begun before its race: was recorded: its trials' rungs
+        return f"a race (its trials ran at {', '.join(map(str, plain['rungs']))} epochs)"
     return (f"race: {{rungs: {plain['rungs']}, audit: {{cells: {audit['cells']}, seed: {audit['seed']}}}}}"
             .replace("'", ""))
 
@@ -180,7 +182,8 @@ def check_race(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial], 
     if RACE_ATTR in study.user_attrs:
         recorded = study.user_attrs[RACE_ATTR]
     elif any("rung" in t.user_attrs for t in trials):
-        recorded = now
+        recorded = now if now is not None else {"rungs": sorted({int(t.user_attrs["rung"]) for t in trials
+                                                                 if "rung" in t.user_attrs}), "audit": "?"}
     elif any(t.state in DONE_STATES and not t.user_attrs.get("floor") for t in trials):
         recorded = None
     else:
