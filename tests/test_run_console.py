@@ -41,6 +41,13 @@ def test_a_confirmation_round_is_told_once_with_its_seed():
     assert new_confirmations(planned + added, announced) == []  # told once
     later = trial(4, TrialState.WAITING, seed=3, confirm="seed 3 added by confirmation ...")
     assert [t.number for t in new_confirmations(planned + added + [later], announced)] == [4]
+    # Two workers planned one round at once: a unit enqueued twice is told once (the copy backs off unrun),
+    # so the terminal's count is the round's (it said "4 trial(s) added" for a round of 2 in a loaded fresh-clone run).
+    unit = {"unit": "augment.color_strength=1.0 seed=2"}
+    copies = [trial(5, TrialState.WAITING, seed=2, confirm="...", **unit),
+              trial(6, TrialState.WAITING, seed=2, confirm="...", **unit)]
+    assert [t.number for t in new_confirmations(copies, announced)] == [5]
+    assert {5, 6} <= announced
     assert confirmation_line(2, [2, 2]) == "confirmation: 2 trial(s) added (seed 2) where the verdict is still open"
     assert confirmation_line(3, [3, 2, 3]) == \
         "confirmation: 3 trial(s) added (seed 2, 3) where the verdict is still open"

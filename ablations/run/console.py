@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ablations.stores import resume
 from ablations.stores.errors import mask_url
+from ablations.stores.identity import unit_of
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
 from ablations.stores.ui_view import runs_url, ui_command
@@ -201,8 +202,15 @@ def new_confirmations(trials: list[FrozenTrial], announced: set[int]) -> list[Fr
     """The trials a confirmation round added that are not in `announced` (trial numbers already told),
     which is updated. With --workers N a worker process enqueues the round and its own line goes to its
     log; the parent, which polls the study, tells of the round from these."""
-    new = [t for t in trials if t.user_attrs.get("confirm") and t.number not in announced]
-    announced.update(t.number for t in new)
+    told = {unit_of(t) for t in trials if t.number in announced}
+    new = []
+    for trial in trials:  # two workers may plan one round at once: each unit is told once, its copies not
+        unit = unit_of(trial)
+        if (trial.user_attrs.get("confirm") and trial.number not in announced and "retry_of" not in trial.user_attrs
+                and unit not in told):
+            new.append(trial)
+            told.add(unit)
+    announced.update(t.number for t in trials if t.user_attrs.get("confirm") and unit_of(t) in told)
     return new
 
 
