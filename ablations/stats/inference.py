@@ -207,15 +207,18 @@ def judge(runs: pd.DataFrame, contrasts: Sequence[Contrast], *, metric: str = "p
     for i in range(m):
         if i in modelled:
             continue
-        e = first[i]
-        if e.n < 2 or not math.isfinite(e.se):
-            judged[i] = replace(e, decision="too few seeds" if e.n < MIN_SEEDS else "undecided")
-            continue
-        c = float(stats.t.ppf(1 - alpha / (2 * m), e.df))
-        raw = 0.0 if e.se == 0 else float(2 * stats.t.sf(abs(e.estimate) / e.se, e.df))
-        judged[i] = _decide(replace(e, low=e.estimate - c * e.se, high=e.estimate + c * e.se, critical=c,
-                                    critical_low=c, critical_high=c, p_adjusted=min(1.0, raw * m), p_bound=False))
+        judged[i] = _bonferroni(first[i], alpha, m)
     return judged
+
+
+def _bonferroni(e: Estimate, alpha: float, family: int) -> Estimate:
+    """`e` judged alone at Bonferroni's share of a family of `family` contrasts (two-sided alpha / family)."""
+    if e.n < 2 or not math.isfinite(e.se) or e.df <= 0:
+        return replace(e, decision="too few seeds" if e.n < MIN_SEEDS else "undecided")
+    c = float(stats.t.ppf(1 - alpha / (2 * family), e.df))
+    raw = 0.0 if e.se == 0 else float(2 * stats.t.sf(abs(e.estimate) / e.se, e.df))
+    return _decide(replace(e, low=e.estimate - c * e.se, high=e.estimate + c * e.se, critical=c, critical_low=c,
+                           critical_high=c, p_adjusted=min(1.0, raw * family), p_bound=False))
 
 
 def judge_within(runs: pd.DataFrame, contrasts: Sequence[Contrast], family: int, *, metric: str = "probe_h",
@@ -224,21 +227,11 @@ def judge_within(runs: pd.DataFrame, contrasts: Sequence[Contrast], family: int,
     (alpha / family, two-sided), on the same model and variances as `judge`. For contrasts the data chose
     (each cell against the one whose mean came out highest) the family must be every contrast they were
     chosen from, every pair: a family of only the k - 1 chosen ones would not cover the choice (under a null
-    of 13 equal cells such intervals excluded 0 somewhere in about 1 study of 5, not 1 of 20)."""
+    of 13 equal cells, max-t over those k - 1 found a difference in 16 % of 200 simulated studies, this in 2 %;
+    tests/test_report_differences.py)."""
     model = model or fit_blocks(runs, metric)
-    alpha, seeds = 1 - level, SeedTable(runs)
-    judged = []
-    for contrast in contrasts:
-        e = _first_look(seeds, contrast, model)
-        if e.n < 2 or not math.isfinite(e.se) or e.df <= 0:
-            judged.append(replace(e, decision="too few seeds" if e.n < MIN_SEEDS else "undecided"))
-            continue
-        c = float(stats.t.ppf(1 - alpha / (2 * family), e.df))
-        raw = 0.0 if e.se == 0 else float(2 * stats.t.sf(abs(e.estimate) / e.se, e.df))
-        judged.append(_decide(replace(e, low=e.estimate - c * e.se, high=e.estimate + c * e.se, critical=c,
-                                      critical_low=c, critical_high=c, p_adjusted=min(1.0, raw * family),
-                                      p_bound=False)))
-    return judged
+    seeds = SeedTable(runs)
+    return [_bonferroni(_first_look(seeds, contrast, model), 1 - level, family) for contrast in contrasts]
 
 
 def _first_look(seeds: SeedTable, contrast: Contrast, model: BlockModel, paired_view: bool = True) -> Estimate:
