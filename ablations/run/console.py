@@ -10,9 +10,9 @@ import signal
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
@@ -174,15 +174,22 @@ def confirmation_line(count: int, seeds: Iterable[int]) -> str:
 def new_rung_units(trials: list[FrozenTrial], announced: set[int], first_rung: int) -> list[FrozenTrial]:
     """A race's trials of a later rung (or the audit) not in `announced`, retried copies left out; each is
     added to `announced`."""
-    told = {t.user_attrs.get("unit") for t in trials if t.number in announced}
+    return _told_once(trials, announced,
+                      lambda trial: trial.user_attrs.get("race") and trial.user_attrs.get("rung") != first_rung)
+
+
+def _told_once(trials: list[FrozenTrial], announced: set[int],
+               wanted: Callable[[FrozenTrial], Any]) -> list[FrozenTrial]:
+    """The `wanted` trials of a unit not told yet, one per unit (two workers may enqueue one unit at once; its
+    copy backs off unrun), retried copies left out; every wanted trial of a unit told is added to `announced`."""
+    told = {unit_of(t) for t in trials if t.number in announced}
     new = []
-    for trial in trials:  # two workers may enqueue one unit at once: it is told once
-        unit = trial.user_attrs.get("unit")
-        if (trial.user_attrs.get("race") and trial.user_attrs.get("rung") != first_rung
-                and trial.number not in announced and "retry_of" not in trial.user_attrs and unit not in told):
+    for trial in trials:
+        unit = unit_of(trial)
+        if wanted(trial) and trial.number not in announced and "retry_of" not in trial.user_attrs and unit not in told:
             new.append(trial)
             told.add(unit)
-    announced.update(t.number for t in trials if t.user_attrs.get("unit") in told)
+    announced.update(t.number for t in trials if wanted(t) and unit_of(t) in told)
     return new
 
 
@@ -200,18 +207,9 @@ def rung_lines(trials: list[FrozenTrial]) -> list[str]:
 
 def new_confirmations(trials: list[FrozenTrial], announced: set[int]) -> list[FrozenTrial]:
     """The trials a confirmation round added that are not in `announced` (trial numbers already told),
-    which is updated. With --workers N a worker process enqueues the round and its own line goes to its
-    log; the parent, which polls the study, tells of the round from these."""
-    told = {unit_of(t) for t in trials if t.number in announced}
-    new = []
-    for trial in trials:  # two workers may plan one round at once: each unit is told once, its copies not
-        unit = unit_of(trial)
-        if (trial.user_attrs.get("confirm") and trial.number not in announced and "retry_of" not in trial.user_attrs
-                and unit not in told):
-            new.append(trial)
-            told.add(unit)
-    announced.update(t.number for t in trials if t.user_attrs.get("confirm") and unit_of(t) in told)
-    return new
+    which is updated, one per unit. With --workers N a worker process enqueues the round and its own line
+    goes to its log; the parent, which polls the study, tells of the round from these."""
+    return _told_once(trials, announced, lambda trial: trial.user_attrs.get("confirm"))
 
 
 def trial_line(trial: FrozenTrial) -> str:
