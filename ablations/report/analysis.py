@@ -203,8 +203,8 @@ def gaps_table(tables: Tables) -> pd.DataFrame | None:
 # would need gigabytes).
 ALL_PAIRS_UP_TO = 12
 DIFFERENCE_COLUMNS = ["contrast", "better", "worse", "basis", "n", "estimate", "se", "df", "ci_low", "ci_high",
-                      "critical", "p_adjusted", "p_is_bound", "decision", "paper_margin", "paired_low",
-                      "paired_high", "per_seed"]
+                      "critical", "p_adjusted", "p_is_bound", "decision", "paper_margin", "margin_relation",
+                      "paired_low", "paired_high", "per_seed"]
 
 
 def differences_table(tables: Tables) -> pd.DataFrame | None:
@@ -244,6 +244,7 @@ def differences_table(tables: Tables) -> pd.DataFrame | None:
             "n": e.n, "estimate": e.estimate, "se": e.se, "df": e.df, "ci_low": e.low, "ci_high": e.high,
             "critical": e.critical, "p_adjusted": e.p_adjusted, "p_is_bound": e.p_bound, "decision": e.decision,
             "paper_margin": math.nan if e.contrast.margin is None else e.contrast.margin,
+            "margin_relation": e.margin_relation,
             "paired_low": view.low if view.n else math.nan, "paired_high": view.high if view.n else math.nan,
             "per_seed": json.dumps({str(seed): round(float(v), 6) for seed, v in e.per_seed.items()})})
     return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS).astype({"n": "int64", "p_is_bound": "bool"})

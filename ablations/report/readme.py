@@ -23,7 +23,7 @@ from ablations.report.specs import FIGURES
 from ablations.report.tables import OBJECTIVE, Tables
 from ablations.report.analysis import ALL_PAIRS_UP_TO, Analysis, differences_compared
 from ablations.report.verdict import (
-    METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
+    MARGIN_WORDS, METHOD_TEXT, checks_lines, comparison_rows, floor_line, part_rows, per_seed_rows,
 )
 from ablations.stores.errors import store_label
 from ablations.design.plan import PIPELINE_KEY, cell_name
@@ -43,11 +43,10 @@ def render_readme(analysis: Analysis, readings: dict[str, list[str]]) -> str:
     records, tables, verdict = analysis.records, analysis.tables, analysis.verdict
     budget = _budget(records, tables)
     lines = _header(records, tables, budget) + _tables_section(tables)
+    best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
     if verdict is not None:
-        best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
         lines += _verdict_section(verdict, budget, floor_line(analysis.floor, best), records.unfinished)
     elif analysis.differences is not None:
-        best = tables.summary[f"{OBJECTIVE}_mean"].max() if len(tables.summary) else None
         lines += _differences_section(analysis.differences, floor_line(analysis.floor, best), records.unfinished)
     lines += _figures_section(readings)
     return "\n".join(lines).rstrip() + "\n"
@@ -190,15 +189,22 @@ def _tables_section(tables: Tables) -> list[str]:
         lines += ["", "| run | trial | status | why |", "|---|---|---|---|"]
         finished = set(zip(kept["cell"], kept["seed"]))
         for _, row in runs[~runs.index.isin(kept.index)].head(20).iterrows():
-            why = row["error"] if isinstance(row["error"], str) else \
-                "duplicate: its configuration and seed finished in an earlier run; not counted in n" \
-                if row["status"] == "FINISHED" and not row["pruned"] else \
-                "interrupted (recorded before runs said why)" + (  # a pause by Ctrl-C, say
-                    "; its configuration and seed finished in a later run" if (row["cell"], row["seed"]) in finished
-                    else "") if row["status"] == "KILLED" else ""
+            why = _why_left_out(row, finished)
             lines.append(f"| `{row['run_name']}` | {row['trial']} | {row['status']}"
                          f"{' (pruned)' if row['pruned'] else ''} | {why.replace('|', '/')[:200]} |")
     return lines
+
+
+def _why_left_out(row: pd.Series, finished: set[tuple[str, int]]) -> str:
+    """Why a run is not counted: its recorded error or reason, or what its status says."""
+    if isinstance(row["error"], str):
+        return row["error"]
+    if row["status"] == "FINISHED" and not row["pruned"]:
+        return "duplicate: its configuration and seed finished in an earlier run; not counted in n"
+    if row["status"] == "KILLED":  # a pause by Ctrl-C, say, before interrupted runs recorded why
+        return "interrupted (recorded before runs said why)" + (
+            "; its configuration and seed finished in a later run" if (row["cell"], row["seed"]) in finished else "")
+    return ""
 
 
 def _verdict_section(verdict: Verdict, budget: str, floor: str, unfinished: str | None = None) -> list[str]:
@@ -262,10 +268,8 @@ def _differences_section(differences: pd.DataFrame, floor: str, unfinished: str 
         seeds = (f"[{row.paired_low * 100:+.2f}, {row.paired_high * 100:+.2f}]"
                  if not pd.isna(row.paired_low) else "")
         interval = "no interval" if pd.isna(row.ci_low) else f"[{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}]"
-        paper = "" if pd.isna(row.paper_margin) else f"{row.paper_margin * 100:+.1f}: " + (
-            "no interval" if pd.isna(row.ci_low) else
-            "**excluded** (below)" if row.ci_high < row.paper_margin else
-            "**excluded** (above)" if row.ci_low > row.paper_margin else "inside")
+        paper = ("" if pd.isna(row.paper_margin) else
+                 f"{row.paper_margin * 100:+.1f}: {MARGIN_WORDS.get(row.margin_relation, row.margin_relation)}")
         lines.append(f"| {row.contrast} | {row.n} | {row.estimate * 100:+.2f} | {interval} | {differs} | {seeds} | "
                      f"{paper} |")
     return lines

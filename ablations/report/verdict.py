@@ -22,6 +22,11 @@ def _interval(e: Estimate) -> str:
     return f"[{e.low * 100:+.2f}, {e.high * 100:+.2f}]"
 
 
+# Where the paper's value lies against an interval (`Estimate.margin_relation`), as the README tables say it.
+MARGIN_WORDS = {"includes": "inside", "excludes (below the paper)": "**excluded** (below)",
+                "excludes (above the paper)": "**excluded** (above)"}
+
+
 def _margin(e: Estimate) -> str:
     if e.contrast.margin is None:
         return "no figure"
@@ -30,9 +35,7 @@ def _margin(e: Estimate) -> str:
         word = {"includes": "not excluded (the interval reaches it)",
                 "excludes (below the paper)": "**excluded** (below)"}.get(relation, relation)
         return f"more than {e.contrast.margin * 100:+.1f}: {word}"
-    word = {"includes": "inside", "excludes (below the paper)": "**excluded** (below)",
-            "excludes (above the paper)": "**excluded** (above)"}.get(relation, relation)
-    return f"{e.contrast.margin * 100:+.1f}: {word}"
+    return f"{e.contrast.margin * 100:+.1f}: {MARGIN_WORDS.get(relation, relation)}"
 
 
 def comparison_rows(verdict: Verdict, limit: int = 60) -> list[str]:
