@@ -151,6 +151,13 @@ def describe_numerics(autocast_dtype: torch.dtype | None) -> str:
     return "fp32" if autocast_dtype is None else f"{names.get(autocast_dtype, str(autocast_dtype))} autocast"
 
 
+def recorded_numerics(device: str) -> str | None:
+    """The numerics a run's device record ends with (`describe_numerics`), or None for a record made before
+    runs said them."""
+    tail = device.rsplit(", ", 1)[-1]
+    return tail if tail == "fp32" or tail.endswith(" autocast") else None
+
+
 def library_versions() -> dict[str, str]:
     return {
         "python": sys.version.split()[0],

@@ -9,7 +9,7 @@ from simclr_core import cpu_isa
 from simclr_core.config import ConfigError, OpSpec, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from simclr_core.data import load_dataset
 from simclr_core.optim import LARS, build_optimizer, learning_rate
-from simclr_core.trainer import NonFiniteLossError, numeric_settings, train
+from simclr_core.trainer import NonFiniteLossError, numeric_settings, recorded_numerics, train
 
 
 def tiny_config(**train_overrides) -> RunConfig:
@@ -79,6 +79,8 @@ def test_training_reports_every_epoch_and_returns_a_full_result(cpp_compiler):
     dtype, _ = numeric_settings(tiny_config().train, torch.device("cpu"))
     assert result.device == (f"cpu ({platform.processor() or platform.machine()}, {cpu_isa.isa_family()}, "
                              f"{torch.get_num_threads()} threads), {'bf16 autocast' if dtype else 'fp32'}")
+    assert recorded_numerics(result.device) == ('bf16 autocast' if dtype else 'fp32')  # read back as recorded
+    assert recorded_numerics("cpu (x86_64, 1 threads)") is None  # a record from before numerics were said
     assert result.versions["torch"] == torch.__version__
     assert result.metrics["probe_h"] == result.probe_h
     assert result.train_images == 160 and result.steps == 10

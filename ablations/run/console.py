@@ -23,7 +23,9 @@ from ablations.stores.identity import unit_of
 from ablations.design.plan import cell_name
 from ablations.stores.tracking import DECIMALS
 from ablations.stores.ui_view import runs_url, ui_command
-from simclr_core.trainer import describe_device, describe_numerics, numeric_settings, select_device
+from simclr_core.trainer import (
+    describe_device, describe_numerics, numeric_settings, recorded_numerics, select_device,
+)
 
 if TYPE_CHECKING:
     from ablations.run.session import Session
@@ -95,9 +97,9 @@ def numerics_change(session: Session) -> str | None:
     here = describe_numerics(numeric_settings(spec.base.train, device)[0])
     before = Counter()
     for trial in session.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        tail = str(trial.user_attrs.get("device", "")).rsplit(", ", 1)[-1]
-        if tail == "fp32" or tail.endswith(" autocast"):
-            before[tail] += 1
+        numerics = recorded_numerics(str(trial.user_attrs.get("device", "")))
+        if numerics is not None:
+            before[numerics] += 1
     other = {numerics: count for numerics, count in before.items() if numerics != here}
     if not other:
         return None
