@@ -165,8 +165,6 @@ def _race_text(plain: dict | None) -> str:
     if plain is None:
         return "no race"
     audit = plain["audit"]
-    if not isinstance(audit, dict):  # a race begun before its race: was recorded: its trials' rungs
-        return f"a race (its trials ran at {', '.join(map(str, plain['rungs']))} epochs)"
     return (f"race: {{rungs: {plain['rungs']}, audit: {{cells: {audit['cells']}, seed: {audit['seed']}}}}}"
             .replace("'", ""))
 
@@ -182,16 +180,22 @@ def check_race(study: optuna.Study, spec: StudySpec, trials: list[FrozenTrial], 
     if RACE_ATTR in study.user_attrs:
         recorded = study.user_attrs[RACE_ATTR]
     elif any("rung" in t.user_attrs for t in trials):
-        recorded = now if now is not None else {"rungs": sorted({int(t.user_attrs["rung"]) for t in trials
-                                                                 if "rung" in t.user_attrs}), "audit": "?"}
+        if now is None:  # a race begun before its race: was recorded: its trials' rungs say it raced
+            rungs = sorted({int(t.user_attrs["rung"]) for t in trials if "rung" in t.user_attrs})
+            _refuse_race(spec, f"a race (its trials ran at {', '.join(map(str, rungs))} epochs)", _race_text(now))
+        recorded = now
     elif any(t.state in DONE_STATES and not t.user_attrs.get("floor") for t in trials):
         recorded = None
     else:
         recorded = now  # nothing ran yet: the file's race is the study's
     if recorded != now:
-        raise SearchError(
-            f"{spec.source}: study {spec.name!r} ran with {_race_text(recorded)}, and the file now says "
-            f"{_race_text(now)}: the rungs and the audit decide which cells stop where, so another race is "
-            f"another study: give the file a new name: (e.g. {spec.name}-2), or restore its race: to resume")
+        _refuse_race(spec, _race_text(recorded), _race_text(now))
     if write and RACE_ATTR not in study.user_attrs:
         study.set_user_attr(RACE_ATTR, now)
+
+
+def _refuse_race(spec: StudySpec, before: str, now: str) -> None:
+    raise SearchError(
+        f"{spec.source}: study {spec.name!r} ran with {before}, and the file now says {now}: the rungs and the "
+        f"audit decide which cells stop where, so another race is another study: give the file a new name: "
+        f"(e.g. {spec.name}-2), or restore its race: to resume")
